@@ -1,0 +1,198 @@
+// Package model loads forecasting models (model.onnx + manifest.json), checks
+// them before they serve, and runs them.
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/topology"
+)
+
+// ManifestFormat is the manifest version this code reads and writes.
+const ManifestFormat = 1
+
+// Manifest describes a model file: what goes in, what comes out, and the
+// statistics needed to prepare the input. The input tensor has shape
+// [len(Features)*Window, len(Services)]: one block of Window rows per feature
+// (oldest step first), one column per service in node order, every value
+// normalised as (x-mean)/std with that feature's and service's statistics.
+type Manifest struct {
+	Format      int              `json:"format"`
+	Name        string           `json:"name"`
+	Version     string           `json:"version"`
+	Description string           `json:"description,omitempty"`
+	Services    []string         `json:"services"`
+	Features    []source.Feature `json:"features"`
+	Window      int              `json:"window"`
+	Horizon     int              `json:"horizon"`
+	Step        Duration         `json:"step"`
+	Input       Tensor           `json:"input"`
+	Outputs     []Output         `json:"outputs"`
+	// Normalization[feature] holds per-service statistics in node order.
+	Normalization map[source.Feature]Stats `json:"normalization"`
+	CallGraph     []topology.Edge          `json:"callGraph"`
+	Golden        Golden                   `json:"golden"`
+	Training      map[string]any           `json:"training,omitempty"`
+}
+
+// Tensor names a graph input or output and its shape.
+type Tensor struct {
+	Name  string `json:"name"`
+	Shape []int  `json:"shape"`
+}
+
+// Output is one model output: a [Horizon, len(Services)] forecast of Feature
+// in normalised units (denormalise with that feature's statistics). Row h is
+// the forecast h+1 steps after the last input step.
+type Output struct {
+	Tensor
+	Feature  source.Feature `json:"feature"`
+	Quantile float64        `json:"quantile"` // 0.5 for a point forecast
+}
+
+// Stats are per-service normalisation statistics, in node order.
+type Stats struct {
+	Mean []float64 `json:"mean"`
+	Std  []float64 `json:"std"`
+}
+
+// Golden is a known input and the outputs the model must produce for it
+// (within GoldenTolerance), so a corrupt or mis-exported file never serves.
+type Golden struct {
+	Input   []float64            `json:"input"`
+	Outputs map[string][]float64 `json:"outputs"`
+}
+
+// GoldenTolerance is the largest absolute difference allowed between the
+// golden outputs and what the runtime computes.
+const GoldenTolerance = 1e-4
+
+// Duration is a time.Duration that reads and writes as "30s".
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string such as "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Output returns the output forecasting feature f at quantile q, if any.
+func (m *Manifest) Output(f source.Feature, q float64) (Output, bool) {
+	for _, o := range m.Outputs {
+		if o.Feature == f && o.Quantile == q {
+			return o, true
+		}
+	}
+	return Output{}, false
+}
+
+// Graph returns the manifest's services and call graph as a topology.
+func (m *Manifest) Graph() topology.Graph {
+	return topology.Graph{Services: slices.Clone(m.Services), Edges: slices.Clone(m.CallGraph)}
+}
+
+// Validate checks the manifest's internal consistency; every error names the field.
+func (m *Manifest) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	n, f := len(m.Services), len(m.Features)
+	if m.Format != ManifestFormat {
+		bad("format: got %d, this build reads %d", m.Format, ManifestFormat)
+	}
+	if m.Name == "" {
+		bad("name: must not be empty")
+	}
+	if n == 0 {
+		bad("services: must list at least one service")
+	}
+	if f == 0 {
+		bad("features: must list at least one feature")
+	}
+	for i, feat := range m.Features {
+		if _, err := source.ParseFeature(string(feat)); err != nil {
+			bad("features[%d]: %v", i, err)
+		}
+		if slices.Index(m.Features, feat) != i {
+			bad("features[%d]: %q listed twice", i, feat)
+		}
+	}
+	if m.Window < 1 {
+		bad("window: must be at least 1, got %d", m.Window)
+	}
+	if m.Horizon < 1 {
+		bad("horizon: must be at least 1, got %d", m.Horizon)
+	}
+	if m.Step <= 0 {
+		bad("step: must be positive, got %v", time.Duration(m.Step))
+	}
+	if m.Input.Name == "" {
+		bad("input.name: must not be empty")
+	}
+	if want := []int{f * m.Window, n}; !slices.Equal(m.Input.Shape, want) {
+		bad("input.shape: got %v, want %v (features×window, services)", m.Input.Shape, want)
+	}
+	if len(m.Outputs) == 0 {
+		bad("outputs: must list at least one output")
+	}
+	for i, o := range m.Outputs {
+		if o.Name == "" {
+			bad("outputs[%d].name: must not be empty", i)
+		}
+		if !slices.Contains(m.Features, o.Feature) {
+			bad("outputs[%d].feature: %q is not among the input features (its statistics denormalise the output)", i, o.Feature)
+		}
+		if o.Quantile <= 0 || o.Quantile >= 1 {
+			bad("outputs[%d].quantile: must be in (0,1), got %v", i, o.Quantile)
+		}
+		if want := []int{m.Horizon, n}; !slices.Equal(o.Shape, want) {
+			bad("outputs[%d].shape: got %v, want %v (horizon, services)", i, o.Shape, want)
+		}
+	}
+	for _, feat := range m.Features {
+		st, ok := m.Normalization[feat]
+		if !ok {
+			bad("normalization.%s: missing", feat)
+			continue
+		}
+		if len(st.Mean) != n || len(st.Std) != n {
+			bad("normalization.%s: want %d means and stds, got %d and %d", feat, n, len(st.Mean), len(st.Std))
+			continue
+		}
+		for i := range n {
+			if !finite(st.Mean[i]) || !finite(st.Std[i]) || st.Std[i] <= 0 {
+				bad("normalization.%s[%s]: mean %v / std %v must be finite with std > 0", feat, m.Services[i], st.Mean[i], st.Std[i])
+			}
+		}
+	}
+	if err := m.Graph().Validate(); err != nil {
+		bad("callGraph: %v", err)
+	}
+	if len(m.Golden.Input) != f*m.Window*n {
+		bad("golden.input: got %d values, want %d", len(m.Golden.Input), f*m.Window*n)
+	}
+	for _, o := range m.Outputs {
+		if got := len(m.Golden.Outputs[o.Name]); got != m.Horizon*n {
+			bad("golden.outputs.%s: got %d values, want %d", o.Name, got, m.Horizon*n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,0 +1,75 @@
+// Package snapshot holds the forecaster's latest published predictions. The
+// forecaster writes a whole new Snapshot each cycle and swaps it in atomically;
+// publishers (the metrics APIs, /metrics) only ever read one.
+package snapshot
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Prediction is what Foresight publishes for one service.
+type Prediction struct {
+	Namespace string
+	Service   string
+	// Horizon is how far ahead the values look: the policy's scale-up lead time.
+	Horizon time.Duration
+	// PredictedReplicas is the replica count the service needs over Horizon.
+	PredictedReplicas int64
+	// PredictedRequests is the peak forecast request rate over Horizon (req/s).
+	PredictedRequests float64
+	// PredictedCPUCores is the peak forecast CPU usage over Horizon (cores).
+	PredictedCPUCores float64
+	// RequestsByStep is the full request-rate forecast, one value per model
+	// step (step 1 first), for dashboards.
+	RequestsByStep []float64
+	// ComputedAt is when the values were computed; after ExpiresAt they are
+	// stale and no publisher may serve them.
+	ComputedAt time.Time
+	ExpiresAt  time.Time
+	// HeldReason is empty for a fresh prediction; otherwise it says why the
+	// last good values are being held instead (e.g. "missing_data").
+	HeldReason string
+}
+
+// Snapshot is one consistent set of predictions.
+type Snapshot struct {
+	CreatedAt   time.Time
+	Model       string
+	Step        time.Duration
+	Predictions []Prediction
+}
+
+// Fresh returns the predictions that have not expired at now, in namespace
+// (all namespaces when namespace is empty).
+func (s *Snapshot) Fresh(now time.Time, namespace string) []Prediction {
+	if s == nil {
+		return nil
+	}
+	out := make([]Prediction, 0, len(s.Predictions))
+	for _, p := range s.Predictions {
+		if !now.Before(p.ExpiresAt) {
+			continue
+		}
+		if namespace != "" && p.Namespace != namespace {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Reader gives access to the latest snapshot; publishers depend on this only.
+type Reader interface {
+	// Latest returns the newest snapshot, or nil before the first cycle.
+	Latest() *Snapshot
+}
+
+// Store is the atomically swapped latest snapshot.
+type Store struct{ current atomic.Pointer[Snapshot] }
+
+// Latest implements Reader.
+func (s *Store) Latest() *Snapshot { return s.current.Load() }
+
+// Publish makes snap the latest snapshot.
+func (s *Store) Publish(snap *Snapshot) { s.current.Store(snap) }
