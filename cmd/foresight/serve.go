@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/foresightscale/foresight/adapter"
+	"github.com/foresightscale/foresight/forecaster"
+	"github.com/foresightscale/foresight/forecaster/config"
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/policy"
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/models"
+)
+
+type serveOptions struct {
+	configFile    string
+	prometheusURL string
+	csvPath       string
+	modelDir      string
+	namespace     string
+	demo          bool
+	adapter       *adapter.Adapter
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{adapter: adapter.New()}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Forecast continuously and serve the predictions (external metrics API and /metrics)",
+		Long: `Runs the forecast loop and serves its predictions through the Kubernetes
+external metrics API (HTTPS) and Prometheus /metrics.
+
+With --prometheus-url (or a source in --config) it is the production sidecar.
+With no source at all it runs the embedded demo: a synthetic Online Boutique
+workload, the shipped model, and an API server with self-signed certificates and
+delegated authentication switched off, for trying Foresight without a cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("demo") {
+				o.demo = o.prometheusURL == "" && o.csvPath == ""
+			}
+			return o.run(cmd.Context(), cmd.Flags().Changed("demo"))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "YAML configuration file (sources, PromQL templates, policy); see docs/configuration.md.")
+	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Base URL of a Prometheus-API server (Prometheus, Thanos, Mimir, VictoriaMetrics) to read metrics from.")
+	f.StringVar(&o.csvPath, "csv", "", "Replay a recorded wide-format CSV file (cyclically, on the wall clock) instead of querying Prometheus.")
+	f.StringVar(&o.modelDir, "model", "", "Model directory holding model.onnx and manifest.json (default: the model built into the binary).")
+	f.StringVar(&o.namespace, "namespace", "", "Namespace of the model's services (default from --config, else \"default\").")
+	f.BoolVar(&o.demo, "demo", false, "Serve without a cluster: self-signed certificates, client-certificate authentication only. Default: on when no source is configured.")
+	f.AddFlagSet(o.adapter.Flags())
+	return cmd
+}
+
+func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	if !demoExplicit && (cfg.Source.Prometheus != nil || cfg.Source.CSV != nil) {
+		o.demo = false
+	}
+	log := slog.Default()
+	m, err := loadModel(cfg.Model)
+	if err != nil {
+		return err
+	}
+	manifest := m.Manifest()
+	src, gen, err := makeSource(cfg, manifest, log)
+	if err != nil {
+		return err
+	}
+	if gen != nil && cfg.Policy.CapacityPerPod == 0 {
+		// The demo world knows its own pods: size them as it does.
+		if err := capacitiesFromSynthetic(&cfg, gen, manifest.Services); err != nil {
+			return err
+		}
+	}
+	session, err := m.NewSession()
+	if err != nil {
+		return fmt.Errorf("starting model session: %w", err)
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store := &snapshot.Store{}
+	fc, err := forecaster.New(forecaster.Options{
+		Source:             src,
+		Manifest:           manifest,
+		Predictor:          session,
+		Policy:             cfg.Policy,
+		Store:              store,
+		Namespace:          cfg.Namespace,
+		Interval:           time.Duration(cfg.Interval),
+		Timeout:            time.Duration(cfg.Timeout),
+		StaleAfter:         time.Duration(cfg.StaleAfter),
+		MaxMissingFraction: cfg.MaxMissingFraction,
+		Registerer:         registry,
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	registry.MustRegister(adapter.NewCollector(store, time.Now))
+
+	o.adapter.Demo = o.demo
+	o.adapter.Log = log
+	if o.demo {
+		creds, err := o.adapter.SetupDemo()
+		if err != nil {
+			return fmt.Errorf("preparing demo credentials: %w", err)
+		}
+		printDemoHelp(creds, cfg.Namespace, o.adapter.MetricsBindAddress)
+	}
+	log.Info("foresight starting", "model", manifest.Name, "services", len(manifest.Services),
+		"source", src.Name(), "namespace", cfg.Namespace, "demo", o.demo)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return fc.Run(ctx) })
+	g.Go(func() error { return o.adapter.Run(ctx, store, registry, fc.Ready) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("foresight stopped")
+	return nil
+}
+
+// config reads the file (if any) and applies the flags on top.
+func (o *serveOptions) config() (config.Config, error) {
+	cfg := config.Default()
+	if o.configFile != "" {
+		var err error
+		if cfg, err = config.Load(o.configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if o.prometheusURL != "" && o.csvPath != "" {
+		return cfg, errors.New("--prometheus-url and --csv are mutually exclusive")
+	}
+	if o.prometheusURL != "" || o.csvPath != "" {
+		cfg.Source = config.SourceConfig{}
+	}
+	if o.prometheusURL != "" {
+		p := source.DefaultPrometheusConfig()
+		p.URL = o.prometheusURL
+		cfg.Source.Prometheus = &p
+	}
+	if o.csvPath != "" {
+		cfg.Source.CSV = &config.CSVConfig{Path: o.csvPath, Replay: true}
+	}
+	if o.modelDir != "" {
+		cfg.Model = o.modelDir
+	}
+	if o.namespace != "" {
+		cfg.Namespace = o.namespace
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func loadModel(dir string) (*model.Model, error) {
+	if dir == "" {
+		m, err := model.LoadFS(models.Demo())
+		if err != nil {
+			return nil, fmt.Errorf("loading the built-in model: %w", err)
+		}
+		return m, nil
+	}
+	m, err := model.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("loading model from %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// makeSource builds the configured source; for the synthetic demo source it
+// also returns the generator, whose pod capacities size the demo policy.
+func makeSource(cfg config.Config, m *model.Manifest, log *slog.Logger) (source.Source, *synthetic.Generator, error) {
+	switch {
+	case cfg.Source.Prometheus != nil:
+		p, err := source.NewPrometheus(*cfg.Source.Prometheus, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prometheus source: %w", err)
+		}
+		return p, nil, nil
+	case cfg.Source.CSV != nil:
+		c, err := source.NewCSV(cfg.Source.CSV.Path, source.CSVOptions{Replay: cfg.Source.CSV.Replay})
+		if err != nil {
+			return nil, nil, fmt.Errorf("csv source: %w", err)
+		}
+		return c, nil, nil
+	default:
+		gen, err := demoGenerator(cfg.Source.Synthetic, m.Graph())
+		if err != nil {
+			return nil, nil, fmt.Errorf("synthetic source: %w", err)
+		}
+		return source.NewSynthetic(gen), gen, nil
+	}
+}
+
+func demoGenerator(sc *config.SyntheticConfig, g topology.Graph) (*synthetic.Generator, error) {
+	c := synthetic.DefaultConfig()
+	if sc != nil {
+		if sc.Seed != 0 {
+			c.Seed = sc.Seed
+		}
+		if sc.DayLength > 0 {
+			c.Diurnal.Period = time.Duration(sc.DayLength)
+		}
+	}
+	return synthetic.New(c, g)
+}
+
+func capacitiesFromSynthetic(cfg *config.Config, gen *synthetic.Generator, services []string) error {
+	if cfg.Policy.Services == nil {
+		cfg.Policy.Services = map[string]policy.ServiceConfig{}
+	}
+	for _, svc := range services {
+		c, err := gen.CapacityPerPod(svc)
+		if err != nil {
+			return err
+		}
+		sc := cfg.Policy.Services[svc]
+		if sc.CapacityPerPod == 0 {
+			sc.CapacityPerPod = c
+		}
+		cfg.Policy.Services[svc] = sc
+	}
+	return nil
+}
+
+func printDemoHelp(creds *adapter.DemoCredentials, namespace, metricsAddr string) {
+	fmt.Fprintf(os.Stderr, `
+Foresight demo: synthetic Online Boutique workload, built-in model.
+The external metrics API runs with self-signed certificates; only the demo client certificate is accepted.
+
+  Predicted replicas through the external metrics API (needs kubectl):
+    %s
+
+  The same with curl:
+    %s
+
+  Prometheus metrics:
+    curl -s http://%s/metrics | grep '^foresight_predicted'
+
+`, creds.KubectlCommand(namespace, "foresight_predicted_replicas"),
+		creds.CurlCommand(namespace, "foresight_predicted_replicas"), metricsAddr)
+}

@@ -1,0 +1,417 @@
+// Package forecaster runs the forecast loop: every step it fetches the recent
+// history from a source, builds the model's input window, runs the model,
+// turns the forecast into replica counts with the policy, and publishes a new
+// snapshot. Data flows one way; publishers only read the snapshot store.
+package forecaster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/policy"
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/window"
+)
+
+// Predictor runs a model on one normalised input tensor and returns its
+// outputs by name (row-major [horizon, services], normalised units).
+// A model session implements it; it need not be safe for concurrent use.
+type Predictor interface {
+	Predict(input []float64) (map[string][]float64, error)
+}
+
+// Reasons a service's prediction is held rather than fresh.
+const (
+	HeldSourceError = "source_error"
+	HeldMissingData = "missing_data"
+	HeldBadForecast = "bad_forecast"
+	HeldModelError  = "model_error"
+	HeldTimeout     = "timeout"
+)
+
+const (
+	resultOK       = "ok"
+	resultDegraded = "degraded"
+	resultFailed   = "failed"
+)
+
+// Options configure a Forecaster. Zero durations take the defaults noted.
+type Options struct {
+	Source    source.Source
+	Manifest  *model.Manifest
+	Predictor Predictor
+	Policy    policy.Config
+	Store     *snapshot.Store
+	Namespace string // Kubernetes namespace of the model's services; default "default"
+	// Interval between cycles; default: the model's step.
+	Interval time.Duration
+	// Timeout bounds one cycle; default: 80% of Interval.
+	Timeout time.Duration
+	// StaleAfter is how long a last good prediction may be held when new
+	// cycles fail; after that the service is not published at all and the
+	// HPA holds its current replicas. Default 5m.
+	StaleAfter time.Duration
+	// MaxMissingFraction is the largest share of a service's window (in any
+	// feature) that may be imputed before its forecast is not trusted.
+	// Default 0.5.
+	MaxMissingFraction float64
+	Registerer         prometheus.Registerer
+	Logger             *slog.Logger
+	Now                func() time.Time
+}
+
+// Forecaster is the forecast loop. Cycle is serialised; Ready is safe to call
+// from any goroutine.
+type Forecaster struct {
+	opts     Options
+	spec     window.Spec
+	metrics  *metrics
+	log      *slog.Logger
+	mu       sync.Mutex // serialises cycles: the predictor is not goroutine-safe
+	lastGood map[string]snapshot.Prediction
+	readyMu  sync.RWMutex
+	readyErr error
+}
+
+// New checks the options and registers the loop's metrics.
+func New(opts Options) (*Forecaster, error) {
+	if opts.Source == nil || opts.Manifest == nil || opts.Predictor == nil || opts.Store == nil {
+		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
+	}
+	m := opts.Manifest
+	if _, ok := m.Output(source.Requests, 0.5); !ok {
+		return nil, fmt.Errorf("forecaster: model %s has no request-rate point forecast output (feature requests, quantile 0.5)", m.Name)
+	}
+	if _, ok := m.Output(source.CPU, 0.5); !ok && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)) {
+		return nil, fmt.Errorf("forecaster: model %s can predict CPU neither directly (no cpu output) nor from CPU per request (needs cpu and requests inputs)", m.Name)
+	}
+	if err := opts.Policy.Validate(m.Services); err != nil {
+		return nil, fmt.Errorf("forecaster: %w", err)
+	}
+	step := time.Duration(m.Step)
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = step
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = opts.Interval * 8 / 10
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = 5 * time.Minute
+	}
+	if opts.MaxMissingFraction <= 0 {
+		opts.MaxMissingFraction = 0.5
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("forecaster: registering metrics: %w", err)
+	}
+	met.modelInfo.WithLabelValues(m.Name, m.Version, itoa(len(m.Services)), itoa(m.Window), itoa(m.Horizon), step.String()).Set(1)
+	return &Forecaster{
+		opts:     opts,
+		spec:     window.SpecFor(m),
+		metrics:  met,
+		log:      opts.Logger.With("model", m.Name, "source", opts.Source.Name()),
+		lastGood: make(map[string]snapshot.Prediction),
+		readyErr: errors.New("no forecast cycle has completed yet"),
+	}, nil
+}
+
+// Ready returns nil once a cycle has produced a fresh prediction.
+func (f *Forecaster) Ready() error {
+	f.readyMu.RLock()
+	defer f.readyMu.RUnlock()
+	return f.readyErr
+}
+
+// Run cycles every Interval until ctx is cancelled. A failed cycle is logged
+// and counted; the loop goes on.
+func (f *Forecaster) Run(ctx context.Context) error {
+	ticker := time.NewTicker(f.opts.Interval)
+	defer ticker.Stop()
+	for {
+		if _, err := f.Cycle(ctx, f.opts.Now()); err != nil && ctx.Err() == nil {
+			f.log.Error("forecast cycle failed; holding last good predictions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// Cycle runs one forecast for the window ending at now (truncated to the
+// model's step) and publishes the resulting snapshot. It returns the snapshot
+// and an error when no service got a fresh prediction.
+func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := time.Now()
+	defer func() { f.metrics.cycleDuration.Observe(time.Since(start).Seconds()) }()
+
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	m := f.opts.Manifest
+	end := now.Truncate(f.spec.Step)
+
+	fresh, heldReason, err := f.forecast(ctx, end, now)
+	held := make(map[string]string, len(m.Services))
+	for _, svc := range m.Services {
+		if _, ok := fresh[svc]; ok {
+			continue
+		}
+		reason := heldReason[svc]
+		if reason == "" {
+			reason = failureReason(err)
+		}
+		held[svc] = reason
+	}
+	snap := f.publish(now, fresh, held)
+
+	result := resultOK
+	switch {
+	case len(fresh) == 0:
+		result = resultFailed
+	case len(held) > 0:
+		result = resultDegraded
+	}
+	f.metrics.cycles.WithLabelValues(result).Inc()
+	if len(fresh) > 0 {
+		f.metrics.lastSuccess.SetToCurrentTime()
+		f.readyMu.Lock()
+		f.readyErr = nil
+		f.readyMu.Unlock()
+	}
+	if err == nil && len(fresh) == 0 {
+		err = fmt.Errorf("no service had enough data for a forecast (held: %v)", held)
+	}
+	return snap, err
+}
+
+// forecast computes fresh predictions. Services it could not forecast get a
+// reason in the second map; an error means the whole cycle failed.
+func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[string]snapshot.Prediction, map[string]string, error) {
+	m := f.opts.Manifest
+	src := f.opts.Source
+	data, err := src.Fetch(ctx, f.spec.Query(f.opts.Namespace, end))
+	if err != nil {
+		kind := source.ErrBadResponse
+		var fe *source.FetchError
+		switch {
+		case errors.As(err, &fe):
+			kind = fe.Kind
+		case errors.Is(err, context.DeadlineExceeded):
+			kind = source.ErrTimeout
+		}
+		f.metrics.sourceErrors.WithLabelValues(src.Name(), string(kind)).Inc()
+		reason := HeldSourceError
+		if kind == source.ErrTimeout {
+			reason = HeldTimeout
+		}
+		return nil, nil, &cycleError{reason, fmt.Errorf("fetching window ending %s from %s: %w", end.Format(time.RFC3339), src.Name(), err)}
+	}
+	win, err := window.Build(f.spec, data, end)
+	if err != nil {
+		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}
+	}
+	reasons := make(map[string]string)
+	for n, svc := range m.Services {
+		for fi, feat := range f.spec.Features {
+			f.metrics.imputed.WithLabelValues(svc, string(feat)).Set(float64(win.Imputed[fi][n]))
+		}
+		if frac := win.MissingFraction(n); frac > f.opts.MaxMissingFraction {
+			reasons[svc] = HeldMissingData
+			f.log.Warn("not enough data for a forecast; holding last good prediction",
+				"service", svc, "missingFraction", frac, "limit", f.opts.MaxMissingFraction)
+		}
+	}
+	if len(reasons) == len(m.Services) {
+		return nil, reasons, nil
+	}
+
+	inferStart := time.Now()
+	outputs, err := f.opts.Predictor.Predict(win.Input)
+	f.metrics.inferenceDuration.Observe(time.Since(inferStart).Seconds())
+	if err != nil {
+		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("running model %s: %w", m.Name, err)}
+	}
+	requests, err := f.denormalised(outputs, source.Requests)
+	if err != nil {
+		return nil, nil, &cycleError{HeldBadForecast, err}
+	}
+	cpu, cpuErr := f.denormalised(outputs, source.CPU)
+	step := time.Duration(m.Step)
+	leadSteps := f.opts.Policy.LeadSteps(step, m.Horizon)
+	horizon := time.Duration(leadSteps) * step
+
+	fresh := make(map[string]snapshot.Prediction)
+	for n, svc := range m.Services {
+		if reasons[svc] != "" {
+			continue
+		}
+		reqForecast := column(requests, n, len(m.Services))
+		prev := f.lastGood[svc].PredictedReplicas
+		dec, err := f.opts.Policy.Decide(svc, reqForecast, step, prev)
+		if err != nil {
+			reasons[svc] = HeldBadForecast
+			f.log.Warn("forecast unusable; holding last good prediction", "service", svc, "err", err)
+			continue
+		}
+		cpuPeak, err := f.cpuPeak(cpu, cpuErr, win, n, reqForecast[:leadSteps], dec.PeakRequests)
+		if err != nil {
+			reasons[svc] = HeldBadForecast
+			f.log.Warn("CPU forecast unusable; holding last good prediction", "service", svc, "err", err)
+			continue
+		}
+		p := snapshot.Prediction{
+			Namespace:         f.opts.Namespace,
+			Service:           svc,
+			Horizon:           horizon,
+			PredictedReplicas: dec.Replicas,
+			PredictedRequests: dec.PeakRequests,
+			PredictedCPUCores: cpuPeak,
+			RequestsByStep:    clampNonNegative(reqForecast),
+			ComputedAt:        now,
+			ExpiresAt:         now.Add(f.opts.StaleAfter),
+		}
+		fresh[svc] = p
+		f.log.Debug("prediction", "service", svc, "replicas", dec.Replicas, "rawReplicas", dec.Raw,
+			"limitedBy", dec.Limited, "peakRequests", dec.PeakRequests, "cpuCores", cpuPeak)
+	}
+	return fresh, reasons, nil
+}
+
+// cpuPeak returns the peak CPU forecast over the lead time: from the model's
+// CPU output when it has one, else from the request forecast times the CPU
+// cost per request seen in the window.
+func (f *Forecaster) cpuPeak(cpu []float64, cpuErr error, win *window.Window, n int, leadRequests []float64, peakRequests float64) (float64, error) {
+	if cpuErr == nil {
+		return policy.Peak(column(cpu, n, len(f.opts.Manifest.Services))[:len(leadRequests)])
+	}
+	// New made sure the model has both inputs when it has no CPU output.
+	ci, ri := win.FeatureIndex(source.CPU), win.FeatureIndex(source.Requests)
+	var cores, reqs float64
+	for t := range win.Spec.Length {
+		cores += win.Values[ci][t][n]
+		reqs += win.Values[ri][t][n]
+	}
+	if reqs <= 0 {
+		return 0, fmt.Errorf("no requests in the window to estimate CPU per request")
+	}
+	return policy.Peak([]float64{peakRequests * cores / reqs})
+}
+
+// denormalised returns the point forecast of feature in the source's units,
+// row-major [horizon, services].
+func (f *Forecaster) denormalised(outputs map[string][]float64, feat source.Feature) ([]float64, error) {
+	m := f.opts.Manifest
+	out, ok := m.Output(feat, 0.5)
+	if !ok {
+		return nil, fmt.Errorf("model %s has no %s output", m.Name, feat)
+	}
+	values, ok := outputs[out.Name]
+	n := len(m.Services)
+	if !ok || len(values) != m.Horizon*n {
+		return nil, fmt.Errorf("model %s: output %q has %d values, want %d", m.Name, out.Name, len(values), m.Horizon*n)
+	}
+	st := m.Normalization[feat]
+	res := make([]float64, len(values))
+	for i, v := range values {
+		res[i] = v*st.Std[i%n] + st.Mean[i%n]
+		if math.IsNaN(res[i]) || math.IsInf(res[i], 0) {
+			return nil, fmt.Errorf("model %s: output %q[%d] is %v", m.Name, out.Name, i, res[i])
+		}
+	}
+	return res, nil
+}
+
+// publish builds the snapshot from the fresh predictions and the last good
+// ones of held services (until they expire), and swaps it in.
+func (f *Forecaster) publish(now time.Time, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
+	m := f.opts.Manifest
+	snap := &snapshot.Snapshot{CreatedAt: now, Model: m.Name, Step: time.Duration(m.Step)}
+	for _, svc := range m.Services {
+		if p, ok := fresh[svc]; ok {
+			f.lastGood[svc] = p
+			snap.Predictions = append(snap.Predictions, p)
+			continue
+		}
+		reason := held[svc]
+		f.metrics.held.WithLabelValues(svc, reason).Inc()
+		last, ok := f.lastGood[svc]
+		switch {
+		case !ok:
+			f.log.Warn("no prediction published for service: no good forecast yet", "service", svc, "reason", reason)
+		case !now.Before(last.ExpiresAt):
+			f.log.Warn("last good prediction expired; publishing nothing for service so the HPA holds its replicas",
+				"service", svc, "reason", reason, "computedAt", last.ComputedAt)
+		default:
+			last.HeldReason = reason
+			snap.Predictions = append(snap.Predictions, last)
+		}
+	}
+	f.opts.Store.Publish(snap)
+	return snap
+}
+
+// cycleError is a failure of the whole cycle with the reason every service's
+// prediction is held for.
+type cycleError struct {
+	reason string
+	err    error
+}
+
+func (e *cycleError) Error() string { return e.err.Error() }
+func (e *cycleError) Unwrap() error { return e.err }
+
+func failureReason(err error) string {
+	var ce *cycleError
+	switch {
+	case errors.As(err, &ce):
+		return ce.reason
+	case errors.Is(err, context.DeadlineExceeded):
+		return HeldTimeout
+	case err != nil:
+		return HeldModelError
+	}
+	return HeldMissingData
+}
+
+// column extracts service n's values from a row-major [rows, n] matrix.
+func column(values []float64, n, width int) []float64 {
+	out := make([]float64, 0, len(values)/width)
+	for i := n; i < len(values); i += width {
+		out = append(out, values[i])
+	}
+	return out
+}
+
+func clampNonNegative(values []float64) []float64 {
+	out := slices.Clone(values)
+	for i, v := range out {
+		out[i] = math.Max(0, v)
+	}
+	return out
+}

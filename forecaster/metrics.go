@@ -1,0 +1,69 @@
+package forecaster
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the forecaster loop's own health signals.
+type metrics struct {
+	cycleDuration     prometheus.Histogram
+	inferenceDuration prometheus.Histogram
+	cycles            *prometheus.CounterVec
+	sourceErrors      *prometheus.CounterVec
+	held              *prometheus.CounterVec
+	imputed           *prometheus.GaugeVec
+	lastSuccess       prometheus.Gauge
+	modelInfo         *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		cycleDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "foresight_cycle_duration_seconds",
+			Help:    "Time one forecast cycle took: fetch, window, inference, policy.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		inferenceDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "foresight_inference_duration_seconds",
+			Help:    "Time the model took for one forecast.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}),
+		cycles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_cycles_total",
+			Help: "Forecast cycles by result: ok (every service fresh), degraded (some held), failed (none fresh).",
+		}, []string{"result"}),
+		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_source_errors_total",
+			Help: "Failed metric fetches by source and kind (unreachable, timeout, bad_response, bad_data).",
+		}, []string{"source", "kind"}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_held_predictions_total",
+			Help: "Cycles in which a service's prediction could not be computed and the last good one was held (or, once stale, dropped), by reason.",
+		}, []string{"service", "reason"}),
+		imputed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_window_imputed_samples",
+			Help: "Samples of the last input window that were missing and filled, by service and feature.",
+		}, []string{"service", "feature"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "foresight_last_success_timestamp_seconds",
+			Help: "Unix time of the last cycle that produced at least one fresh prediction.",
+		}),
+		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_model_info",
+			Help: "The model being served (value is always 1).",
+		}, []string{"name", "version", "services", "window", "horizon", "step"}),
+	}
+	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.lastSuccess, m.modelInfo} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []string{resultOK, resultDegraded, resultFailed} {
+		m.cycles.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

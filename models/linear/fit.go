@@ -1,0 +1,326 @@
+// Package linear fits Foresight's first forecasting model: a graph-aware
+// linear autoregression solved in closed form (ridge regression), exported
+// to ONNX with only the operators our runtime verifiably executes.
+//
+// For every output feature o and horizon step h the model predicts, per
+// service n, in normalised units:
+//
+//	y[h,n] = x_o,last[n] + Σ_k W1[h,k]·X[k,n] + Σ_k W2[h,k]·(X·Â)[k,n] + b[h]
+//
+// where X is the [features×window, services] input, Â the call graph's
+// normalised adjacency (so X·Â mixes in the neighbours' history), and the
+// weights are shared by all services. Fitting the change from the last value
+// rather than the level keeps the model no worse than "last value" when the
+// data is close to a random walk.
+package linear
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/forecaster/window"
+)
+
+// Options describe the model to fit.
+type Options struct {
+	Name, Version, Description string
+	Graph                      topology.Graph
+	Features                   []source.Feature // inputs, in order
+	Targets                    []source.Feature // outputs; each must be an input
+	Window, Horizon            int
+	Step                       time.Duration
+	// Ridge is the L2 penalty per training row; it keeps the weights small
+	// where the data does not pin them down.
+	Ridge float64
+	// ValidationFraction of the windows (the most recent ones) is held out
+	// to report the fit's quality against the last-value baseline.
+	ValidationFraction float64
+}
+
+// Model is a fitted model, ready to export.
+type Model struct {
+	opts      Options
+	norm      map[source.Feature]model.Stats
+	adjacency [][]float64
+	// weights[o] is [Horizon][2·F·T] (own history, then neighbourhood),
+	// bias[o] is [Horizon].
+	weights [][][]float64
+	bias    [][]float64
+	// Report holds the validation errors, for the manifest.
+	Report Report
+	golden []float64
+}
+
+// Report compares the fit with the last-value baseline on held-out windows
+// (mean absolute error in the target's own units, over all services and steps).
+type Report struct {
+	TrainWindows      int                `json:"trainWindows"`
+	ValidationWindows int                `json:"validationWindows"`
+	MAE               map[string]float64 `json:"mae"`
+	LastValueMAE      map[string]float64 `json:"lastValueMAE"`
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if err := o.Graph.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("graph: %w", err))
+	}
+	if len(o.Features) == 0 || len(o.Targets) == 0 {
+		errs = append(errs, errors.New("features and targets must not be empty"))
+	}
+	for _, t := range o.Targets {
+		if indexOf(o.Features, t) < 0 {
+			errs = append(errs, fmt.Errorf("target %s is not an input feature", t))
+		}
+	}
+	if o.Window < 1 || o.Horizon < 1 || o.Step <= 0 {
+		errs = append(errs, fmt.Errorf("window %d, horizon %d and step %v must be positive", o.Window, o.Horizon, o.Step))
+	}
+	if o.Ridge < 0 || o.ValidationFraction < 0 || o.ValidationFraction >= 1 {
+		errs = append(errs, fmt.Errorf("ridge %v must be ≥ 0 and validation fraction %v in [0,1)", o.Ridge, o.ValidationFraction))
+	}
+	return errors.Join(errs...)
+}
+
+// Fit fits the model to the history in data between start and end (aligned
+// to opts.Step with the same window code that serves the model).
+func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("linear model options: %w", err)
+	}
+	nSteps := int(end.Sub(start)/opts.Step) + 1
+	nWindows := nSteps - opts.Window - opts.Horizon + 1
+	if nWindows < 10 {
+		return nil, fmt.Errorf("history of %d steps gives %d training windows; need at least 10 (window %d + horizon %d)", nSteps, nWindows, opts.Window, opts.Horizon)
+	}
+	services := opts.Graph.Services
+	nF, nN, nT := len(opts.Features), len(services), opts.Window
+
+	// Align the whole history once with unit statistics, then derive the
+	// normalisation from it.
+	unit := make(map[source.Feature]model.Stats, nF)
+	for _, f := range opts.Features {
+		unit[f] = model.Stats{Mean: make([]float64, nN), Std: filled(nN, 1)}
+	}
+	long, err := window.Build(window.Spec{
+		Services: services, Features: opts.Features, Length: nSteps, Step: opts.Step,
+		Norm: unit, MaxCarry: window.DefaultMaxCarry,
+	}, data, start.Add(time.Duration(nSteps-1)*opts.Step))
+	if err != nil {
+		return nil, fmt.Errorf("aligning training history: %w", err)
+	}
+	for fi, f := range opts.Features {
+		for n, svc := range services {
+			if long.NoData[fi][n] {
+				return nil, fmt.Errorf("training history has no %s data for service %s", f, svc)
+			}
+		}
+	}
+	m := &Model{opts: opts, norm: statistics(long, opts.Features, nN), adjacency: opts.Graph.Adjacency()}
+	// series[f][t][n], normalised.
+	series := make([][][]float64, nF)
+	for fi, f := range opts.Features {
+		st := m.norm[f]
+		series[fi] = make([][]float64, nSteps)
+		for t := range nSteps {
+			row := make([]float64, nN)
+			for n := range nN {
+				row[n] = (long.Values[fi][t][n] - st.Mean[n]) / st.Std[n]
+			}
+			series[fi][t] = row
+		}
+	}
+
+	nVal := int(float64(nWindows) * opts.ValidationFraction)
+	nTrain := nWindows - nVal
+	m.Report = Report{TrainWindows: nTrain, ValidationWindows: nVal, MAE: map[string]float64{}, LastValueMAE: map[string]float64{}}
+	cols := 2*nF*nT + 1
+	design := mat.NewDense(nTrain*nN, cols, nil)
+	for w := range nTrain {
+		x := m.inputAt(series, w)
+		for n := range nN {
+			design.SetRow(w*nN+n, m.features(x, n))
+		}
+	}
+	for _, target := range opts.Targets {
+		ti := indexOf(opts.Features, target)
+		weights := make([][]float64, opts.Horizon)
+		bias := make([]float64, opts.Horizon)
+		for h := range opts.Horizon {
+			y := mat.NewVecDense(nTrain*nN, nil)
+			for w := range nTrain {
+				last := w + nT - 1
+				for n := range nN {
+					y.SetVec(w*nN+n, series[ti][last+1+h][n]-series[ti][last][n])
+				}
+			}
+			beta, err := ridge(design, y, opts.Ridge*float64(nTrain*nN))
+			if err != nil {
+				return nil, fmt.Errorf("fitting %s at horizon %d: %w", target, h+1, err)
+			}
+			weights[h] = beta[:cols-1]
+			bias[h] = beta[cols-1]
+		}
+		m.weights = append(m.weights, weights)
+		m.bias = append(m.bias, bias)
+	}
+	m.golden = m.inputAt(series, nWindows-1)
+	m.roundToFloat32()
+	for o, target := range opts.Targets {
+		ti := indexOf(opts.Features, target)
+		m.Report.MAE[string(target)], m.Report.LastValueMAE[string(target)] = m.validate(series, long, ti, o, nTrain, nWindows)
+	}
+	return m, nil
+}
+
+// inputAt flattens window w of the normalised history into the model input.
+func (m *Model) inputAt(series [][][]float64, w int) []float64 {
+	nF, nT, nN := len(series), m.opts.Window, len(m.opts.Graph.Services)
+	x := make([]float64, nF*nT*nN)
+	for f := range nF {
+		for t := range nT {
+			copy(x[(f*nT+t)*nN:], series[f][w+t])
+		}
+	}
+	return x
+}
+
+// features returns service n's regression row: its own history, its
+// neighbourhood's history (X·Â), and the intercept.
+func (m *Model) features(x []float64, n int) []float64 {
+	nN := len(m.opts.Graph.Services)
+	k := len(x) / nN
+	row := make([]float64, 2*k+1)
+	for i := range k {
+		row[i] = x[i*nN+n]
+		var mixed float64
+		for j := range nN {
+			mixed += x[i*nN+j] * m.adjacency[j][n]
+		}
+		row[k+i] = mixed
+	}
+	row[2*k] = 1
+	return row
+}
+
+// Forward computes the model's outputs for one input in plain Go: the
+// reference the exported ONNX graph must reproduce.
+func (m *Model) Forward(x []float64) map[string][]float64 {
+	nN, nT := len(m.opts.Graph.Services), m.opts.Window
+	out := make(map[string][]float64, len(m.opts.Targets))
+	for o, target := range m.opts.Targets {
+		ti := indexOf(m.opts.Features, target)
+		y := make([]float64, m.opts.Horizon*nN)
+		for n := range nN {
+			row := m.features(x, n)
+			last := x[(ti*nT+nT-1)*nN+n]
+			for h := range m.opts.Horizon {
+				v := last + m.bias[o][h]
+				for k, w := range m.weights[o][h] {
+					v += w * row[k]
+				}
+				y[h*nN+n] = v
+			}
+		}
+		out[outputName(target)] = y
+	}
+	return out
+}
+
+// validate returns the model's and last value's MAE on the held-out windows,
+// in the target's units.
+func (m *Model) validate(series [][][]float64, long *window.Window, ti, o, from, to int) (float64, float64) {
+	if from >= to {
+		return 0, 0 // nothing held out: reported as zero windows
+	}
+	nN, nT := len(m.opts.Graph.Services), m.opts.Window
+	st := m.norm[m.opts.Features[ti]]
+	var errModel, errLast float64
+	var count int
+	for w := from; w < to; w++ {
+		pred := m.Forward(m.inputAt(series, w))[outputName(m.opts.Targets[o])]
+		last := w + nT - 1
+		for h := range m.opts.Horizon {
+			for n := range nN {
+				actual := long.Values[ti][last+1+h][n]
+				errModel += math.Abs(pred[h*nN+n]*st.Std[n] + st.Mean[n] - actual)
+				errLast += math.Abs(long.Values[ti][last][n] - actual)
+				count++
+			}
+		}
+	}
+	return errModel / float64(count), errLast / float64(count)
+}
+
+// ridge solves (AᵀA + λI)β = Aᵀy, leaving the intercept (last column) unpenalised.
+func ridge(a *mat.Dense, y *mat.VecDense, lambda float64) ([]float64, error) {
+	_, cols := a.Dims()
+	var ata mat.SymDense
+	ata.SymOuterK(1, a.T())
+	for i := range cols - 1 {
+		ata.SetSym(i, i, ata.At(i, i)+lambda)
+	}
+	var aty mat.VecDense
+	aty.MulVec(a.T(), y)
+	var chol mat.Cholesky
+	if ok := chol.Factorize(&ata); !ok {
+		return nil, errors.New("normal equations are singular: constant or duplicated inputs; raise the ridge penalty")
+	}
+	var beta mat.VecDense
+	if err := chol.SolveVecTo(&beta, &aty); err != nil {
+		return nil, fmt.Errorf("solving normal equations: %w", err)
+	}
+	return beta.RawVector().Data, nil
+}
+
+// statistics computes per-feature, per-service mean and standard deviation;
+// a constant series gets std 1 so normalising it cannot divide by zero.
+func statistics(long *window.Window, features []source.Feature, nN int) map[source.Feature]model.Stats {
+	out := make(map[source.Feature]model.Stats, len(features))
+	for fi, f := range features {
+		st := model.Stats{Mean: make([]float64, nN), Std: make([]float64, nN)}
+		for n := range nN {
+			var sum, sq float64
+			for _, row := range long.Values[fi] {
+				sum += row[n]
+			}
+			mean := sum / float64(len(long.Values[fi]))
+			for _, row := range long.Values[fi] {
+				sq += (row[n] - mean) * (row[n] - mean)
+			}
+			std := math.Sqrt(sq / float64(len(long.Values[fi])))
+			if std < 1e-9*math.Max(1, math.Abs(mean)) {
+				std = 1
+			}
+			st.Mean[n], st.Std[n] = mean, std
+		}
+		out[f] = st
+	}
+	return out
+}
+
+func outputName(f source.Feature) string { return string(f) }
+
+func indexOf(fs []source.Feature, f source.Feature) int {
+	for i, g := range fs {
+		if g == f {
+			return i
+		}
+	}
+	return -1
+}
+
+func filled(n int, v float64) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
