@@ -149,6 +149,10 @@ func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
 			design.SetRow(w*nN+n, m.features(x, n))
 		}
 	}
+	solver, err := newRidgeSolver(design, opts.Ridge*float64(nTrain*nN))
+	if err != nil {
+		return nil, err
+	}
 	for _, target := range opts.Targets {
 		ti := indexOf(opts.Features, target)
 		weights := make([][]float64, opts.Horizon)
@@ -161,7 +165,7 @@ func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
 					y.SetVec(w*nN+n, series[ti][last+1+h][n]-series[ti][last][n])
 				}
 			}
-			beta, err := ridge(design, y, opts.Ridge*float64(nTrain*nN))
+			beta, err := solver.solve(design, y)
 			if err != nil {
 				return nil, fmt.Errorf("fitting %s at horizon %d: %w", target, h+1, err)
 			}
@@ -259,22 +263,28 @@ func (m *Model) validate(series [][][]float64, long *window.Window, ti, o, from,
 	return errModel / float64(count), errLast / float64(count)
 }
 
-// ridge solves (AᵀA + λI)β = Aᵀy, leaving the intercept (last column) unpenalised.
-func ridge(a *mat.Dense, y *mat.VecDense, lambda float64) ([]float64, error) {
+// ridgeSolver solves (AᵀA + λI)β = Aᵀy for many y with one factorisation,
+// leaving the intercept (last column) unpenalised.
+type ridgeSolver struct{ chol mat.Cholesky }
+
+func newRidgeSolver(a *mat.Dense, lambda float64) (*ridgeSolver, error) {
 	_, cols := a.Dims()
 	var ata mat.SymDense
 	ata.SymOuterK(1, a.T())
 	for i := range cols - 1 {
 		ata.SetSym(i, i, ata.At(i, i)+lambda)
 	}
-	var aty mat.VecDense
-	aty.MulVec(a.T(), y)
-	var chol mat.Cholesky
-	if ok := chol.Factorize(&ata); !ok {
+	r := &ridgeSolver{}
+	if ok := r.chol.Factorize(&ata); !ok {
 		return nil, errors.New("normal equations are singular: constant or duplicated inputs; raise the ridge penalty")
 	}
-	var beta mat.VecDense
-	if err := chol.SolveVecTo(&beta, &aty); err != nil {
+	return r, nil
+}
+
+func (r *ridgeSolver) solve(a *mat.Dense, y *mat.VecDense) ([]float64, error) {
+	var aty, beta mat.VecDense
+	aty.MulVec(a.T(), y)
+	if err := r.chol.SolveVecTo(&beta, &aty); err != nil {
 		return nil, fmt.Errorf("solving normal equations: %w", err)
 	}
 	return beta.RawVector().Data, nil

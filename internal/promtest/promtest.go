@@ -1,0 +1,275 @@
+// Package promtest runs a real Prometheus server (and promtool) for tests, on
+// loopback, with optional backfilled history and rule files.
+//
+// Tests skip when the binaries are missing, unless FORESIGHT_REQUIRE_PROMETHEUS
+// is set (CI sets it to 1 after `hack/prometheus.sh ensure`), in which case a
+// missing binary fails the test.
+package promtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvRequire names the environment variable that turns a missing
+// prometheus or promtool binary into a test failure instead of a skip.
+const EnvRequire = "FORESIGHT_REQUIRE_PROMETHEUS"
+
+// Defaults for Options.
+const (
+	DefaultReadyTimeout       = 30 * time.Second
+	DefaultEvaluationInterval = 30 * time.Second
+)
+
+// promtoolTimeout bounds one promtool run.
+const promtoolTimeout = 2 * time.Minute
+
+// stopTimeout is how long a stopped server gets to exit before it is killed.
+const stopTimeout = 10 * time.Second
+
+// Options configures Start.
+type Options struct {
+	// RulesFile, when set, is loaded as a Prometheus rule file.
+	RulesFile string
+	// EvaluationInterval of the rules (0 means DefaultEvaluationInterval).
+	EvaluationInterval time.Duration
+	// Backfill, when set, is an OpenMetrics file turned into TSDB blocks
+	// (promtool tsdb create-blocks-from openmetrics) before the server starts.
+	Backfill string
+	// ReadyTimeout bounds the wait for /-/ready (0 means DefaultReadyTimeout).
+	ReadyTimeout time.Duration
+}
+
+// Server is a running Prometheus. The test's cleanup stops it.
+type Server struct {
+	url string
+}
+
+// URL is the server's base URL, e.g. http://127.0.0.1:41234.
+func (s *Server) URL() string { return s.url }
+
+// required reports whether a missing binary must fail the test.
+func required() bool {
+	v := strings.TrimSpace(os.Getenv(EnvRequire))
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	return err != nil || b // an unparsable value is treated as "required": better loud than silent
+}
+
+// Binary returns the path of a Prometheus binary (prometheus or promtool),
+// skipping the test when it is absent, or failing it when EnvRequire is set.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s not found on PATH (%v); install it with `hack/prometheus.sh ensure`", name, err)
+	if required() {
+		t.Fatalf("%s; %s is set, so a missing binary is a failure", msg, EnvRequire)
+	}
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, EnvRequire)
+	return ""
+}
+
+// Promtool runs promtool with args and returns its combined output; err is
+// non-nil when it exits non-zero. Skips or fails like Binary when promtool is missing.
+func Promtool(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	bin := Binary(t, "promtool")
+	ctx, cancel := context.WithTimeout(context.Background(), promtoolTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("promtool %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
+// Start starts Prometheus on a free loopback port and waits until it is
+// ready. The test's cleanup stops it and waits for it to exit.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	bin := Binary(t, "prometheus")
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = DefaultReadyTimeout
+	}
+	if opts.EvaluationInterval == 0 {
+		opts.EvaluationInterval = DefaultEvaluationInterval
+	}
+
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataDir, 0o755); err != nil {
+		t.Fatalf("promtest: %v", err)
+	}
+	if opts.Backfill != "" {
+		// Blocks written before start-up are loaded when the server opens its TSDB.
+		if out, err := Promtool(t, "tsdb", "create-blocks-from", "openmetrics", "--quiet", opts.Backfill, dataDir); err != nil {
+			t.Fatalf("promtest: backfill %s: %v\n%s", opts.Backfill, err, out)
+		}
+	}
+	configFile := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configFile, []byte(configYAML(opts)), 0o644); err != nil {
+		t.Fatalf("promtest: write config: %v", err)
+	}
+
+	// Picking a free port and handing it over races with other processes;
+	// retry the rare loser a few times.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		s, err := start(t, bin, configFile, dataDir, opts.ReadyTimeout)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == attempts {
+			t.Fatalf("promtest: %v", err)
+		}
+	}
+}
+
+var errPortTaken = errors.New("listen address already in use")
+
+func configYAML(opts Options) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  evaluation_interval: %s\n", formatDuration(opts.EvaluationInterval))
+	if opts.RulesFile != "" {
+		abs, err := filepath.Abs(opts.RulesFile)
+		if err != nil {
+			abs = opts.RulesFile
+		}
+		fmt.Fprintf(&b, "rule_files:\n  - %s\n", strconv.Quote(abs))
+	}
+	return b.String()
+}
+
+// formatDuration writes a duration in Prometheus' syntax (whole milliseconds).
+func formatDuration(d time.Duration) string {
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// lockedBuffer collects the server's output; the process writes it while a
+// failing test may read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t testing.TB, bin, configFile, dataDir string, readyTimeout time.Duration) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	output := &lockedBuffer{}
+	cmd := exec.Command(bin,
+		"--config.file="+configFile,
+		"--storage.tsdb.path="+dataDir,
+		// The backfilled history is years old. Retention counts back from
+		// the newest data, so the default 15d keeps it only until fresh
+		// samples (rule results) reach a block; 100y keeps it for good.
+		"--storage.tsdb.retention.time=100y",
+		"--web.listen-address="+addr,
+		"--log.level=warn",
+	)
+	cmd.Stdout = output
+	cmd.Stderr = output
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	// done closes once the process has exited and waitErr is set.
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	url := "http://" + addr
+	exitErr := func() error { <-done; return waitErr }
+	if err := waitReady(url, readyTimeout, done, exitErr); err != nil {
+		stop()
+		out := output.String()
+		if strings.Contains(out, "address already in use") {
+			return nil, fmt.Errorf("%s: %w", addr, errPortTaken)
+		}
+		return nil, fmt.Errorf("prometheus on %s: %w\noutput:\n%s", addr, err, out)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", output.String())
+		}
+	})
+	return &Server{url: url}, nil
+}
+
+// waitReady polls /-/ready until it answers 200, the process exits, or the timeout.
+func waitReady(url string, timeout time.Duration, done <-chan struct{}, exitErr func() error) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(url + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/-/ready answered %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-done:
+			return fmt.Errorf("exited before becoming ready: %v", exitErr())
+		case <-tick.C:
+		}
+	}
+	return fmt.Errorf("not ready after %v: %v", timeout, last)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
