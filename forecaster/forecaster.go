@@ -239,7 +239,8 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	reasons := make(map[string]string)
 	for n, svc := range m.Services {
 		for fi, feat := range f.spec.Features {
-			f.metrics.imputed.WithLabelValues(svc, string(feat)).Set(float64(win.Imputed[fi][n]))
+			f.metrics.imputed.WithLabelValues(svc, string(feat), "carried").Set(float64(win.Carried[fi][n]))
+			f.metrics.imputed.WithLabelValues(svc, string(feat), "imputed").Set(float64(win.Imputed[fi][n]))
 		}
 		if frac := win.MissingFraction(n); frac > f.opts.MaxMissingFraction {
 			reasons[svc] = HeldMissingData

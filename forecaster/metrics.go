@@ -44,8 +44,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service", "reason"}),
 		imputed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_window_imputed_samples",
-			Help: "Samples of the last input window that were missing and filled, by service and feature.",
-		}, []string{"service", "feature"}),
+			Help: "Samples of the last input window that were missing and filled, by service, feature and method: carried (from a sample within the 5m lookback, as Prometheus itself does) or imputed (no recent sample; counts towards holding the forecast).",
+		}, []string{"service", "feature", "method"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "foresight_last_success_timestamp_seconds",
 			Help: "Unix time of the last cycle that produced at least one fresh prediction.",

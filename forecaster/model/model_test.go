@@ -342,11 +342,12 @@ func TestSessionsRunConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for g := range 4 {
-		s, err := loaded.NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
 		wg.Go(func() {
+			s, err := loaded.NewSession()
+			if err != nil {
+				errs <- err
+				return
+			}
 			for i := range 20 {
 				in := m.input(g + i)
 				got, err := s.Predict(in)

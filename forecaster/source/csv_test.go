@@ -11,19 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foresightscale/foresight/internal/testenv"
+
 	"github.com/foresightscale/foresight/forecaster/source"
 )
 
 // sharedData returns the path of a file under ../shared/data relative to the
 // repository root, skipping the test when the data is not there.
-func sharedData(t testing.TB, rel string) string {
-	t.Helper()
-	path := filepath.Join(repoRoot(t), "..", "shared", "data", rel)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("reference data %s not available (%v); it lives outside the repository in ../shared/data", rel, err)
-	}
-	return path
-}
+func sharedData(t testing.TB, rel string) string { return testenv.SharedData(t, rel) }
 
 const smallCSV = `step,timestamp_local,front_end_cpu,front_end_req,front_end_res,cart_req,cart_pod
 0,2024-04-06T11:30:00,0.5,10,0.1,0,1

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foresightscale/foresight/internal/testenv"
+
 	"sigs.k8s.io/yaml"
 
 	"github.com/foresightscale/foresight/forecaster/source"
@@ -14,23 +16,7 @@ import (
 )
 
 // repoRoot is the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t testing.TB) string { return testenv.RepoRoot(t) }
 
 // rulesFile is a Prometheus rule file: the groups of a PrometheusRule spec.
 type rulesFile struct {

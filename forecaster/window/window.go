@@ -63,8 +63,13 @@ type Window struct {
 	Values [][][]float64
 	// Input is the normalised tensor, row-major [len(Features)*Length, len(Services)].
 	Input []float64
-	// Imputed[f][n] counts the steps of feature f, service n that had no
-	// sample of their own and were filled.
+	// Carried[f][n] counts the steps of feature f, service n that had no
+	// sample of their own and took the last one within MaxCarry. A
+	// Prometheus range query does the same by itself (its lookback), so these
+	// gaps are invisible with that source; they are counted but trusted.
+	Carried [][]int
+	// Imputed[f][n] counts the steps filled without a recent sample
+	// (back-filled, carried beyond MaxCarry, or the training mean).
 	Imputed [][]int
 	// NoData[f][n] is true when the series had no usable sample at all and
 	// was filled with the training mean: a forecast for that service would
@@ -87,6 +92,7 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 		Spec:    spec,
 		Values:  make([][][]float64, nF),
 		Input:   make([]float64, nF*nT*nN),
+		Carried: make([][]int, nF),
 		Imputed: make([][]int, nF),
 		NoData:  make([][]bool, nF),
 	}
@@ -100,18 +106,19 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 		for t := range nT {
 			w.Values[f][t] = make([]float64, nN)
 		}
+		w.Carried[f] = make([]int, nN)
 		w.Imputed[f] = make([]int, nN)
 		w.NoData[f] = make([]bool, nN)
 		for n, svc := range spec.Services {
-			col, imputed, ok := alignSeries(data[feat][svc], steps, spec.Step, spec.MaxCarry)
+			col, carried, imputed, ok := alignSeries(data[feat][svc], steps, spec.Step, spec.MaxCarry)
 			if !ok {
 				w.NoData[f][n] = true
-				imputed = nT
+				carried, imputed = 0, nT
 				for t := range col {
 					col[t] = st.Mean[n]
 				}
 			}
-			w.Imputed[f][n] = imputed
+			w.Carried[f][n], w.Imputed[f][n] = carried, imputed
 			for t, v := range col {
 				w.Values[f][t][n] = v
 				w.Input[(f*nT+t)*nN+n] = (v - st.Mean[n]) / st.Std[n]
@@ -122,11 +129,13 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 }
 
 // alignSeries picks one value per step: the sample in (step-Step, step] that
-// is nearest to the step. It returns the values, how many steps were filled,
-// and false when no step could be filled at all.
-func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time.Duration) ([]float64, int, bool) {
+// is nearest to the step. It returns the values, how many steps were carried
+// from a recent sample and how many were otherwise filled, and false when no
+// step could be filled at all.
+func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time.Duration) ([]float64, int, int, bool) {
 	out := make([]float64, len(steps))
 	own := make([]bool, len(steps))
+	carried := 0
 	// Samples arrive time-ordered from every source; walk them once.
 	i := 0
 	var last source.Sample
@@ -143,11 +152,12 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 			out[t], own[t] = last.Value, true
 		case haveLast && at.Sub(last.Time) <= maxCarry:
 			out[t] = last.Value
+			carried++
 		default:
 			out[t] = math.NaN()
 		}
 	}
-	imputed := 0
+	imputed := -carried
 	for t := range out {
 		if !own[t] {
 			imputed++
@@ -162,7 +172,7 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 		}
 	}
 	if first < 0 {
-		return out, imputed, false
+		return out, carried, imputed, false
 	}
 	for t := 0; t < first; t++ {
 		out[t] = out[first]
@@ -174,7 +184,7 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 			out[t] = out[t-1]
 		}
 	}
-	return out, imputed, true
+	return out, carried, imputed, true
 }
 
 func isUsable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -200,7 +210,8 @@ func (s Spec) validate() error {
 }
 
 // MissingFraction returns, for service n, the largest share of imputed steps
-// over all features (1 when a feature had no data at all).
+// over all features (1 when a feature had no data at all). Carried steps do
+// not count: Prometheus would have returned them as samples.
 func (w *Window) MissingFraction(n int) float64 {
 	worst := 0.0
 	for f := range w.Spec.Features {

@@ -42,16 +42,19 @@ func TestBuildAlignsImputesAndNormalises(t *testing.T) {
 		name        string
 		points      map[int]float64
 		wantValues  []float64
+		wantCarried int
 		wantImputed int
 		wantNoData  bool
 	}{
-		{"complete", map[int]float64{0: 10, 1: 12, 2: 14, 3: 16}, []float64{10, 12, 14, 16}, 0, false},
-		{"gap carried forward", map[int]float64{0: 10, 1: 12, 3: 16}, []float64{10, 12, 12, 16}, 1, false},
-		{"NaN is a gap", map[int]float64{0: 10, 1: 12, 2: nan, 3: 16}, []float64{10, 12, 12, 16}, 1, false},
-		{"carried from before the window", map[int]float64{-2: 8, 2: 14, 3: 16}, []float64{8, 8, 14, 16}, 2, false},
-		{"too old to carry: back-filled", map[int]float64{-15: 1, 2: 14, 3: 16}, []float64{14, 14, 14, 16}, 2, false},
-		{"no data at all", map[int]float64{}, []float64{10, 10, 10, 10}, 4, true},
-		{"only samples after the window", map[int]float64{5: 3}, []float64{10, 10, 10, 10}, 4, true},
+		{"complete", map[int]float64{0: 10, 1: 12, 2: 14, 3: 16}, []float64{10, 12, 14, 16}, 0, 0, false},
+		{"gap carried forward", map[int]float64{0: 10, 1: 12, 3: 16}, []float64{10, 12, 12, 16}, 1, 0, false},
+		{"NaN is a gap", map[int]float64{0: 10, 1: 12, 2: nan, 3: 16}, []float64{10, 12, 12, 16}, 1, 0, false},
+		{"carried from before the window", map[int]float64{-2: 8, 2: 14, 3: 16}, []float64{8, 8, 14, 16}, 2, 0, false},
+		{"carry limit is inclusive", map[int]float64{-10: 8, 2: 14, 3: 16}, []float64{8, 8, 14, 16}, 1, 1, false},
+		{"too old to carry: back-filled", map[int]float64{-15: 1, 2: 14, 3: 16}, []float64{14, 14, 14, 16}, 0, 2, false},
+		{"long gap inside the window", map[int]float64{-20: 5}, []float64{10, 10, 10, 10}, 0, 4, true},
+		{"no data at all", map[int]float64{}, []float64{10, 10, 10, 10}, 0, 4, true},
+		{"only samples after the window", map[int]float64{5: 3}, []float64{10, 10, 10, 10}, 0, 4, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,8 +71,9 @@ func TestBuildAlignsImputesAndNormalises(t *testing.T) {
 					t.Errorf("input[%d] = %v, want %v", i, got, wantIn)
 				}
 			}
-			if w.Imputed[0][0] != tc.wantImputed || w.NoData[0][0] != tc.wantNoData {
-				t.Errorf("imputed %d, noData %v; want %d, %v", w.Imputed[0][0], w.NoData[0][0], tc.wantImputed, tc.wantNoData)
+			if w.Carried[0][0] != tc.wantCarried || w.Imputed[0][0] != tc.wantImputed || w.NoData[0][0] != tc.wantNoData {
+				t.Errorf("carried %d, imputed %d, noData %v; want %d, %d, %v",
+					w.Carried[0][0], w.Imputed[0][0], w.NoData[0][0], tc.wantCarried, tc.wantImputed, tc.wantNoData)
 			}
 			// Service b never has data: filled with its mean, flagged.
 			if !w.NoData[0][1] || w.MissingFraction(1) != 1 {
