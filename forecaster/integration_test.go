@@ -61,7 +61,7 @@ func TestCycleFromRealPrometheusMatchesCSVReplay(t *testing.T) {
 		ends = append(ends, end)
 	}
 	spec := window.SpecFor(manifest)
-	var imputed int
+	var carried, imputed int
 	for _, end := range ends {
 		q := spec.Query("default", end)
 		fromProm, err := promSource.Fetch(ctx, q)
@@ -87,13 +87,14 @@ func TestCycleFromRealPrometheusMatchesCSVReplay(t *testing.T) {
 					end, i, spec.Features[f], rest/len(spec.Services), spec.Services[rest%len(spec.Services)], wp.Input[i], wc.Input[i])
 			}
 		}
-		for f := range wc.Imputed {
-			for _, n := range wc.Imputed[f] {
-				imputed += n
+		for f := range wc.Carried {
+			for n := range wc.Carried[f] {
+				carried += wc.Carried[f][n]
+				imputed += wc.Imputed[f][n]
 			}
 		}
 	}
-	t.Logf("%d windows: identical input tensors (%d samples imputed in the CSV windows, filled by lookback in Prometheus)", len(ends), imputed)
+	t.Logf("%d windows: identical input tensors (CSV gaps: %d samples carried as Prometheus's lookback does, %d imputed)", len(ends), carried, imputed)
 
 	// Whole cycles: the same snapshot from both sources.
 	run := func(src source.Source) []*snapshot.Snapshot {

@@ -3,8 +3,8 @@ package model
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -234,14 +234,7 @@ var VerifiedOps = map[string]OpRule{
 }
 
 // VerifiedOpTypes lists the verified op types in sorted order.
-func VerifiedOpTypes() []string {
-	ops := make([]string, 0, len(VerifiedOps))
-	for op := range VerifiedOps {
-		ops = append(ops, op)
-	}
-	sort.Strings(ops)
-	return ops
-}
+func VerifiedOpTypes() []string { return slices.Sorted(maps.Keys(VerifiedOps)) }
 
 // ErrUnverifiedOp is returned (wrapped) for an op outside the verified set.
 var ErrUnverifiedOp = errors.New("op outside the verified set")
@@ -325,7 +318,7 @@ func floatOf(s Shape) Operand { return Operand{Shape: slices.Clone(s), Type: Flo
 func inferMatMul(in []Operand, _ map[string]any) (Operand, error) {
 	a, b := in[0].Shape, in[1].Shape
 	if a[1] != b[0] {
-		return Operand{}, fmt.Errorf("MatMul %v · %v: inner dimensions differ", a, b)
+		return Operand{}, fmt.Errorf("%v · %v: inner dimensions differ", a, b)
 	}
 	return floatOf(Shape{a[0], b[1]}), nil
 }
@@ -333,11 +326,11 @@ func inferMatMul(in []Operand, _ map[string]any) (Operand, error) {
 func inferGemm(in []Operand, attrs map[string]any) (Operand, error) {
 	a, b, c := in[0].Shape, in[1].Shape, in[2].Shape
 	if len(a) != 2 || len(b) != 2 {
-		return Operand{}, fmt.Errorf("Gemm A %v and B %v must be 2-D", a, b)
+		return Operand{}, fmt.Errorf("inputs A %v and B %v must be 2-D", a, b)
 	}
 	for _, name := range []string{"transA", "transB"} {
 		if v, ok := attrs[name]; ok && v.(int64) != 0 && v.(int64) != 1 {
-			return Operand{}, fmt.Errorf("Gemm %s must be 0 or 1, got %d", name, v)
+			return Operand{}, fmt.Errorf("%s must be 0 or 1, got %d", name, v)
 		}
 	}
 	m, k := a[0], a[1]
@@ -349,15 +342,15 @@ func inferGemm(in []Operand, attrs map[string]any) (Operand, error) {
 		kb, n = n, kb
 	}
 	if k != kb {
-		return Operand{}, fmt.Errorf("Gemm A %v and B %v: inner dimensions differ", a, b)
+		return Operand{}, fmt.Errorf("inputs A %v and B %v: inner dimensions differ", a, b)
 	}
 	rowOrScalar := slices.Equal(c, Shape{1}) || slices.Equal(c, Shape{1, 1}) ||
 		slices.Equal(c, Shape{n}) || slices.Equal(c, Shape{1, n})
 	if !rowOrScalar {
-		return Operand{}, fmt.Errorf("Gemm C %v: want [1], [1,1], [%d] or [1,%d] for a [%d,%d] result", c, n, n, m, n)
+		return Operand{}, fmt.Errorf("input C %v: want [1], [1,1], [%d] or [1,%d] for a [%d,%d] result", c, n, n, m, n)
 	}
 	if c.Size() == m*n {
-		return Operand{}, fmt.Errorf("Gemm C %v is as large as the [%d,%d] result: gorgonnx would write into C and accumulate across runs; use MatMul then Add", c, m, n)
+		return Operand{}, fmt.Errorf("input C %v is as large as the [%d,%d] result: gorgonnx would write into C and accumulate across runs; use MatMul then Add", c, m, n)
 	}
 	return floatOf(Shape{m, n}), nil
 }
@@ -396,31 +389,31 @@ func inferElementwise(in []Operand, _ map[string]any) (Operand, error) {
 
 func inferSoftmax(in []Operand, attrs map[string]any) (Operand, error) {
 	if v, ok := attrs["axis"]; ok && v.(int64) != 1 && v.(int64) != -1 {
-		return Operand{}, fmt.Errorf("Softmax axis %d: only axis 1 or -1 of a 2-D input is computed correctly", v)
+		return Operand{}, fmt.Errorf("axis %d: only axis 1 or -1 of a 2-D input is computed correctly", v)
 	}
 	return floatOf(in[0].Shape), nil
 }
 
 func inferReshape(in []Operand, _ map[string]any) (Operand, error) {
 	if in[0].FromConstantNode {
-		return Operand{}, errors.New("Reshape of a Constant node's output is not verified; use an initializer")
+		return Operand{}, errors.New("reshaping a Constant node's output is not verified; use an initializer")
 	}
 	target := in[1]
 	if len(target.Shape) != 1 {
-		return Operand{}, fmt.Errorf("Reshape target shape must be 1-D, got shape %v", target.Shape)
+		return Operand{}, fmt.Errorf("the target shape must be 1-D, got shape %v", target.Shape)
 	}
 	if len(target.Ints) < 1 || len(target.Ints) > MaxRank {
-		return Operand{}, fmt.Errorf("Reshape target %v: want 1 to %d dimensions", target.Ints, MaxRank)
+		return Operand{}, fmt.Errorf("target %v: want 1 to %d dimensions", target.Ints, MaxRank)
 	}
 	out := make(Shape, len(target.Ints))
 	for i, d := range target.Ints {
 		if d < 1 {
-			return Operand{}, fmt.Errorf("Reshape target %v: dimension %d is %d; give every dimension explicitly", target.Ints, i, d)
+			return Operand{}, fmt.Errorf("target %v: dimension %d is %d; give every dimension explicitly", target.Ints, i, d)
 		}
 		out[i] = int(d)
 	}
 	if out.Size() != in[0].Shape.Size() {
-		return Operand{}, fmt.Errorf("Reshape %v to %v: element counts differ", in[0].Shape, out)
+		return Operand{}, fmt.Errorf("%v to %v: element counts differ", in[0].Shape, out)
 	}
 	return floatOf(out), nil
 }
@@ -429,13 +422,13 @@ func inferTranspose(in []Operand, attrs map[string]any) (Operand, error) {
 	perm := attrs["perm"].([]int64)
 	x := in[0].Shape
 	if len(perm) != len(x) {
-		return Operand{}, fmt.Errorf("Transpose perm %v for a rank-%d input", perm, len(x))
+		return Operand{}, fmt.Errorf("perm %v for a rank-%d input", perm, len(x))
 	}
 	out := make(Shape, len(x))
 	seen := make([]bool, len(x))
 	for i, p := range perm {
 		if p < 0 || int(p) >= len(x) || seen[p] {
-			return Operand{}, fmt.Errorf("Transpose perm %v is not a permutation of 0..%d", perm, len(x)-1)
+			return Operand{}, fmt.Errorf("perm %v is not a permutation of 0..%d", perm, len(x)-1)
 		}
 		seen[p] = true
 		out[i] = x[p]
@@ -447,17 +440,17 @@ func inferConcat(in []Operand, attrs map[string]any) (Operand, error) {
 	axis := attrs["axis"].(int64)
 	first := in[0].Shape
 	if axis < 0 || int(axis) >= len(first) {
-		return Operand{}, fmt.Errorf("Concat axis %d: want 0..%d (negative axes fail in gorgonnx)", axis, len(first)-1)
+		return Operand{}, fmt.Errorf("axis %d: want 0..%d (negative axes fail in gorgonnx)", axis, len(first)-1)
 	}
 	out := slices.Clone(first)
 	for i, o := range in[1:] {
 		s := o.Shape
 		if len(s) != len(first) {
-			return Operand{}, fmt.Errorf("Concat input %d has rank %d, input 0 rank %d", i+1, len(s), len(first))
+			return Operand{}, fmt.Errorf("input %d has rank %d, input 0 rank %d", i+1, len(s), len(first))
 		}
 		for d := range s {
 			if d != int(axis) && s[d] != first[d] {
-				return Operand{}, fmt.Errorf("Concat input %d shape %v differs from input 0 shape %v outside axis %d", i+1, s, first, axis)
+				return Operand{}, fmt.Errorf("input %d shape %v differs from input 0 shape %v outside axis %d", i+1, s, first, axis)
 			}
 		}
 		out[axis] += s[axis]
@@ -468,7 +461,7 @@ func inferConcat(in []Operand, attrs map[string]any) (Operand, error) {
 func inferConstant(_ []Operand, attrs map[string]any) (Operand, error) {
 	t := attrs["value"].(TensorAttr)
 	if len(t.Shape) > MaxRank {
-		return Operand{}, fmt.Errorf("Constant of rank %d exceeds %d", len(t.Shape), MaxRank)
+		return Operand{}, fmt.Errorf("a value of rank %d exceeds %d", len(t.Shape), MaxRank)
 	}
 	switch t.Type {
 	case Float32:
@@ -476,5 +469,5 @@ func inferConstant(_ []Operand, attrs map[string]any) (Operand, error) {
 	case Int64:
 		return Operand{Shape: slices.Clone(t.Shape), Type: Int64, FromConstantNode: true, Ints: slices.Clone(t.Ints)}, nil
 	}
-	return Operand{}, fmt.Errorf("Constant value of type %v: want float32 or int64", t.Type)
+	return Operand{}, fmt.Errorf("a value of type %v: want float32 or int64", t.Type)
 }

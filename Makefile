@@ -1,0 +1,50 @@
+# Foresight: the two commands a newcomer needs are `make run` and `make test`.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         := bin/foresight
+# The full suite: unit, real-Prometheus integration and process-level tests.
+TEST_TIMEOUT ?= 30m
+
+.PHONY: run build test unit lint fmt bench models prometheus clean
+
+## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
+run: build
+	./$(BIN) serve
+
+## build: build bin/foresight
+build:
+	$(GO) build -o $(BIN) ./cmd/foresight
+
+## test: the whole test suite, with the real Prometheus it needs (installed when absent)
+test: prometheus lint
+	FORESIGHT_REQUIRE_PROMETHEUS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## unit: the tests that need nothing installed (the Prometheus ones skip when it is absent)
+unit:
+	$(GO) test -short ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## bench: inference at 10/50/200 services, a full cycle, an external metric GET
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
+
+## models: rebuild the shipped demo model (byte for byte reproducible)
+models:
+	$(GO) run ./cmd/foresight model build --out models/demo
+
+## prometheus: make sure prometheus and promtool are installed (Debian package)
+prometheus:
+	hack/prometheus.sh ensure
+
+clean:
+	rm -rf bin
