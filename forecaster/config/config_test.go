@@ -83,3 +83,17 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Error("want an error for a missing file")
 	}
 }
+
+// TestDocumentedExampleParses keeps docs/foresight.example.yaml honest.
+func TestDocumentedExampleParses(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "docs", "foresight.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source.Prometheus == nil || c.Policy.Services["frontend"].CapacityPerPod != 25 {
+		t.Errorf("example parsed to %+v", c)
+	}
+	if err := c.Policy.Validate([]string{"frontend", "cartservice"}); err != nil {
+		t.Errorf("example policy: %v", err)
+	}
+}
