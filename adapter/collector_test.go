@@ -1,0 +1,109 @@
+package adapter
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+)
+
+func TestCollector(t *testing.T) {
+	held := func(p *snapshot.Prediction) {
+		p.HeldReason = "missing_data"
+		p.ComputedAt = testNow.Add(-90 * time.Second)
+	}
+	steps := func(v ...float64) func(*snapshot.Prediction) {
+		return func(p *snapshot.Prediction) { p.RequestsByStep = v }
+	}
+	snap := &snapshot.Snapshot{
+		Model: "gru-v1",
+		Predictions: []snapshot.Prediction{
+			prediction("default", "frontend", 4, 123.5, 0.8, steps(100, 123.5, math.NaN())),
+			prediction("shop", "cartservice", 2, 10, 0.25, held),
+			prediction("default", "adservice", 9, 1, 1, expired),
+			prediction("default", "broken", 0, -3, math.Inf(1), steps(-1, 5)),
+		},
+	}
+
+	tests := []struct {
+		name string
+		snap *snapshot.Snapshot
+		want string
+	}{
+		{name: "fresh, held and invalid predictions", snap: snap, want: `
+# HELP foresight_forecast_requests Forecast request rate at each model step ahead (requests per second); step 1 is the nearest.
+# TYPE foresight_forecast_requests gauge
+foresight_forecast_requests{namespace="default",service="broken",step="2"} 5
+foresight_forecast_requests{namespace="default",service="frontend",step="1"} 100
+foresight_forecast_requests{namespace="default",service="frontend",step="2"} 123.5
+# HELP foresight_predicted_cpu_cores Peak forecast CPU usage over the horizon (cores).
+# TYPE foresight_predicted_cpu_cores gauge
+foresight_predicted_cpu_cores{horizon="120s",namespace="default",service="frontend"} 0.8
+foresight_predicted_cpu_cores{horizon="120s",namespace="shop",service="cartservice"} 0.25
+# HELP foresight_predicted_replicas Replica count each service needs over the horizon, as served to the HPA.
+# TYPE foresight_predicted_replicas gauge
+foresight_predicted_replicas{horizon="120s",namespace="default",service="frontend"} 4
+foresight_predicted_replicas{horizon="120s",namespace="shop",service="cartservice"} 2
+# HELP foresight_predicted_requests Peak forecast request rate over the horizon (requests per second).
+# TYPE foresight_predicted_requests gauge
+foresight_predicted_requests{horizon="120s",namespace="default",service="frontend"} 123.5
+foresight_predicted_requests{horizon="120s",namespace="shop",service="cartservice"} 10
+# HELP foresight_prediction_age_seconds Seconds since the served prediction was computed.
+# TYPE foresight_prediction_age_seconds gauge
+foresight_prediction_age_seconds{namespace="default",service="broken"} 10
+foresight_prediction_age_seconds{namespace="default",service="frontend"} 10
+foresight_prediction_age_seconds{namespace="shop",service="cartservice"} 90
+# HELP foresight_prediction_held 1 when the last good prediction is being held instead of a new one (reason says why), else 0.
+# TYPE foresight_prediction_held gauge
+foresight_prediction_held{namespace="default",reason="",service="broken"} 0
+foresight_prediction_held{namespace="default",reason="",service="frontend"} 0
+foresight_prediction_held{namespace="shop",reason="missing_data",service="cartservice"} 1
+`},
+		// Nothing fresh: every series disappears rather than keeping its last value.
+		{name: "before the first cycle", snap: nil, want: ""},
+		{name: "all expired", snap: &snapshot.Snapshot{Predictions: []snapshot.Prediction{
+			prediction("default", "frontend", 4, 1, 1, expired)}}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &snapshot.Store{}
+			if tt.snap != nil {
+				store.Publish(tt.snap)
+			}
+			c := NewCollector(store, func() time.Time { return testNow })
+			if err := testutil.CollectAndCompare(c, strings.NewReader(tt.want)); err != nil {
+				t.Error(err)
+			}
+			if n := testutil.CollectAndCount(c); tt.want == "" && n != 0 {
+				t.Errorf("collected %d series, want none", n)
+			}
+		})
+	}
+}
+
+// The collector must reflect the store at scrape time, not at construction.
+func TestCollectorFollowsTheStore(t *testing.T) {
+	store := &snapshot.Store{}
+	c := NewCollector(store, func() time.Time { return testNow })
+	if n := testutil.CollectAndCount(c, MetricPredictedReplicas); n != 0 {
+		t.Fatalf("empty store: %d series, want 0", n)
+	}
+	store.Publish(&snapshot.Snapshot{Predictions: []snapshot.Prediction{
+		prediction("default", "frontend", 4, 1, 1),
+		prediction("default", "cartservice", 2, 1, 1),
+	}})
+	if n := testutil.CollectAndCount(c, MetricPredictedReplicas); n != 2 {
+		t.Fatalf("after publishing: %d series, want 2", n)
+	}
+	store.Publish(&snapshot.Snapshot{Predictions: []snapshot.Prediction{prediction("default", "frontend", 5, 1, 1)}})
+	if n := testutil.CollectAndCount(c, MetricPredictedReplicas); n != 1 {
+		t.Fatalf("after the next cycle: %d series, want 1", n)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}

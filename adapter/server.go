@@ -1,0 +1,318 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/authorization/path"
+	"k8s.io/apiserver/pkg/authorization/union"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/component-base/metrics/legacyregistry"
+	apiservermetrics "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver/metrics"
+	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
+	"sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
+
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+)
+
+// Defaults of the serving flags.
+const (
+	DefaultSecurePort         = 6443
+	DefaultMetricsBindAddress = "127.0.0.1:8080"
+)
+
+// httpShutdownTimeout bounds how long the /metrics server waits for in-flight
+// scrapes when stopping.
+const httpShutdownTimeout = 5 * time.Second
+
+// Adapter serves the external metrics API over HTTPS (through the
+// custom-metrics-apiserver library, whose flags it exposes) and /metrics,
+// /healthz and /readyz over HTTP. Create it with New, add Flags() to the
+// command line, then call Run once.
+type Adapter struct {
+	basecmd.AdapterBase
+
+	// MetricsBindAddress is where /metrics, /healthz and /readyz listen.
+	MetricsBindAddress string
+
+	// Demo runs without a cluster: the adapter generates its own CA, serving
+	// and client certificates and a kubeconfig, authenticates clients by
+	// certificate only and allows only the demo client (group system:masters).
+	Demo bool
+	// DemoDir is where demo mode writes those files; empty means a per-user
+	// cache directory.
+	DemoDir string
+
+	// Log receives the adapter's own logs; nil means slog.Default().
+	Log *slog.Logger
+
+	flagsOnce sync.Once
+	demo      *DemoCredentials
+	ran       atomic.Bool
+}
+
+// New returns an adapter with Foresight's defaults: API server name
+// "foresight", secure port 6443, and a self-signed serving certificate kept in
+// memory (not written to the working directory) unless --tls-cert-file or
+// --cert-dir is given.
+func New() *Adapter {
+	a := &Adapter{MetricsBindAddress: DefaultMetricsBindAddress}
+	a.Name = "foresight"
+	// Our own flag set, so that merely building an Adapter (in tests, twice)
+	// never touches pflag.CommandLine.
+	a.FlagSet = pflag.NewFlagSet("adapter", pflag.ContinueOnError)
+	a.CustomMetricsAdapterServerOptions = options.NewCustomMetricsAdapterServerOptions()
+	a.SecureServing.BindPort = DefaultSecurePort
+	a.SecureServing.ServerCert.CertDirectory = ""
+	return a
+}
+
+// Flags returns the library's flags (--secure-port, --bind-address,
+// --tls-cert-file, --cert-dir, --client-ca-file, --lister-kubeconfig,
+// --authentication-kubeconfig, --authorization-kubeconfig, ...) plus
+// --metrics-bind-address and --demo-dir.
+func (a *Adapter) Flags() *pflag.FlagSet {
+	fs := a.AdapterBase.Flags()
+	a.flagsOnce.Do(func() {
+		fs.StringVar(&a.MetricsBindAddress, "metrics-bind-address", a.MetricsBindAddress,
+			"Address (host:port) of the plain-HTTP listener for /metrics, /healthz and /readyz.")
+		fs.StringVar(&a.DemoDir, "demo-dir", a.DemoDir,
+			"Directory where demo mode writes its CA, certificates and kubeconfig (default: a per-user cache directory).")
+	})
+	return fs
+}
+
+func (a *Adapter) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
+}
+
+// SetupDemo writes the demo credentials and configures the API server to use
+// them: its own serving certificate, client certificates checked against the
+// demo CA, no lookup of the cluster's authentication config map, and the
+// library's kubeconfigs pointed at an unreachable server (it only parses them
+// at start-up). Unless the flags say otherwise it binds 127.0.0.1.
+//
+// Run calls it when Demo is set; call it first (after parsing flags) to print
+// DemoCredentials.KubectlCommand before serving. Later calls return the same
+// credentials.
+func (a *Adapter) SetupDemo() (*DemoCredentials, error) {
+	if a.demo != nil {
+		return a.demo, nil
+	}
+	fs := a.Flags()
+	if !fs.Changed("bind-address") {
+		a.SecureServing.BindAddress = net.IPv4(127, 0, 0, 1)
+	}
+	host := a.SecureServing.BindAddress
+	if host == nil || host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	port := a.SecureServing.BindPort
+	if l := a.SecureServing.Listener; l != nil {
+		tcp, ok := l.Addr().(*net.TCPAddr)
+		if !ok {
+			return nil, fmt.Errorf("secure listener address %v is not TCP", l.Addr())
+		}
+		port = tcp.Port
+	}
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("demo mode needs a secure port between 1 and 65535, got %d", port)
+	}
+
+	dir := a.DemoDir
+	if dir == "" {
+		var err error
+		if dir, err = defaultDemoDir(); err != nil {
+			return nil, fmt.Errorf("choosing the demo directory: %w", err)
+		}
+	}
+	creds, err := writeDemoCredentials(dir, host, port, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("writing demo credentials to %s: %w", dir, err)
+	}
+
+	a.SecureServing.ServerCert.CertKey.CertFile = creds.ServingCertFile
+	a.SecureServing.ServerCert.CertKey.KeyFile = creds.ServingKeyFile
+	a.Authentication.SkipInClusterLookup = true
+	a.Authentication.ClientCert.ClientCA = creds.CAFile
+	a.Authentication.RemoteKubeConfigFile = creds.UnreachableKubeconfig
+	a.Authorization.RemoteKubeConfigFile = creds.UnreachableKubeconfig
+	a.RemoteKubeConfigFile = creds.UnreachableKubeconfig
+
+	a.log().Warn("DEMO MODE: delegated authentication and authorization are OFF. "+
+		"Only clients presenting the generated demo client certificate (group system:masters) are served; "+
+		"no Kubernetes API server is consulted. Do not expose this port.",
+		"server", creds.ServerURL, "dir", creds.Dir, "kubeconfig", creds.Kubeconfig)
+	a.demo = creds
+	return creds, nil
+}
+
+// demoAuthorizer allows the always-allowed groups (system:masters: the demo
+// client) and paths (/healthz, /readyz, /livez) and denies everything else
+// without asking anyone. The delegated authorizer the library builds would
+// send a SubjectAccessReview to the unreachable server and answer every other
+// client 500 (measured); 403 is the honest answer.
+func demoAuthorizer(groups, paths []string) (authorizer.Authorizer, error) {
+	byPath, err := path.NewAuthorizer(paths)
+	if err != nil {
+		return nil, fmt.Errorf("always-allowed paths %v: %w", paths, err)
+	}
+	return union.New(
+		union.NamedAuthorizer{AuthorizerName: "foresight-demo/always-allow-groups", Authorizer: authorizerfactory.NewPrivilegedGroups(groups...)},
+		union.NamedAuthorizer{AuthorizerName: "foresight-demo/always-allow-paths", Authorizer: byPath},
+	)
+}
+
+// registerLibraryMetrics adds the library's metric_freshness_seconds to the
+// API server's own /metrics (on the secure port); that registry is global.
+var registerLibraryMetrics = sync.OnceValue(func() error {
+	return apiservermetrics.RegisterMetrics(legacyregistry.Register)
+})
+
+// Run serves until ctx is cancelled or a server fails, then stops both and
+// returns once their ports are free. reader supplies the predictions (read on
+// every request, never cached), registry is served as /metrics, and /readyz
+// answers 200 only while ready returns nil (a nil ready means always ready).
+// Run may be called once per Adapter.
+func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *prometheus.Registry, ready func() error) error {
+	if reader == nil {
+		return errors.New("adapter needs a snapshot reader")
+	}
+	if registry == nil {
+		return errors.New("adapter needs a Prometheus registry to serve as /metrics")
+	}
+	// The library caches its server and closes its listener on shutdown.
+	if a.ran.Swap(true) {
+		return errors.New("an Adapter runs once; create a new one with New")
+	}
+	a.Flags() // creates the library's options if the caller never asked for flags
+	if a.SecureServing.BindPort == 0 && a.SecureServing.Listener == nil {
+		return errors.New("--secure-port 0 would turn the external metrics API off; choose a port")
+	}
+	if a.Demo {
+		if _, err := a.SetupDemo(); err != nil {
+			return fmt.Errorf("setting up demo mode: %w", err)
+		}
+	}
+	if err := registerLibraryMetrics(); err != nil {
+		a.log().Warn("could not register the metrics library's own metrics", "err", err)
+	}
+	a.WithExternalMetrics(NewExternalMetricsProvider(reader, time.Now, a.log()))
+
+	metricsListener, err := net.Listen("tcp", a.MetricsBindAddress)
+	if err != nil {
+		return fmt.Errorf("listening for /metrics on %s: %w", a.MetricsBindAddress, err)
+	}
+	apiServer, err := a.buildAPIServer()
+	if err != nil {
+		metricsListener.Close()
+		// Building binds the secure port; release it so a retry can bind again.
+		if l := a.SecureServing.Listener; l != nil {
+			l.Close()
+		}
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 2)
+	go func() {
+		done <- serveHTTP(ctx, &http.Server{
+			Handler:           healthAndMetricsHandler(registry, ready),
+			ReadHeaderTimeout: 10 * time.Second,
+		}, metricsListener)
+	}()
+	go func() {
+		if err := apiServer.PrepareRun().RunWithContext(ctx); err != nil {
+			done <- fmt.Errorf("external metrics API server: %w", err)
+			return
+		}
+		done <- nil
+	}()
+	a.log().Info("serving", "external_metrics_api", fmt.Sprintf("https://%s", a.SecureServing.Listener.Addr()),
+		"metrics", fmt.Sprintf("http://%s/metrics", metricsListener.Addr()))
+
+	first := <-done
+	cancel() // one stopped: stop the other
+	second := <-done
+	return errors.Join(first, second)
+}
+
+// buildAPIServer is AdapterBase.Server with the demo authorizer swapped in.
+func (a *Adapter) buildAPIServer() (*genericapiserver.GenericAPIServer, error) {
+	cfg, err := a.Config()
+	if err != nil {
+		return nil, fmt.Errorf("configuring the external metrics API server: %w", err)
+	}
+	if a.Demo {
+		authz, err := demoAuthorizer(a.Authorization.AlwaysAllowGroups, a.Authorization.AlwaysAllowPaths)
+		if err != nil {
+			return nil, fmt.Errorf("building the demo authorizer: %w", err)
+		}
+		cfg.GenericConfig.Authorization.Authorizer = authz
+	}
+	server, err := a.Server()
+	if err != nil {
+		return nil, fmt.Errorf("building the external metrics API server: %w", err)
+	}
+	return server.GenericAPIServer, nil
+}
+
+// healthAndMetricsHandler serves /metrics from registry, /healthz (the
+// process is up) and /readyz (ready() is nil).
+func healthAndMetricsHandler(registry *prometheus.Registry, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			if err := ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "not ready: %v\n", err)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// serveHTTP serves on ln until ctx is cancelled, then shuts down gracefully
+// within httpShutdownTimeout and closes the listener.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving /metrics on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		<-served
+		return fmt.Errorf("stopping /metrics on %s: %w", ln.Addr(), err)
+	}
+	<-served // http.ErrServerClosed
+	return nil
+}
