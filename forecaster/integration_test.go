@@ -6,17 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/foresightscale/foresight/forecaster"
-	"github.com/foresightscale/foresight/forecaster/model"
-	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/window"
 	"github.com/foresightscale/foresight/internal/promtest"
 	"github.com/foresightscale/foresight/internal/testenv"
-	"github.com/foresightscale/foresight/models"
 )
 
 // TestCycleFromRealPrometheusMatchesCSVReplay backfills real Online Boutique
@@ -30,10 +24,7 @@ func TestCycleFromRealPrometheusMatchesCSVReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.LoadFS(models.Demo())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadDemoModel(t)
 	manifest := m.Manifest()
 	step := time.Duration(manifest.Step)
 	fileStart, _ := csvSource.Span()
@@ -98,19 +89,7 @@ func TestCycleFromRealPrometheusMatchesCSVReplay(t *testing.T) {
 
 	// Whole cycles: the same snapshot from both sources.
 	run := func(src source.Source) []*snapshot.Snapshot {
-		session, err := m.NewSession()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pol := policy.Default()
-		pol.CapacityPerPod = 20
-		fc, err := forecaster.New(forecaster.Options{
-			Source: src, Manifest: manifest, Predictor: session, Policy: pol,
-			Store: &snapshot.Store{}, Registerer: prometheus.NewRegistry(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		fc := newDemoForecaster(t, m, src, 20)
 		var out []*snapshot.Snapshot
 		for _, end := range ends {
 			snap, err := fc.Cycle(ctx, end)
