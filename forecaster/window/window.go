@@ -61,6 +61,9 @@ type Window struct {
 	Spec Spec
 	// Values[f][t][n] are the aligned, imputed values in the source's units.
 	Values [][][]float64
+	// Observed[f][t][n] is true where the step had a sample of its own
+	// (false where Values holds a filled gap).
+	Observed [][][]bool
 	// Input is the normalised tensor, row-major [len(Features)*Length, len(Services)].
 	Input []float64
 	// Carried[f][n] counts the steps of feature f, service n that had no
@@ -88,13 +91,14 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 	}
 	nF, nT, nN := len(spec.Features), spec.Length, len(spec.Services)
 	w := &Window{
-		End:     end,
-		Spec:    spec,
-		Values:  make([][][]float64, nF),
-		Input:   make([]float64, nF*nT*nN),
-		Carried: make([][]int, nF),
-		Imputed: make([][]int, nF),
-		NoData:  make([][]bool, nF),
+		End:      end,
+		Spec:     spec,
+		Values:   make([][][]float64, nF),
+		Observed: make([][][]bool, nF),
+		Input:    make([]float64, nF*nT*nN),
+		Carried:  make([][]int, nF),
+		Imputed:  make([][]int, nF),
+		NoData:   make([][]bool, nF),
 	}
 	steps := make([]time.Time, nT)
 	for t := range nT {
@@ -103,14 +107,16 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 	for f, feat := range spec.Features {
 		st := spec.Norm[feat]
 		w.Values[f] = make([][]float64, nT)
+		w.Observed[f] = make([][]bool, nT)
 		for t := range nT {
 			w.Values[f][t] = make([]float64, nN)
+			w.Observed[f][t] = make([]bool, nN)
 		}
 		w.Carried[f] = make([]int, nN)
 		w.Imputed[f] = make([]int, nN)
 		w.NoData[f] = make([]bool, nN)
 		for n, svc := range spec.Services {
-			col, carried, imputed, ok := alignSeries(data[feat][svc], steps, spec.Step, spec.MaxCarry)
+			col, own, carried, imputed, ok := alignSeries(data[feat][svc], steps, spec.Step, spec.MaxCarry)
 			if !ok {
 				w.NoData[f][n] = true
 				carried, imputed = 0, nT
@@ -121,6 +127,7 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 			w.Carried[f][n], w.Imputed[f][n] = carried, imputed
 			for t, v := range col {
 				w.Values[f][t][n] = v
+				w.Observed[f][t][n] = own[t]
 				w.Input[(f*nT+t)*nN+n] = (v - st.Mean[n]) / st.Std[n]
 			}
 		}
@@ -132,7 +139,7 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 // is nearest to the step. It returns the values, how many steps were carried
 // from a recent sample and how many were otherwise filled, and false when no
 // step could be filled at all.
-func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time.Duration) ([]float64, int, int, bool) {
+func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time.Duration) ([]float64, []bool, int, int, bool) {
 	out := make([]float64, len(steps))
 	own := make([]bool, len(steps))
 	carried := 0
@@ -172,7 +179,7 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 		}
 	}
 	if first < 0 {
-		return out, carried, imputed, false
+		return out, own, carried, imputed, false
 	}
 	for t := 0; t < first; t++ {
 		out[t] = out[first]
@@ -184,7 +191,7 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 			out[t] = out[t-1]
 		}
 	}
-	return out, carried, imputed, true
+	return out, own, carried, imputed, true
 }
 
 func isUsable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

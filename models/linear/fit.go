@@ -25,7 +25,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
-	"github.com/foresightscale/foresight/forecaster/window"
+	"github.com/foresightscale/foresight/models/dataset"
 )
 
 // Options describe the model to fit.
@@ -102,49 +102,23 @@ func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
 	}
 	services := opts.Graph.Services
 	nF, nN, nT := len(opts.Features), len(services), opts.Window
-
-	// Align the whole history once with unit statistics, then derive the
-	// normalisation from it.
-	unit := make(map[source.Feature]model.Stats, nF)
-	for _, f := range opts.Features {
-		unit[f] = model.Stats{Mean: make([]float64, nN), Std: filled(nN, 1)}
-	}
-	long, err := window.Build(window.Spec{
-		Services: services, Features: opts.Features, Length: nSteps, Step: opts.Step,
-		Norm: unit, MaxCarry: window.DefaultMaxCarry,
-	}, data, start.Add(time.Duration(nSteps-1)*opts.Step))
+	ds, err := dataset.Build(data, services, opts.Features, start, end, opts.Step)
 	if err != nil {
-		return nil, fmt.Errorf("aligning training history: %w", err)
+		return nil, fmt.Errorf("training history: %w", err)
 	}
-	for fi, f := range opts.Features {
-		for n, svc := range services {
-			if long.NoData[fi][n] {
-				return nil, fmt.Errorf("training history has no %s data for service %s", f, svc)
-			}
-		}
-	}
-	m := &Model{opts: opts, norm: statistics(long, opts.Features, nN), adjacency: opts.Graph.Adjacency()}
-	// series[f][t][n], normalised.
-	series := make([][][]float64, nF)
-	for fi, f := range opts.Features {
-		st := m.norm[f]
-		series[fi] = make([][]float64, nSteps)
-		for t := range nSteps {
-			row := make([]float64, nN)
-			for n := range nN {
-				row[n] = (long.Values[fi][t][n] - st.Mean[n]) / st.Std[n]
-			}
-			series[fi][t] = row
-		}
-	}
-
 	nVal := int(float64(nWindows) * opts.ValidationFraction)
 	nTrain := nWindows - nVal
+	// Statistics from the steps the training windows see (inputs and
+	// targets), never from the held-out part.
+	if err := ds.FitNormalization(nTrain - 1 + nT + opts.Horizon); err != nil {
+		return nil, err
+	}
+	m := &Model{opts: opts, norm: ds.Norm, adjacency: opts.Graph.Adjacency()}
 	m.Report = Report{TrainWindows: nTrain, ValidationWindows: nVal, MAE: map[string]float64{}, LastValueMAE: map[string]float64{}}
 	cols := 2*nF*nT + 1
 	design := mat.NewDense(nTrain*nN, cols, nil)
 	for w := range nTrain {
-		x := m.inputAt(series, w)
+		x := ds.Input(w+nT-1, nT)
 		for n := range nN {
 			design.SetRow(w*nN+n, m.features(x, n))
 		}
@@ -162,7 +136,7 @@ func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
 			for w := range nTrain {
 				last := w + nT - 1
 				for n := range nN {
-					y.SetVec(w*nN+n, series[ti][last+1+h][n]-series[ti][last][n])
+					y.SetVec(w*nN+n, ds.Normalised(ti, last+1+h, n)-ds.Normalised(ti, last, n))
 				}
 			}
 			beta, err := solver.solve(design, y)
@@ -175,25 +149,13 @@ func Fit(data source.Data, start, end time.Time, opts Options) (*Model, error) {
 		m.weights = append(m.weights, weights)
 		m.bias = append(m.bias, bias)
 	}
-	m.golden = m.inputAt(series, nWindows-1)
+	m.golden = ds.Input(nWindows-1+nT-1, nT)
 	m.roundToFloat32()
 	for o, target := range opts.Targets {
 		ti := indexOf(opts.Features, target)
-		m.Report.MAE[string(target)], m.Report.LastValueMAE[string(target)] = m.validate(series, long, ti, o, nTrain, nWindows)
+		m.Report.MAE[string(target)], m.Report.LastValueMAE[string(target)] = m.validate(ds, ti, o, nTrain, nWindows)
 	}
 	return m, nil
-}
-
-// inputAt flattens window w of the normalised history into the model input.
-func (m *Model) inputAt(series [][][]float64, w int) []float64 {
-	nF, nT, nN := len(series), m.opts.Window, len(m.opts.Graph.Services)
-	x := make([]float64, nF*nT*nN)
-	for f := range nF {
-		for t := range nT {
-			copy(x[(f*nT+t)*nN:], series[f][w+t])
-		}
-	}
-	return x
 }
 
 // features returns service n's regression row: its own history, its
@@ -239,26 +201,29 @@ func (m *Model) Forward(x []float64) map[string][]float64 {
 }
 
 // validate returns the model's and last value's MAE on the held-out windows,
-// in the target's units.
-func (m *Model) validate(series [][][]float64, long *window.Window, ti, o, from, to int) (float64, float64) {
-	if from >= to {
-		return 0, 0 // nothing held out: reported as zero windows
-	}
+// in the target's units, over observed actuals only.
+func (m *Model) validate(ds *dataset.Dataset, ti, o, from, to int) (float64, float64) {
 	nN, nT := len(m.opts.Graph.Services), m.opts.Window
 	st := m.norm[m.opts.Features[ti]]
 	var errModel, errLast float64
 	var count int
 	for w := from; w < to; w++ {
-		pred := m.Forward(m.inputAt(series, w))[outputName(m.opts.Targets[o])]
 		last := w + nT - 1
+		pred := m.Forward(ds.Input(last, nT))[outputName(m.opts.Targets[o])]
 		for h := range m.opts.Horizon {
 			for n := range nN {
-				actual := long.Values[ti][last+1+h][n]
+				if !ds.Observed[ti][last+1+h][n] {
+					continue
+				}
+				actual := ds.Raw[ti][last+1+h][n]
 				errModel += math.Abs(pred[h*nN+n]*st.Std[n] + st.Mean[n] - actual)
-				errLast += math.Abs(long.Values[ti][last][n] - actual)
+				errLast += math.Abs(ds.Raw[ti][last][n] - actual)
 				count++
 			}
 		}
+	}
+	if count == 0 {
+		return 0, 0 // nothing held out: reported as zero windows
 	}
 	return errModel / float64(count), errLast / float64(count)
 }
@@ -290,32 +255,6 @@ func (r *ridgeSolver) solve(a *mat.Dense, y *mat.VecDense) ([]float64, error) {
 	return beta.RawVector().Data, nil
 }
 
-// statistics computes per-feature, per-service mean and standard deviation;
-// a constant series gets std 1 so normalising it cannot divide by zero.
-func statistics(long *window.Window, features []source.Feature, nN int) map[source.Feature]model.Stats {
-	out := make(map[source.Feature]model.Stats, len(features))
-	for fi, f := range features {
-		st := model.Stats{Mean: make([]float64, nN), Std: make([]float64, nN)}
-		for n := range nN {
-			var sum, sq float64
-			for _, row := range long.Values[fi] {
-				sum += row[n]
-			}
-			mean := sum / float64(len(long.Values[fi]))
-			for _, row := range long.Values[fi] {
-				sq += (row[n] - mean) * (row[n] - mean)
-			}
-			std := math.Sqrt(sq / float64(len(long.Values[fi])))
-			if std < 1e-9*math.Max(1, math.Abs(mean)) {
-				std = 1
-			}
-			st.Mean[n], st.Std[n] = mean, std
-		}
-		out[f] = st
-	}
-	return out
-}
-
 func outputName(f source.Feature) string { return string(f) }
 
 func indexOf(fs []source.Feature, f source.Feature) int {
@@ -325,12 +264,4 @@ func indexOf(fs []source.Feature, f source.Feature) int {
 		}
 	}
 	return -1
-}
-
-func filled(n int, v float64) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
 }
