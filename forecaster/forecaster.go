@@ -79,6 +79,10 @@ type Forecaster struct {
 	log      *slog.Logger
 	mu       sync.Mutex // serialises cycles: the predictor is not goroutine-safe
 	lastGood map[string]snapshot.Prediction
+	// The outputs replicas are sized from (the policy's quantile, or the
+	// point forecast) and the point forecast shown on dashboards.
+	sizeRequests, pointRequests model.Output
+	sizeCPU                     *model.Output
 	readyMu  sync.RWMutex
 	readyErr error
 }
@@ -89,10 +93,12 @@ func New(opts Options) (*Forecaster, error) {
 		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
 	}
 	m := opts.Manifest
-	if _, ok := m.Output(source.Requests, 0.5); !ok {
+	pointRequests, ok := m.Output(source.Requests, 0.5)
+	if !ok {
 		return nil, fmt.Errorf("forecaster: model %s has no request-rate point forecast output (feature requests, quantile 0.5)", m.Name)
 	}
-	if _, ok := m.Output(source.CPU, 0.5); !ok && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)) {
+	_, hasCPU := m.Output(source.CPU, 0.5)
+	if !hasCPU && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)) {
 		return nil, fmt.Errorf("forecaster: model %s can predict CPU neither directly (no cpu output) nor from CPU per request (needs cpu and requests inputs)", m.Name)
 	}
 	if err := opts.Policy.Validate(m.Services); err != nil {
@@ -128,11 +134,21 @@ func New(opts Options) (*Forecaster, error) {
 		return nil, fmt.Errorf("forecaster: registering metrics: %w", err)
 	}
 	met.modelInfo.WithLabelValues(m.Name, m.Version, itoa(len(m.Services)), itoa(m.Window), itoa(m.Horizon), step.String()).Set(1)
+	log := opts.Logger.With("model", m.Name, "source", opts.Source.Name())
+	sizeRequests := sizingOutput(m, source.Requests, opts.Policy.Quantile, log)
+	var sizeCPU *model.Output
+	if hasCPU {
+		o := sizingOutput(m, source.CPU, opts.Policy.Quantile, log)
+		sizeCPU = &o
+	}
 	return &Forecaster{
-		opts:     opts,
+		opts:          opts,
+		sizeRequests:  sizeRequests,
+		pointRequests: pointRequests,
+		sizeCPU:       sizeCPU,
 		spec:     window.SpecFor(m),
 		metrics:  met,
-		log:      opts.Logger.With("model", m.Name, "source", opts.Source.Name()),
+		log:      log,
 		lastGood: make(map[string]snapshot.Prediction),
 		readyErr: errors.New("no forecast cycle has completed yet"),
 	}, nil
@@ -258,11 +274,20 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	if err != nil {
 		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("running model %s: %w", m.Name, err)}
 	}
-	requests, err := f.denormalised(outputs, source.Requests)
+	requests, err := f.denormalised(outputs, f.sizeRequests)
 	if err != nil {
 		return nil, nil, &cycleError{HeldBadForecast, err}
 	}
-	cpu, cpuErr := f.denormalised(outputs, source.CPU)
+	point, err := f.denormalised(outputs, f.pointRequests)
+	if err != nil {
+		return nil, nil, &cycleError{HeldBadForecast, err}
+	}
+	var cpu []float64
+	if f.sizeCPU != nil {
+		if cpu, err = f.denormalised(outputs, *f.sizeCPU); err != nil {
+			return nil, nil, &cycleError{HeldBadForecast, err}
+		}
+	}
 	step := time.Duration(m.Step)
 	leadSteps := f.opts.Policy.LeadSteps(step, m.Horizon)
 	horizon := time.Duration(leadSteps) * step
@@ -280,7 +305,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			f.log.Warn("forecast unusable; holding last good prediction", "service", svc, "err", err)
 			continue
 		}
-		cpuPeak, err := f.cpuPeak(cpu, cpuErr, win, n, reqForecast[:leadSteps], dec.PeakRequests)
+		cpuPeak, err := f.cpuPeak(cpu, win, n, leadSteps, dec.PeakRequests)
 		if err != nil {
 			reasons[svc] = HeldBadForecast
 			f.log.Warn("CPU forecast unusable; holding last good prediction", "service", svc, "err", err)
@@ -293,7 +318,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			PredictedReplicas: dec.Replicas,
 			PredictedRequests: dec.PeakRequests,
 			PredictedCPUCores: cpuPeak,
-			RequestsByStep:    clampNonNegative(reqForecast),
+			RequestsByStep:    clampNonNegative(column(point, n, len(m.Services))),
 			ComputedAt:        now,
 			ExpiresAt:         now.Add(f.opts.StaleAfter),
 		}
@@ -307,9 +332,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 // cpuPeak returns the peak CPU forecast over the lead time: from the model's
 // CPU output when it has one, else from the request forecast times the CPU
 // cost per request seen in the window.
-func (f *Forecaster) cpuPeak(cpu []float64, cpuErr error, win *window.Window, n int, leadRequests []float64, peakRequests float64) (float64, error) {
-	if cpuErr == nil {
-		return policy.Peak(column(cpu, n, len(f.opts.Manifest.Services))[:len(leadRequests)])
+func (f *Forecaster) cpuPeak(cpu []float64, win *window.Window, n, leadSteps int, peakRequests float64) (float64, error) {
+	if cpu != nil {
+		return policy.Peak(column(cpu, n, len(f.opts.Manifest.Services))[:leadSteps])
 	}
 	// New made sure the model has both inputs when it has no CPU output.
 	ci, ri := win.FeatureIndex(source.CPU), win.FeatureIndex(source.Requests)
@@ -324,20 +349,16 @@ func (f *Forecaster) cpuPeak(cpu []float64, cpuErr error, win *window.Window, n 
 	return policy.Peak([]float64{peakRequests * cores / reqs})
 }
 
-// denormalised returns the point forecast of feature in the source's units,
-// row-major [horizon, services].
-func (f *Forecaster) denormalised(outputs map[string][]float64, feat source.Feature) ([]float64, error) {
+// denormalised returns an output in the source's units, row-major
+// [horizon, services].
+func (f *Forecaster) denormalised(outputs map[string][]float64, out model.Output) ([]float64, error) {
 	m := f.opts.Manifest
-	out, ok := m.Output(feat, 0.5)
-	if !ok {
-		return nil, fmt.Errorf("model %s has no %s output", m.Name, feat)
-	}
 	values, ok := outputs[out.Name]
 	n := len(m.Services)
 	if !ok || len(values) != m.Horizon*n {
 		return nil, fmt.Errorf("model %s: output %q has %d values, want %d", m.Name, out.Name, len(values), m.Horizon*n)
 	}
-	st := m.Normalization[feat]
+	st := m.Normalization[out.Feature]
 	res := make([]float64, len(values))
 	for i, v := range values {
 		res[i] = v*st.Std[i%n] + st.Mean[i%n]
@@ -415,4 +436,18 @@ func clampNonNegative(values []float64) []float64 {
 		out[i] = math.Max(0, v)
 	}
 	return out
+}
+
+// sizingOutput returns the output of feat at quantile q, or the point
+// forecast when the model has none (said once, at start-up).
+func sizingOutput(m *model.Manifest, feat source.Feature, q float64, log *slog.Logger) model.Output {
+	if o, ok := m.Output(feat, q); ok {
+		return o
+	}
+	o, _ := m.Output(feat, 0.5)
+	if q != 0.5 {
+		log.Warn("model has no output at the policy's quantile; sizing from its point forecast",
+			"feature", feat, "quantile", q)
+	}
+	return o
 }

@@ -271,3 +271,46 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatal("Run did not stop")
 	}
 }
+
+// upperPredictor adds a P90 output at twice the point forecast.
+type upperPredictor struct{ lastValuePredictor }
+
+func (p *upperPredictor) Predict(x []float64) (map[string][]float64, error) {
+	out, err := p.lastValuePredictor.Predict(x)
+	if err != nil {
+		return nil, err
+	}
+	out["requests_p90"] = make([]float64, len(out["requests"]))
+	for i, v := range out["requests"] {
+		out["requests_p90"][i] = 2 * v
+	}
+	return out, nil
+}
+
+func TestCycleSizesFromThePolicyQuantile(t *testing.T) {
+	m := testManifest()
+	m.Outputs = append(m.Outputs, model.Output{Tensor: model.Tensor{Name: "requests_p90", Shape: []int{4, 2}}, Feature: source.Requests, Quantile: 0.9})
+	for _, tc := range []struct {
+		quantile     float64
+		wantReplicas int64
+	}{{0.9, 9}, {0.5, 5}} {
+		pol := policy.Default()
+		pol.CapacityPerPod, pol.Headroom, pol.Quantile = 10, 0, tc.quantile
+		f, err := New(Options{
+			Source: &fakeSource{requests: map[string]float64{"frontend": 45, "cart": 5}}, Manifest: m,
+			Predictor: &upperPredictor{}, Policy: pol, Store: &snapshot.Store{}, Registerer: prometheus.NewRegistry(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := f.Cycle(context.Background(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := byService(snap)["frontend"]
+		if got.PredictedReplicas != tc.wantReplicas || got.RequestsByStep[0] != 45 {
+			t.Errorf("quantile %v: replicas %d (want %d), forecast shown %v (want the point forecast 45)",
+				tc.quantile, got.PredictedReplicas, tc.wantReplicas, got.RequestsByStep[0])
+		}
+	}
+}

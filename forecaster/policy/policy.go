@@ -26,6 +26,11 @@ type Config struct {
 	// (at least one replica per cycle), so a dip in the forecast cannot drop
 	// capacity all at once.
 	MaxScaleDownPercent float64 `yaml:"maxScaleDownPercent,omitempty" json:"maxScaleDownPercent,omitempty"`
+	// Quantile is the forecast quantile replicas are sized from: 0.9 sizes
+	// for the model's P90 (an upper bound is what autoscaling needs), 0.5
+	// for the point forecast. A model without that output falls back to its
+	// point forecast, with a warning at start-up.
+	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
 	// CapacityPerPod is the request rate (req/s) one pod serves within its
 	// SLO, used for services that do not set their own.
 	CapacityPerPod float64 `yaml:"capacityPerPod,omitempty" json:"capacityPerPod,omitempty"`
@@ -48,6 +53,7 @@ func Default() Config {
 		MinReplicas:         1,
 		MaxReplicas:         100,
 		MaxScaleDownPercent: 25,
+		Quantile:            0.9,
 	}
 }
 
@@ -57,6 +63,9 @@ func (c Config) Validate(services []string) error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Headroom < 0 || c.Headroom > 10 || math.IsNaN(c.Headroom) {
 		bad("policy.headroom: must be between 0 and 10, got %v", c.Headroom)
+	}
+	if !(c.Quantile > 0 && c.Quantile < 1) {
+		bad("policy.quantile: must be in (0,1), got %v", c.Quantile)
 	}
 	if c.LeadTime <= 0 {
 		bad("policy.leadTime: must be positive, got %v", c.LeadTime)
