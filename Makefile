@@ -38,9 +38,9 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
 
-## models: rebuild the shipped demo model (byte for byte reproducible)
+## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:
-	$(GO) run ./cmd/foresight model build --out models/demo
+	$(GO) run ./cmd/foresight train --synthetic --out models/demo
 
 ## prometheus: make sure prometheus and promtool are installed (Debian package)
 prometheus:

@@ -83,8 +83,8 @@ type Forecaster struct {
 	// point forecast) and the point forecast shown on dashboards.
 	sizeRequests, pointRequests model.Output
 	sizeCPU                     *model.Output
-	readyMu  sync.RWMutex
-	readyErr error
+	readyMu                     sync.RWMutex
+	readyErr                    error
 }
 
 // New checks the options and registers the loop's metrics.
@@ -146,11 +146,11 @@ func New(opts Options) (*Forecaster, error) {
 		sizeRequests:  sizeRequests,
 		pointRequests: pointRequests,
 		sizeCPU:       sizeCPU,
-		spec:     window.SpecFor(m),
-		metrics:  met,
-		log:      log,
-		lastGood: make(map[string]snapshot.Prediction),
-		readyErr: errors.New("no forecast cycle has completed yet"),
+		spec:          window.SpecFor(m),
+		metrics:       met,
+		log:           log,
+		lastGood:      make(map[string]snapshot.Prediction),
+		readyErr:      errors.New("no forecast cycle has completed yet"),
 	}, nil
 }
 

@@ -1,0 +1,99 @@
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/foresightscale/foresight/forecaster/baseline"
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/models/dataset"
+)
+
+// Options are the knobs of Evaluate.
+type Options struct {
+	// Split is the share of the history used for training (0 < Split < 1);
+	// the rest is the test part.
+	Split float64
+	// Stride evaluates every Stride-th origin.
+	Stride int
+	// Season is the seasonal period in steps for the seasonal baselines; 0
+	// detects it per service on the training part.
+	Season int
+}
+
+// DefaultOptions are the command's defaults.
+func DefaultOptions() Options { return Options{Split: 0.7, Stride: 1} }
+
+// Evaluate backtests the model under test (reported as "gnn") and every
+// classical baseline on the request rate of a recorded wide-format CSV: the
+// file's whole span, aligned to the model's step through the same dataset
+// code as training, split at opts.Split. The file may cover any time range;
+// it must hold every service and feature the model reads.
+func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options) (*Result, error) {
+	if !(opts.Split > 0 && opts.Split < 1) {
+		return nil, fmt.Errorf("backtest: split must be in (0,1), got %v", opts.Split)
+	}
+	csv, err := source.NewCSV(csvPath, source.CSVOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	man := m.Manifest()
+	ds, err := csvDataset(ctx, csv, csvPath, man)
+	if err != nil {
+		return nil, err
+	}
+	gnn, err := baseline.NewModel(m)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	classical, err := baseline.Classical(baseline.Options{Window: man.Window, Season: opts.Season})
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	trainEnd := int(math.Round(opts.Split * float64(ds.Steps)))
+	return Run(ctx, ds, Config{
+		Target:    source.Requests,
+		Window:    man.Window,
+		Horizon:   man.Horizon,
+		TrainEnd:  trainEnd,
+		Stride:    opts.Stride,
+		Methods:   append([]baseline.Method{gnn}, classical...),
+		ModelName: man.Name,
+	})
+}
+
+// csvDataset aligns the whole file to the model's services, features and step.
+func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Manifest) (*dataset.Dataset, error) {
+	have := csv.Services()
+	var missing []string
+	for _, svc := range man.Services {
+		if !slices.Contains(have, svc) {
+			missing = append(missing, svc)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("backtest: %s has no columns for service(s) %s, which model %s forecasts (the file has %s)",
+			name, strings.Join(missing, ", "), man.Name, strings.Join(have, ", "))
+	}
+	if !slices.Contains(man.Features, source.Requests) {
+		return nil, fmt.Errorf("backtest: model %s does not read %s, the feature backtests score", man.Name, source.Requests)
+	}
+	start, end := csv.Span()
+	data, err := csv.Fetch(ctx, source.Query{
+		Services: man.Services, Features: man.Features,
+		Start: start, End: end, Step: time.Duration(man.Step),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backtest: reading %s: %w", name, err)
+	}
+	ds, err := dataset.Build(data, man.Services, man.Features, start, end, time.Duration(man.Step))
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %s: %w", name, err)
+	}
+	return ds, nil
+}

@@ -1,0 +1,101 @@
+package gnn
+
+import (
+	"fmt"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/models/onnxbuild"
+)
+
+// Export writes the trained network as ONNX plus its manifest. The graph is
+// the one Forward computes, with only verified ops: 2-D MatMul, Concat on
+// axis 0, Add of same shapes or a [rows,1] bias, Tanh, Sigmoid, Mul and
+// Softplus. The learned adjacency and the powers of the call-graph adjacency
+// are constants, exported precomputed. The golden pair is the last
+// validation window and Forward on it, which the loader re-checks against
+// the runtime.
+func (m *Model) Export() ([]byte, *model.Manifest, error) {
+	o := m.opts
+	nF, nN, nT, nH := len(o.Features), len(o.Graph.Services), o.Window, o.Horizon
+	b := onnxbuild.New(o.Name)
+	init := func(name string, d *dense) onnxbuild.Value {
+		v := make([]float32, len(d.v))
+		for i, f := range d.v {
+			v[i] = float32(f)
+		}
+		return b.Initializer(name, []int{d.r, d.c}, v)
+	}
+	p := m.p
+	x := b.Input("x", []int{nF * nT, nN})
+	prior := make([]onnxbuild.Value, len(m.prior))
+	for k, a := range m.prior {
+		prior[k] = init(fmt.Sprintf("prior_adjacency_%d", k+1), a)
+	}
+	adaptive := init("adaptive_adjacency", m.adaptive)
+	d := b.MatMul(init("centering", m.centering()), x)
+	parts := []onnxbuild.Value{d}
+	for _, a := range prior {
+		parts = append(parts, b.MatMul(d, a))
+	}
+	parts = append(parts, b.MatMul(d, adaptive))
+	z0 := b.Concat(0, parts...)
+	gated := func(f, g onnxbuild.Value) onnxbuild.Value { return b.Mul(b.Tanh(f), b.Sigmoid(g)) }
+	h1 := gated(
+		b.Add(b.MatMul(init("w1f", p.w1f), z0), init("b1f", p.b1f)),
+		b.Add(b.MatMul(init("w1g", p.w1g), z0), init("b1g", p.b1g)))
+	z1 := b.Concat(0, h1, b.MatMul(h1, prior[0]), b.MatMul(h1, adaptive))
+	h2 := b.Add(h1, gated(
+		b.Add(b.MatMul(init("w2f", p.w2f), z1), init("b2f", p.b2f)),
+		b.Add(b.MatMul(init("w2g", p.w2g), z1), init("b2g", p.b2g))))
+
+	var outputs []model.Output
+	for i, t := range o.Targets {
+		h, name, upper := p.heads[i], string(t), upperName(t, o.UpperQuantile)
+		last := b.MatMul(init(name+"_last_value_selector", m.selector(indexOf(o.Features, t))), x)
+		delta := b.Add(b.MatMul(init(name+"_wo", h.wo), h2), b.MatMul(init(name+"_lo", h.lo), z0))
+		p50 := b.Add(last, b.Add(delta, init(name+"_bo", h.bo)))
+		margin := b.Add(b.MatMul(init(name+"_qo", h.qo), h2), b.MatMul(init(name+"_ql", h.ql), z0))
+		// The margin comes first: gorgonnx adds in place into the first operand,
+		// which would overwrite p50, itself a graph output.
+		p90 := b.Add(b.Softplus(b.Add(margin, init(name+"_qb", h.qb))), p50)
+		b.Output(p50, name)
+		b.Output(p90, upper)
+		outputs = append(outputs,
+			model.Output{Tensor: model.Tensor{Name: name, Shape: []int{nH, nN}}, Feature: t, Quantile: 0.5},
+			model.Output{Tensor: model.Tensor{Name: upper, Shape: []int{nH, nN}}, Feature: t, Quantile: o.UpperQuantile})
+	}
+	onnxBytes, err := b.Marshal()
+	if err != nil {
+		return nil, nil, fmt.Errorf("exporting %s: %w", o.Name, err)
+	}
+	man := &model.Manifest{
+		Format:        model.ManifestFormat,
+		Name:          o.Name,
+		Version:       o.Version,
+		Description:   o.Description,
+		Services:      o.Graph.Services,
+		Features:      o.Features,
+		Window:        nT,
+		Horizon:       nH,
+		Step:          model.Duration(o.Step),
+		Input:         model.Tensor{Name: "x", Shape: []int{nF * nT, nN}},
+		Outputs:       outputs,
+		Normalization: m.norm,
+		CallGraph:     o.Graph.Edges,
+		Golden:        model.Golden{Input: m.golden, Outputs: m.Forward(m.golden)},
+		Training: map[string]any{
+			"kind": "spatiotemporal graph network (gated graph convolution, learned adjacency), trained with Adam",
+			"options": map[string]any{
+				"hidden": o.Hidden, "embedding": o.Embedding, "hops": o.Hops,
+				"upperQuantile": o.UpperQuantile, "epochs": o.Epochs, "patience": o.Patience,
+				"batchSize": o.BatchSize, "learnRate": o.LearnRate, "weightDecay": o.WeightDecay,
+				"scaleWeighted": o.ScaleWeighted, "seed": o.Seed,
+			},
+			"report": m.Report,
+		},
+	}
+	if err := man.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("exporting %s: manifest: %w", o.Name, err)
+	}
+	return onnxBytes, man, nil
+}

@@ -1,0 +1,225 @@
+// Package training is the pipeline behind `foresight train`: read a history
+// from any source, align and normalise it with the serving code's window
+// (models/dataset), split it chronologically, train the GNN with early
+// stopping, and evaluate it on the held-out part it never saw.
+package training
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/models/dataset"
+	"github.com/foresightscale/foresight/models/gnn"
+)
+
+// Config says what to train on and how.
+type Config struct {
+	Source     source.Source
+	SourceName string // for the report: a file name, "synthetic", a URL
+	Namespace  string
+	Start, End time.Time
+	Options    gnn.Options
+	// TestFraction of the windows (the most recent) is held out for the
+	// report and never used for training or early stopping.
+	TestFraction float64
+	// ValidationFraction of the remaining windows (the most recent of them)
+	// drives early stopping.
+	ValidationFraction float64
+}
+
+// DefaultTestFraction and DefaultValidationFraction give the 70/30 split of
+// the project's evaluations, with 15 % of the training part for validation.
+const (
+	DefaultTestFraction       = 0.3
+	DefaultValidationFraction = 0.15
+)
+
+// Report is written next to the model as report.json.
+type Report struct {
+	Model      string    `json:"model"`
+	Source     string    `json:"source"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Steps      int       `json:"steps"`
+	Windows    Split     `json:"windows"`
+	Epochs     int       `json:"epochs"`
+	BestEpoch  int       `json:"bestEpoch"`
+	TrainLoss  float64   `json:"trainLoss"`
+	ValLoss    float64   `json:"validationLoss"`
+	Seconds    float64   `json:"trainingSeconds"`
+	Stopped    string    `json:"stopped"` // "converged", "epochs", "interrupted"
+	Test       *TestEval `json:"test,omitempty"`
+	Normalised bool      `json:"statisticsFromTrainingPartOnly"`
+}
+
+// Split counts the windows of each part.
+type Split struct {
+	Train      int `json:"train"`
+	Validation int `json:"validation"`
+	Test       int `json:"test"`
+}
+
+// TestEval compares the model with last value on the held-out windows, for
+// the request-rate target, over observed actuals (req/s).
+type TestEval struct {
+	MAEByHorizon          []float64 `json:"maeByHorizon"`
+	LastValueMAEByHorizon []float64 `json:"lastValueMaeByHorizon"`
+	P90Coverage           *float64  `json:"p90Coverage,omitempty"`
+	Points                int       `json:"points"`
+}
+
+// Run trains and evaluates. On cancellation it returns the best model so
+// far with its report and an error wrapping context.Canceled.
+func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Model, *Report, error) {
+	if cfg.TestFraction < 0 || cfg.TestFraction >= 1 || cfg.ValidationFraction <= 0 || cfg.ValidationFraction >= 1 {
+		return nil, nil, fmt.Errorf("test fraction %v must be in [0,1) and validation fraction %v in (0,1)", cfg.TestFraction, cfg.ValidationFraction)
+	}
+	if err := cfg.Options.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("model options: %w", err)
+	}
+	o := cfg.Options
+	data, err := cfg.Source.Fetch(ctx, source.Query{
+		Namespace: cfg.Namespace, Services: o.Graph.Services, Features: o.Features,
+		Start: cfg.Start, End: cfg.End, Step: o.Step,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading history from %s: %w", cfg.SourceName, err)
+	}
+	ds, err := dataset.Build(data, o.Graph.Services, o.Features, cfg.Start, cfg.End, o.Step)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := ds.Origins(o.Window, o.Horizon, 0, ds.Steps)
+	nTest := int(float64(len(all)) * cfg.TestFraction)
+	nVal := int(float64(len(all)-nTest) * cfg.ValidationFraction)
+	nTrain := len(all) - nTest - nVal
+	if nTrain < 50 || nVal < 10 {
+		return nil, nil, fmt.Errorf("history %s..%s has %d windows of %d+%d steps: too short to train (need ≥ 50 training and 10 validation windows)",
+			cfg.Start.Format(time.RFC3339), cfg.End.Format(time.RFC3339), len(all), o.Window, o.Horizon)
+	}
+	train, val, test := all[:nTrain], all[nTrain:nTrain+nVal], all[nTrain+nVal:]
+	// Statistics from what training may see: every step up to the last
+	// training window's last target.
+	if err := ds.FitNormalization(train[len(train)-1] + o.Horizon + 1); err != nil {
+		return nil, nil, err
+	}
+	for fi, f := range o.Features {
+		for n, svc := range o.Graph.Services {
+			if constantSeries(ds, fi, n, train[len(train)-1]+o.Horizon+1) && f == o.Targets[0] {
+				return nil, nil, fmt.Errorf("the %s series of %s is constant over the training part: nothing to learn", f, svc)
+			}
+		}
+	}
+
+	start := time.Now()
+	report := &Report{
+		Model: o.Name, Source: cfg.SourceName, Start: cfg.Start, End: cfg.End, Steps: ds.Steps,
+		Windows: Split{Train: len(train), Validation: len(val), Test: len(test)}, Normalised: true,
+		Stopped: "converged",
+	}
+	track := func(p gnn.Progress) {
+		report.Epochs = p.Epoch
+		if p.Improved {
+			report.BestEpoch, report.TrainLoss, report.ValLoss = p.Epoch, p.TrainLoss, p.ValLoss
+		}
+		if progress != nil {
+			progress(p)
+		}
+	}
+	m, trainErr := gnn.Train(ctx, ds, train, val, o, track)
+	report.Seconds = time.Since(start).Seconds()
+	switch {
+	case trainErr != nil && errors.Is(trainErr, context.Canceled) && m != nil:
+		report.Stopped = "interrupted"
+	case trainErr != nil:
+		return nil, nil, fmt.Errorf("training: %w", trainErr)
+	case report.Epochs >= o.Epochs:
+		report.Stopped = "epochs"
+	}
+	if len(test) > 0 {
+		report.Test = evaluate(m, ds, test, o)
+	}
+	return m, report, trainErr
+}
+
+// evaluate measures the request-rate forecast on the test windows.
+func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *TestEval {
+	ti := ds.FeatureIndex(o.Targets[0])
+	st := ds.Norm[o.Targets[0]]
+	nN := len(ds.Services)
+	ev := &TestEval{MAEByHorizon: make([]float64, o.Horizon), LastValueMAEByHorizon: make([]float64, o.Horizon)}
+	counts := make([]int, o.Horizon)
+	var covered, upperPoints int
+	for _, last := range origins {
+		out := m.Forward(ds.Input(last, o.Window))
+		point, upper := out[string(o.Targets[0])], out[string(o.Targets[0])+"_p90"]
+		for h := range o.Horizon {
+			for n := range nN {
+				if !ds.Observed[ti][last+1+h][n] {
+					continue
+				}
+				actual := ds.Raw[ti][last+1+h][n]
+				ev.MAEByHorizon[h] += math.Abs(point[h*nN+n]*st.Std[n] + st.Mean[n] - actual)
+				ev.LastValueMAEByHorizon[h] += math.Abs(ds.Raw[ti][last][n] - actual)
+				counts[h]++
+				if upper != nil {
+					upperPoints++
+					if actual <= upper[h*nN+n]*st.Std[n]+st.Mean[n] {
+						covered++
+					}
+				}
+			}
+		}
+	}
+	for h := range o.Horizon {
+		if counts[h] > 0 {
+			ev.MAEByHorizon[h] /= float64(counts[h])
+			ev.LastValueMAEByHorizon[h] /= float64(counts[h])
+		}
+		ev.Points += counts[h]
+	}
+	if upperPoints > 0 {
+		c := float64(covered) / float64(upperPoints)
+		ev.P90Coverage = &c
+	}
+	return ev
+}
+
+func constantSeries(ds *dataset.Dataset, f, n, upTo int) bool {
+	for t := 1; t < upTo; t++ {
+		if ds.Raw[f][t][n] != ds.Raw[f][0][n] {
+			return false
+		}
+	}
+	return true
+}
+
+// SyntheticDays is how much synthetic history the shipped models learn from.
+const SyntheticDays = 3
+
+// SyntheticConfig trains on days of the built-in synthetic workload (seed 1,
+// fixed start), so the result is the same on every machine: the recipe of
+// the shipped demo model.
+func SyntheticConfig(days int, opts gnn.Options) (Config, error) {
+	gen, err := synthetic.New(synthetic.DefaultConfig(), opts.Graph)
+	if err != nil {
+		return Config{}, fmt.Errorf("synthetic workload: %w", err)
+	}
+	if days < 1 {
+		return Config{}, fmt.Errorf("synthetic history of %d days: need at least 1", days)
+	}
+	start := SyntheticHistoryStart
+	return Config{
+		Source: source.NewSynthetic(gen), SourceName: "synthetic (seed 1)", Namespace: "default",
+		Start: start, End: start.Add(time.Duration(days) * 24 * time.Hour), Options: opts,
+		TestFraction: DefaultTestFraction, ValidationFraction: DefaultValidationFraction,
+	}, nil
+}
+
+// SyntheticHistoryStart is where synthetic training histories start.
+var SyntheticHistoryStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
