@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/foresightscale/foresight/forecaster/backtest"
-	"github.com/foresightscale/foresight/forecaster/model"
-	"github.com/foresightscale/foresight/models"
 )
 
 func newBacktestCommand() *cobra.Command {
@@ -30,7 +28,7 @@ the model (reported as "gnn"), and score every method on the same points.`,
 			if dataPath == "" {
 				return fmt.Errorf("--data: a CSV file is required")
 			}
-			m, err := loadBacktestModel(modelDir)
+			m, err := loadModel(modelDir)
 			if err != nil {
 				return err
 			}
@@ -75,20 +73,4 @@ the model (reported as "gnn"), and score every method on the same points.`,
 	f.StringVar(&plotsDir, "plots", "", "Directory to write PNG plots into (none when empty).")
 	f.IntVar(&plotHorizon, "plot-horizon", 0, "Horizon (steps) of the forecast-vs-actual plots; default: the model's horizon.")
 	return cmd
-}
-
-// loadBacktestModel loads the model directory, or the built-in demo model.
-func loadBacktestModel(dir string) (*model.Model, error) {
-	if dir != "" {
-		m, err := model.Load(dir)
-		if err != nil {
-			return nil, fmt.Errorf("--model: %w", err)
-		}
-		return m, nil
-	}
-	m, err := model.LoadFS(models.Demo())
-	if err != nil {
-		return nil, fmt.Errorf("built-in demo model: %w", err)
-	}
-	return m, nil
 }

@@ -184,7 +184,7 @@ func loadModel(dir string) (*model.Model, error) {
 	}
 	m, err := model.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("loading model: %w", err)
+		return nil, fmt.Errorf("--model: %w", err)
 	}
 	return m, nil
 }

@@ -75,6 +75,7 @@ func analyzeGraph(onnxBytes []byte) (*analyzedGraph, error) {
 
 	values := make(map[string]Operand)
 	consumer := make(map[string]int) // value name -> first node that reads it
+	readers := make(map[string]int)  // value name -> how many node inputs read it
 	for i, t := range g.GetInitializer() {
 		name := t.GetName()
 		if name == "" {
@@ -142,6 +143,7 @@ func analyzeGraph(onnxBytes []byte) (*analyzedGraph, error) {
 			if _, seen := consumer[in]; !seen {
 				consumer[in] = i
 			}
+			readers[in]++
 		}
 		if node.Attrs, err = decodeAttrs(n.GetAttribute()); err != nil {
 			return nil, fail("%v", err)
@@ -158,6 +160,20 @@ func analyzeGraph(onnxBytes []byte) (*analyzedGraph, error) {
 			return nil, fail("output %q is already defined", name)
 		}
 		values[name] = out
+	}
+
+	// gorgonnx's element-wise ops write their result into their first
+	// operand's tensor. When anything else reads that value (another node,
+	// or the Identity that publishes a graph output), it may see the result
+	// instead (measured: an output p next to Add(p, c) came out as p+c).
+	for i, n := range g.GetNode() {
+		if !inPlaceOps[n.GetOpType()] || len(n.GetInput()) == 0 {
+			continue
+		}
+		// The graph input is re-bound before every run and measured safe.
+		if first := n.GetInput()[0]; readers[first] > 1 && first != input {
+			return nil, fmt.Errorf("node %d (%s): its first operand %q is also read elsewhere; onnx-go computes %s in place in the first operand, so give it a value no other node reads (onnxbuild inserts a copy)", i, n.GetOpType(), first, n.GetOpType())
+		}
 	}
 
 	outputs := make(map[string]Shape, len(g.GetOutput()))
@@ -354,3 +370,6 @@ func decodeAttrs(attrs []*onnxpb.AttributeProto) (map[string]any, error) {
 	}
 	return out, nil
 }
+
+// inPlaceOps are the ops gorgonnx computes into their first operand.
+var inPlaceOps = map[string]bool{"Add": true, "Sub": true, "Mul": true, "Div": true}

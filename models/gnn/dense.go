@@ -93,3 +93,36 @@ func apply(a *dense, f func(float64) float64) *dense {
 	}
 	return out
 }
+
+// hadamard is the element-wise product of same-shaped matrices.
+func hadamard(a, b *dense) *dense {
+	if a.r != b.r || a.c != b.c {
+		panic("gnn: hadamard shape mismatch")
+	}
+	out := a.clone()
+	for i, v := range b.v {
+		out.v[i] *= v
+	}
+	return out
+}
+
+// divide is the element-wise quotient of same-shaped matrices.
+func divide(a, b *dense) *dense {
+	if a.r != b.r || a.c != b.c {
+		panic("gnn: divide shape mismatch")
+	}
+	out := a.clone()
+	for i, v := range b.v {
+		out.v[i] /= v
+	}
+	return out
+}
+
+// addScalar adds v to every element.
+func addScalar(a *dense, v float64) *dense {
+	out := a.clone()
+	for i := range out.v {
+		out.v[i] += v
+	}
+	return out
+}

@@ -9,11 +9,11 @@ import (
 
 // Export writes the trained network as ONNX plus its manifest. The graph is
 // the one Forward computes, with only verified ops: 2-D MatMul, Concat on
-// axis 0, Add of same shapes or a [rows,1] bias, Tanh, Sigmoid, Mul and
-// Softplus. The learned adjacency and the powers of the call-graph adjacency
-// are constants, exported precomputed. The golden pair is the last
-// validation window and Forward on it, which the loader re-checks against
-// the runtime.
+// axis 0, Add of same shapes, a [rows,1] bias or a [1,1] constant, Abs, Div
+// and Mul of same shapes, Tanh, Sigmoid and Softplus. The learned adjacency,
+// the powers of the call-graph adjacency and the calibration factors are
+// constants, exported precomputed. The golden pair is the last validation
+// window and Forward on it, which the loader re-checks against the runtime.
 func (m *Model) Export() ([]byte, *model.Manifest, error) {
 	o := m.opts
 	nF, nN, nT, nH := len(o.Features), len(o.Graph.Services), o.Window, o.Horizon
@@ -32,32 +32,44 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		prior[k] = init(fmt.Sprintf("prior_adjacency_%d", k+1), a)
 	}
 	adaptive := init("adaptive_adjacency", m.adaptive)
-	d := b.MatMul(init("centering", m.centering()), x)
-	parts := []onnxbuild.Value{d}
+	centering := init("centering", m.centering())
+	// |D| comes from its own product: gorgonnx may compute element-wise ops
+	// in place, so D itself is read by nothing but the division.
+	dev := b.Abs(b.MatMul(centering, x))
+	epsilon := b.Initializer("scale_epsilon", []int{1, 1}, []float32{float32(scaleEpsilon)})
+	volatility := b.Add(b.MatMul(init("block_mean", m.blockMean()), dev), epsilon)
+	dn := b.Div(b.MatMul(centering, x), volatility)
+	noise := b.Abs(b.MatMul(init("differencing", m.differencing()), x))
+	parts := []onnxbuild.Value{dn}
 	for _, a := range prior {
-		parts = append(parts, b.MatMul(d, a))
+		parts = append(parts, b.MatMul(dn, a))
 	}
-	parts = append(parts, b.MatMul(d, adaptive))
+	parts = append(parts, b.MatMul(dn, adaptive))
 	z0 := b.Concat(0, parts...)
 	gated := func(f, g onnxbuild.Value) onnxbuild.Value { return b.Mul(b.Tanh(f), b.Sigmoid(g)) }
 	h1 := gated(
 		b.Add(b.MatMul(init("w1f", p.w1f), z0), init("b1f", p.b1f)),
 		b.Add(b.MatMul(init("w1g", p.w1g), z0), init("b1g", p.b1g)))
 	z1 := b.Concat(0, h1, b.MatMul(h1, prior[0]), b.MatMul(h1, adaptive))
-	h2 := b.Add(h1, gated(
+	h2 := b.Add(gated(
 		b.Add(b.MatMul(init("w2f", p.w2f), z1), init("b2f", p.b2f)),
-		b.Add(b.MatMul(init("w2g", p.w2g), z1), init("b2g", p.b2g))))
+		b.Add(b.MatMul(init("w2g", p.w2g), z1), init("b2g", p.b2g))), h1)
 
 	var outputs []model.Output
 	for i, t := range o.Targets {
 		h, name, upper := p.heads[i], string(t), upperName(t, o.UpperQuantile)
 		last := b.MatMul(init(name+"_last_value_selector", m.selector(indexOf(o.Features, t))), x)
-		delta := b.Add(b.MatMul(init(name+"_wo", h.wo), h2), b.MatMul(init(name+"_lo", h.lo), z0))
-		p50 := b.Add(last, b.Add(delta, init(name+"_bo", h.bo)))
+		ti := indexOf(o.Features, t)
+		change := b.Add(b.Add(b.MatMul(init(name+"_wo", h.wo), h2), b.MatMul(init(name+"_lo", h.lo), z0)), init(name+"_bo", h.bo))
+		scale := b.Add(b.MatMul(init(name+"_volatility_mean", m.targetMean(ti, nil)), dev), epsilon)
+		// Fresh intermediates come first: gorgonnx writes Add's and Mul's
+		// result into their first operand, which must not be p50 (a graph
+		// output) or a value read again.
+		p50 := b.Add(b.Mul(change, scale), last)
+		k := m.upperCalibration(i)
+		upperScale := b.Add(b.MatMul(init(name+"_upper_noise_mean", m.targetMean(ti, k)), noise), init(name+"_upper_epsilon", scaleCol(k, scaleEpsilon)))
 		margin := b.Add(b.MatMul(init(name+"_qo", h.qo), h2), b.MatMul(init(name+"_ql", h.ql), z0))
-		// The margin comes first: gorgonnx adds in place into the first operand,
-		// which would overwrite p50, itself a graph output.
-		p90 := b.Add(b.Softplus(b.Add(margin, init(name+"_qb", h.qb))), p50)
+		p90 := b.Add(b.Mul(b.Softplus(b.Add(margin, init(name+"_qb", h.qb))), upperScale), p50)
 		b.Output(p50, name)
 		b.Output(p90, upper)
 		outputs = append(outputs,
@@ -84,7 +96,7 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		CallGraph:     o.Graph.Edges,
 		Golden:        model.Golden{Input: m.golden, Outputs: m.Forward(m.golden)},
 		Training: map[string]any{
-			"kind": "spatiotemporal graph network (gated graph convolution, learned adjacency), trained with Adam",
+			"kind": "spatiotemporal graph network (gated graph convolution, learned adjacency) on volatility-normalised changes, trained with Adam, shrinkage and upper-margin calibration fitted on validation",
 			"options": map[string]any{
 				"hidden": o.Hidden, "embedding": o.Embedding, "hops": o.Hops,
 				"upperQuantile": o.UpperQuantile, "epochs": o.Epochs, "patience": o.Patience,

@@ -30,7 +30,6 @@ func tinyOptions() Options {
 	o.Window, o.Horizon = 6, 4
 	o.Hidden, o.Embedding, o.Hops = 4, 2, 2
 	o.Epochs, o.Patience, o.BatchSize = 3, 3, 16
-	o.LearnRate = 5e-3
 	return o
 }
 
@@ -242,8 +241,8 @@ func TestCancelReturnsBestModel(t *testing.T) {
 	if m.Report.Epochs != 2 || m.Report.BestValLoss != minOf(m.Report.InitialValLoss, m.Report.ValLoss...) {
 		t.Errorf("report after cancellation: %+v", m.Report)
 	}
-	if got := m.loss(ds, val); math.Abs(got-m.Report.BestValLoss) > 1e-12 {
-		t.Errorf("returned model's validation loss %v, best recorded %v", got, m.Report.BestValLoss)
+	if got := m.loss(ds, val); math.Abs(got-m.Report.CalibratedValLoss) > 1e-12 {
+		t.Errorf("returned model's validation loss %v, recorded after calibration %v", got, m.Report.CalibratedValLoss)
 	}
 	if _, _, err := m.Export(); err != nil {
 		t.Errorf("the model kept after cancellation does not export: %v", err)
@@ -356,4 +355,80 @@ func minOf(first float64, rest ...float64) float64 {
 		first = math.Min(first, v)
 	}
 	return first
+}
+
+// TestCalibrateOnValidation checks what calibration promises on the windows
+// it was fitted on: the median's weighted error is no worse than the
+// network's (α = 1 is a candidate), and the upper quantile covers its share
+// of the actuals.
+func TestCalibrateOnValidation(t *testing.T) {
+	o := tinyOptions()
+	ds, _, val := syntheticDataset(t, o, 4)
+	p := newParams(o, rand.New(rand.NewSource(3)))
+	// A network that moves away from last value, so there is something to shrink.
+	for _, h := range p.heads {
+		for i := range h.wo.v {
+			h.wo.v[i] = 0.3 * math.Sin(float64(i))
+		}
+	}
+	m := snapshot(ds, o, p, val)
+	before := medianError(m, ds, val)
+	m.calibrate(ds, val)
+	if after := medianError(m, ds, val); !(after <= before+1e-9) {
+		t.Errorf("shrinkage raised the validation median error: %v -> %v", before, after)
+	}
+	for i, tgt := range o.Targets {
+		for h := range o.Horizon {
+			if a := m.Report.Shrinkage[i][h]; a < 0 || a > 1 {
+				t.Errorf("%s step %d: shrinkage %v outside [0, 1]", tgt, h+1, a)
+			}
+			if k := m.Report.UpperCalibration[i][h]; k < minUpperCalibration || k > maxUpperCalibration {
+				t.Errorf("%s step %d: upper calibration %v outside its bounds", tgt, h+1, k)
+			}
+		}
+		if c := coverage(m, ds, val, tgt); c < o.UpperQuantile-0.01 || c > o.UpperQuantile+0.03 {
+			t.Errorf("%s: validation coverage after calibration %.3f, want about %v", tgt, c, o.UpperQuantile)
+		}
+	}
+}
+
+// medianError is the loss-weighted absolute error of every target's median.
+func medianError(m *Model, ds *dataset.Dataset, origins []int) float64 {
+	o := m.opts
+	weights := targetWeights(ds, o)
+	var e float64
+	for _, last := range origins {
+		out := m.Forward(ds.Input(last, o.Window))
+		for i, t := range o.Targets {
+			ti := indexOf(o.Features, t)
+			for h := range o.Horizon {
+				for n := range o.Graph.Services {
+					if ds.Observed[ti][last+1+h][n] {
+						e += weights[i][n] * math.Abs(ds.Normalised(ti, last+1+h, n)-out[string(t)][h*len(o.Graph.Services)+n])
+					}
+				}
+			}
+		}
+	}
+	return e
+}
+
+func coverage(m *Model, ds *dataset.Dataset, origins []int, f source.Feature) float64 {
+	o := m.opts
+	ti, nN := indexOf(o.Features, f), len(o.Graph.Services)
+	var in, all int
+	for _, last := range origins {
+		upper := m.Forward(ds.Input(last, o.Window))[upperName(f, o.UpperQuantile)]
+		for h := range o.Horizon {
+			for n := range nN {
+				if ds.Observed[ti][last+1+h][n] {
+					all++
+					if ds.Normalised(ti, last+1+h, n) <= upper[h*nN+n] {
+						in++
+					}
+				}
+			}
+		}
+	}
+	return float64(in) / float64(all)
 }

@@ -21,6 +21,9 @@ type Model struct {
 	// Report is what training measured; the manifest records it.
 	Report Report
 	golden []float64
+	// calibration[i][h] scales target i's upper margin at step h so that
+	// the validation windows reach the upper quantile's coverage.
+	calibration [][]float64
 }
 
 // Report summarises a training run.
@@ -33,7 +36,14 @@ type Report struct {
 	ValLoss           []float64 `json:"valLoss"`   // per epoch, after it
 	InitialValLoss    float64   `json:"initialValLoss"`
 	BestValLoss       float64   `json:"bestValLoss"`
-	Seconds           float64   `json:"-"` // wall time; kept out of the manifest so rebuilds are byte-identical
+	// Shrinkage[i][h] is the factor on target i's forecast change at step
+	// h+1 and UpperCalibration[i][h] the factor on its upper margin, both
+	// fitted on the validation windows after training; CalibratedValLoss is
+	// the validation loss with them.
+	Shrinkage         [][]float64 `json:"shrinkage"`
+	UpperCalibration  [][]float64 `json:"upperCalibration"`
+	CalibratedValLoss float64     `json:"calibratedValLoss"`
+	Seconds           float64     `json:"-"` // wall time; kept out of the manifest so rebuilds are byte-identical
 }
 
 // params are the trainable tensors. The order of list() is the order
@@ -96,7 +106,7 @@ func newParams(o Options, rng *rand.Rand) *params {
 	for range o.Targets {
 		qb := newDense(hor, 1)
 		for i := range qb.v {
-			qb.v[i] = -1 // softplus(-1) ≈ 0.31 std above the median
+			qb.v[i] = 0.5 // softplus(0.5) ≈ 0.97 of the window's volatility above the median
 		}
 		p.heads = append(p.heads, head{
 			wo: newDense(hor, hid), lo: newDense(hor, r0), bo: newDense(hor, 1),
@@ -114,24 +124,38 @@ func (m *Model) Forward(x []float64) map[string][]float64 {
 	nN := len(o.Graph.Services)
 	xm := &dense{r: len(x) / nN, c: nN, v: x}
 	out := make(map[string][]float64, 2*len(o.Targets))
-	h2, z0 := m.hidden(xm)
+	dn, dev := m.scaleFree(xm)
+	noise := m.noise(xm)
+	h2, z0 := m.hidden(dn)
 	for i, t := range o.Targets {
-		p50, p90 := m.head(i, indexOf(o.Features, t), xm, z0, h2)
+		p50, p90 := m.head(i, indexOf(o.Features, t), xm, dev, noise, z0, h2)
 		out[string(t)] = p50.v
 		out[upperName(t, o.UpperQuantile)] = p90.v
 	}
 	return out
 }
 
-// hidden computes H2 and Z0.
-func (m *Model) hidden(x *dense) (h2, z0 *dense) {
-	p := m.p
+// scaleFree returns the window's changes since the last value divided by
+// their volatility, D / (B·|D| + ε), and |D| itself. B averages each
+// feature block, so every series is measured in units of its own recent
+// movement: the network sees the shape of the window, not how wild the
+// current regime is, and what it learned in a calm period applies to a
+// volatile one.
+func (m *Model) scaleFree(x *dense) (dn, dev *dense) {
 	d := mul(m.centering(), x)
-	parts := []*dense{d}
+	dev = apply(d, math.Abs)
+	s := addScalar(mul(m.blockMean(), dev), scaleEpsilon)
+	return divide(d, s), dev
+}
+
+// hidden computes H2 and Z0 from the scale-free changes.
+func (m *Model) hidden(dn *dense) (h2, z0 *dense) {
+	p := m.p
+	parts := []*dense{dn}
 	for _, a := range m.prior {
-		parts = append(parts, mul(d, a))
+		parts = append(parts, mul(dn, a))
 	}
-	parts = append(parts, mul(d, m.adaptive))
+	parts = append(parts, mul(dn, m.adaptive))
 	z0 = concatRows(parts...)
 	h1 := gate(addCol(mul(p.w1f, z0), p.b1f), addCol(mul(p.w1g, z0), p.b1g))
 	z1 := concatRows(h1, mul(h1, m.prior[0]), mul(h1, m.adaptive))
@@ -140,13 +164,118 @@ func (m *Model) hidden(x *dense) (h2, z0 *dense) {
 }
 
 // head computes target i's median and upper quantile; ti is the target's
-// feature index in the input.
-func (m *Model) head(i, ti int, x, z0, h2 *dense) (p50, p90 *dense) {
+// feature index in the input, dev the window's |D|. Both the change and the
+// margin are in units of the target's volatility, so they scale back with it.
+func (m *Model) head(i, ti int, x, dev, noise, z0, h2 *dense) (p50, p90 *dense) {
 	h := m.p.heads[i]
 	last := mul(m.selector(ti), x)
-	p50 = add(last, addCol(add(mul(h.wo, h2), mul(h.lo, z0)), h.bo))
+	change := addCol(add(mul(h.wo, h2), mul(h.lo, z0)), h.bo)
+	p50 = add(hadamard(change, m.targetScale(ti, dev)), last)
 	margin := apply(addCol(add(mul(h.qo, h2), mul(h.ql, z0)), h.qb), softplus)
-	return p50, add(p50, margin)
+	return p50, add(hadamard(margin, m.upperScale(i, ti, noise)), p50)
+}
+
+// targetScale is target ti's volatility repeated over the horizon,
+// A_ti·|D| + ε: [H, N].
+func (m *Model) targetScale(ti int, dev *dense) *dense {
+	return addScalar(mul(m.targetMean(ti, nil), dev), scaleEpsilon)
+}
+
+// upperScale is the scale of target i's upper margin: its step-to-step
+// noise (noise is |Δ1 X|) times the per-step calibration factor fitted on
+// the validation windows. The noise, unlike the distance from the last
+// value, does not grow with a trend the median already follows.
+func (m *Model) upperScale(i, ti int, noise *dense) *dense {
+	k := m.upperCalibration(i)
+	return addCol(mul(m.targetMean(ti, k), noise), scaleCol(k, scaleEpsilon))
+}
+
+// noise returns |Δ1 X|: every series' absolute step-to-step changes (the
+// first row of each feature block is zero).
+func (m *Model) noise(x *dense) *dense {
+	return apply(mul(m.differencing(), x), math.Abs)
+}
+
+// differencing is the constant [F·T, F·T] matrix whose row t of each
+// feature block takes row t minus row t-1 (row 0 gives zero).
+func (m *Model) differencing() *dense {
+	o := m.opts
+	k := len(o.Features) * o.Window
+	d := newDense(k, k)
+	for f := range o.Features {
+		for t := 1; t < o.Window; t++ {
+			r := f*o.Window + t
+			d.set(r, r, 1)
+			d.set(r, r-1, -1)
+		}
+	}
+	return d
+}
+
+// upperCalibration returns target i's per-step margin factors (1 until
+// calibrated).
+func (m *Model) upperCalibration(i int) []float64 {
+	if i < len(m.calibration) && m.calibration[i] != nil {
+		return m.calibration[i]
+	}
+	k := make([]float64, m.opts.Horizon)
+	for h := range k {
+		k[h] = 1
+	}
+	return k
+}
+
+// scaleEpsilon keeps the volatility positive on a flat window (in
+// normalised units, a hundredth of a standard deviation): a series that
+// did not move gets a forecast that barely moves.
+const scaleEpsilon = float64(float32(0.01)) // as the ONNX file stores it
+
+// blockMean is the constant [F·T, F·T] matrix B whose row in feature block
+// f averages block f of |D| over the T-1 rows that can be non-zero (the
+// last row of D is zero by construction).
+func (m *Model) blockMean() *dense {
+	o := m.opts
+	k := len(o.Features) * o.Window
+	b := newDense(k, k)
+	w := 1 / float64(max(o.Window-1, 1))
+	for f := range o.Features {
+		for r := range o.Window {
+			for c := range o.Window {
+				b.set(f*o.Window+r, f*o.Window+c, w)
+			}
+		}
+	}
+	roundDense(b)
+	return b
+}
+
+// targetMean is the constant [H, F·T] matrix whose row h averages feature
+// ti's block of |D|, times k[h] when k is given.
+func (m *Model) targetMean(ti int, k []float64) *dense {
+	o := m.opts
+	a := newDense(o.Horizon, len(o.Features)*o.Window)
+	w := 1 / float64(max(o.Window-1, 1))
+	for h := range o.Horizon {
+		f := w
+		if k != nil {
+			f *= k[h]
+		}
+		for c := range o.Window {
+			a.set(h, ti*o.Window+c, f)
+		}
+	}
+	roundDense(a)
+	return a
+}
+
+// scaleCol returns the [len(k), 1] column k·v, float32-rounded.
+func scaleCol(k []float64, v float64) *dense {
+	d := newDense(len(k), 1)
+	for i := range k {
+		d.v[i] = k[i] * v
+	}
+	roundDense(d)
+	return d
 }
 
 // selector is the constant [H, F·T] matrix whose every row picks feature

@@ -30,7 +30,9 @@ const minTrainWindows = 10
 // Train fits the network on the windows ending at trainOrigins (step indices
 // of ds, as dataset.Origins returns) and keeps the parameters with the lowest
 // loss on the windows ending at valOrigins, stopping after opts.Patience
-// epochs without improvement. ds must be normalised (FitNormalization on the
+// epochs without improvement, then fits the median's shrinkage and the upper
+// margin's calibration on the same validation windows (see calibrate; the
+// report records both). ds must be normalised (FitNormalization on the
 // training part); the model keeps ds.Norm. If ctx is cancelled, Train returns
 // the best model so far together with an error wrapping ctx.Err(), so an
 // interrupted run still yields a usable model. The same seed and data give
@@ -59,8 +61,10 @@ func Train(ctx context.Context, ds *dataset.Dataset, trainOrigins, valOrigins []
 	best.Report.BestValLoss = best.Report.InitialValLoss
 	report := best.Report
 	finish := func(err error) (*Model, error) {
-		report.Seconds = time.Since(started).Seconds()
 		best.Report = report
+		best.calibrate(ds, valOrigins)
+		best.Report.CalibratedValLoss = best.loss(ds, valOrigins)
+		best.Report.Seconds = time.Since(started).Seconds()
 		return best, err
 	}
 	order := slices.Clone(trainOrigins)
@@ -230,8 +234,11 @@ type trainer struct {
 	p       *params
 	nodes   []*G.Node // parameters, in params.list order
 	values  []*dense  // the same parameters' Go copies
-	x       *G.Node
+	dn      *G.Node   // scale-free changes, [F·T, B·N]
 	y, w    []*G.Node // per target: actuals and loss weights (mask × scale / cells)
+	last    []*G.Node // per target: the last value, repeated over the horizon
+	scale   []*G.Node // per target: its volatility, repeated over the horizon
+	uscale  []*G.Node // per target: the scale of its upper margin
 	wq, wq1 []*G.Node // per target: w·q and w·(1-q) for the pinball loss
 	cost    *G.Node
 	vm      G.VM
@@ -260,7 +267,7 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 		return G.NewMatrix(g, tensor.Float64, G.WithShape(r, cols), G.WithName(name),
 			G.WithValue(tensor.New(tensor.WithShape(r, cols), tensor.WithBacking(make([]float64, r*cols)))))
 	}
-	tr.x = input("x", nFT)
+	tr.dn = input("dn", nFT)
 
 	// Errors accumulate: after the first one every helper returns nil.
 	var err error
@@ -300,13 +307,14 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	for k, a := range priorPowers(o.Graph.Adjacency(), o.Hops) {
 		prior = append(prior, constant(fmt.Sprintf("prior%d", k+1), a))
 	}
-	m := &Model{opts: o}
-	d := matmul(constant("centering", m.centering()), tr.x)
-	parts := []*G.Node{d}
+	// The scale-free input, the last values and the volatilities do not
+	// depend on the parameters: step computes them with Forward's code and
+	// feeds them in.
+	parts := []*G.Node{tr.dn}
 	for _, a := range prior {
-		parts = append(parts, graphConv(d, a))
+		parts = append(parts, graphConv(tr.dn, a))
 	}
-	parts = append(parts, graphConv(d, adaptive))
+	parts = append(parts, graphConv(tr.dn, adaptive))
 	z0 := do(func() (*G.Node, error) { return G.Concat(0, parts...) })
 	h1 := gated(bias(matmul(param["w1f"], z0), param["b1f"]), bias(matmul(param["w1g"], z0), param["b1g"]))
 	z1 := do(func() (*G.Node, error) { return G.Concat(0, h1, graphConv(h1, prior[0]), graphConv(h1, adaptive)) })
@@ -316,12 +324,13 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	for _, t := range o.Targets {
 		name := string(t)
 		y, w, wq, wq1 := input(name+"_y", nH), input(name+"_w", nH), input(name+"_wq", nH), input(name+"_wq1", nH)
+		last, scale, uscale := input(name+"_last", nH), input(name+"_scale", nH), input(name+"_upper_scale", nH)
 		tr.y, tr.w, tr.wq, tr.wq1 = append(tr.y, y), append(tr.w, w), append(tr.wq, wq), append(tr.wq1, wq1)
-		last := matmul(constant(name+"_selector", m.selector(indexOf(o.Features, t))), tr.x)
-		delta := plus(matmul(param[name+"_wo"], h2), matmul(param[name+"_lo"], z0))
-		p50 := plus(last, bias(delta, param[name+"_bo"]))
+		tr.last, tr.scale, tr.uscale = append(tr.last, last), append(tr.scale, scale), append(tr.uscale, uscale)
+		change := bias(plus(matmul(param[name+"_wo"], h2), matmul(param[name+"_lo"], z0)), param[name+"_bo"])
+		p50 := plus(times(change, scale), last)
 		margin := plus(matmul(param[name+"_qo"], h2), matmul(param[name+"_ql"], z0))
-		p90 := plus(p50, unary(G.Softplus, bias(margin, param[name+"_qb"])))
+		p90 := plus(times(unary(G.Softplus, bias(margin, param[name+"_qb"])), uscale), p50)
 		e := do(func() (*G.Node, error) { return G.Sub(y, p50) })
 		e9 := do(func() (*G.Node, error) { return G.Sub(y, p90) })
 		sum := func(a *G.Node) *G.Node { return do(func() (*G.Node, error) { return G.Sum(a) }) }
@@ -350,21 +359,29 @@ func (tr *trainer) step(origins []int) (float64, error) {
 	nN, nFT, nH, q := len(o.Graph.Services), len(o.Features)*o.Window, o.Horizon, o.UpperQuantile
 	cols := tr.batch * nN
 	x := make([]float64, nFT*cols)
-	ys := make([][]float64, len(o.Targets))
-	ws := make([][]float64, len(o.Targets))
+	ys, ws := make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets))
+	lasts, scales, uscales := make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets))
 	for i := range o.Targets {
 		ys[i], ws[i] = make([]float64, nH*cols), make([]float64, nH*cols)
+		lasts[i], scales[i], uscales[i] = make([]float64, nH*cols), make([]float64, nH*cols), make([]float64, nH*cols)
 	}
+	m := &Model{opts: o}
 	cells := float64(tr.batch * nH * nN)
 	for b := range tr.batch {
 		last, counted := origins[b%len(origins)], b < len(origins)
-		in := ds.Input(last, o.Window)
+		in := &dense{r: nFT, c: nN, v: ds.Input(last, o.Window)}
+		dn, dev := m.scaleFree(in)
+		noise := m.noise(in)
 		for r := range nFT {
-			copy(x[r*cols+b*nN:], in[r*nN:(r+1)*nN])
+			copy(x[r*cols+b*nN:], dn.v[r*nN:(r+1)*nN])
 		}
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)
+			lastValue, scale, uscale := mul(m.selector(ti), in), m.targetScale(ti, dev), m.upperScale(i, ti, noise)
 			for h := range nH {
+				copy(lasts[i][h*cols+b*nN:], lastValue.v[h*nN:(h+1)*nN])
+				copy(scales[i][h*cols+b*nN:], scale.v[h*nN:(h+1)*nN])
+				copy(uscales[i][h*cols+b*nN:], uscale.v[h*nN:(h+1)*nN])
 				for n := range nN {
 					k := h*cols + b*nN + n
 					ys[i][k] = ds.Normalised(ti, last+1+h, n)
@@ -378,7 +395,7 @@ func (tr *trainer) step(origins []int) (float64, error) {
 	let := func(n *G.Node, v []float64) error {
 		return G.Let(n, tensor.New(tensor.WithShape(n.Shape()...), tensor.WithBacking(v)))
 	}
-	if err := let(tr.x, x); err != nil {
+	if err := let(tr.dn, x); err != nil {
 		return 0, err
 	}
 	for i := range o.Targets {
@@ -389,7 +406,7 @@ func (tr *trainer) step(origins []int) (float64, error) {
 		for _, set := range []struct {
 			n *G.Node
 			v []float64
-		}{{tr.y[i], ys[i]}, {tr.w[i], ws[i]}, {tr.wq[i], wq}, {tr.wq1[i], wq1}} {
+		}{{tr.y[i], ys[i]}, {tr.w[i], ws[i]}, {tr.wq[i], wq}, {tr.wq1[i], wq1}, {tr.last[i], lasts[i]}, {tr.scale[i], scales[i]}, {tr.uscale[i], uscales[i]}} {
 			if err := let(set.n, set.v); err != nil {
 				return 0, err
 			}

@@ -399,6 +399,9 @@ func (b *Builder) Marshal() ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
+	if err := b.isolateInPlaceOperands(); err != nil {
+		return nil, fmt.Errorf("onnxbuild %s: %w", b.name, err)
+	}
 	if len(b.graph.GetInput()) == 0 || b.outputs == 0 {
 		return nil, fmt.Errorf("onnxbuild %s: a model needs at least one input and one output (have %d and %d)", b.name, len(b.graph.GetInput()), b.outputs)
 	}
@@ -436,3 +439,58 @@ func valueInfo(name string, shape []int) *onnxpb.ValueInfoProto {
 		}}},
 	}
 }
+
+// isolateInPlaceOperands gives every element-wise op a first operand that no
+// other node reads. gorgonnx computes Add/Sub/Mul/Div into the tensor of
+// their first operand, so another reader of that value (or the Identity
+// publishing it as an output) may see the result instead of the value. The
+// copy is a MatMul with an identity matrix, which always allocates. The graph
+// input is re-bound before every run and needs no copy.
+func (b *Builder) isolateInPlaceOperands() error {
+	input := b.graph.GetInput()[0].GetName()
+	readers := make(map[string]int)
+	for _, n := range b.graph.Node {
+		for _, in := range n.Input {
+			readers[in]++
+		}
+	}
+	identities := make(map[int]string) // size -> identity initializer
+	var nodes []*onnxpb.NodeProto
+	for _, n := range b.graph.Node {
+		if inPlace[n.GetOpType()] && len(n.Input) > 0 {
+			first := n.Input[0]
+			if readers[first] > 1 && first != input {
+				shape := b.values[first].Shape
+				if len(shape) != 2 {
+					return fmt.Errorf("%s reads %q (shape %v) first while other nodes read it too; only 2-D values can be copied: compute it twice or reorder the operands", n.GetOpType(), first, shape)
+				}
+				k := shape[1]
+				eye, ok := identities[k]
+				if !ok {
+					data := make([]float32, k*k)
+					for i := range k {
+						data[i*k+i] = 1
+					}
+					eye = b.Initializer(b.freshName("identity"), []int{k, k}, data).name
+					if b.err != nil {
+						return b.err
+					}
+					identities[k] = eye
+				}
+				name := b.freshName("copy")
+				b.define(name, b.values[first])
+				nodes = append(nodes, &onnxpb.NodeProto{
+					Name: proto.String(name), OpType: proto.String("MatMul"),
+					Input: []string{first, eye}, Output: []string{name},
+				})
+				n.Input[0] = name
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	b.graph.Node = nodes
+	return nil
+}
+
+// inPlace are the ops gorgonnx computes into their first operand.
+var inPlace = map[string]bool{"Add": true, "Sub": true, "Mul": true, "Div": true}

@@ -172,8 +172,10 @@ func TestMarshalWritesONNX(t *testing.T) {
 			seen[in] = true
 		}
 	}
-	// Mul(h, h) reads h's twin through an Identity; every output is an Identity.
-	want := []string{"MatMul", "Tanh", "Identity", "Mul", "Identity", "Reshape", "Identity"}
+	// Mul(h, h) reads h's twin through an Identity, and its first operand
+	// (read by that Identity too) through a copy, since Mul computes in place;
+	// every output is an Identity.
+	want := []string{"MatMul", "Tanh", "Identity", "MatMul", "Mul", "Identity", "Reshape", "Identity"}
 	if !slices.Equal(ops, want) {
 		t.Errorf("ops %v, want %v", ops, want)
 	}
@@ -383,6 +385,69 @@ func TestBuiltModelComputesTheReference(t *testing.T) {
 		for i, w := range want {
 			if math.Abs(got[name][i]-w) > 1e-5 {
 				t.Errorf("second input %s[%d]: runtime %v, reference %v", name, i, got[name][i], w)
+			}
+		}
+	}
+}
+
+// TestInPlaceOperandsAreIsolated reproduces the onnx-go trap the writer
+// guards against: Add computes into its first operand, so an output p next
+// to Add(p, c) came out as p+c. With the writer's copy both are right, run
+// after run.
+func TestInPlaceOperandsAreIsolated(t *testing.T) {
+	b := onnxbuild.New("inplace")
+	x := b.Input("x", []int{2, 2})
+	p := b.Mul(x, b.Initializer("two", []int{2, 2}, []float32{2, 2, 2, 2}))
+	b.Output(p, "p")
+	b.Output(b.Add(p, b.Initializer("ten", []int{2, 2}, []float32{10, 10, 10, 10})), "q")
+	onnxBytes, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := model.Manifest{
+		Format: model.ManifestFormat, Name: "inplace", Services: []string{"a", "b"},
+		Features: []source.Feature{source.Requests, source.CPU}, Window: 1, Horizon: 2,
+		Step: model.Duration(30 * time.Second), Input: model.Tensor{Name: "x", Shape: []int{2, 2}},
+		Outputs: []model.Output{
+			{Tensor: model.Tensor{Name: "p", Shape: []int{2, 2}}, Feature: source.Requests, Quantile: 0.5},
+			{Tensor: model.Tensor{Name: "q", Shape: []int{2, 2}}, Feature: source.CPU, Quantile: 0.5},
+		},
+		Normalization: map[source.Feature]model.Stats{
+			source.Requests: {Mean: []float64{0, 0}, Std: []float64{1, 1}},
+			source.CPU:      {Mean: []float64{0, 0}, Std: []float64{1, 1}},
+		},
+	}
+	reference := func(x []float64) map[string][]float64 {
+		out := map[string][]float64{}
+		for _, v := range x {
+			out["p"] = append(out["p"], 2*v)
+			out["q"] = append(out["q"], 2*v+10)
+		}
+		return out
+	}
+	man.Golden.Input = []float64{1, 2, 3, 4}
+	man.Golden.Outputs = reference(man.Golden.Input)
+	manifestJSON, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Parse(onnxBytes, manifestJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range [][]float64{{5, 6, 7, 8}, {1, 2, 3, 4}, {-1, 0, 1, 2}} {
+		got, err := s.Predict(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := reference(x)
+		for name := range want {
+			if !slices.Equal(got[name], want[name]) {
+				t.Errorf("input %v: %s = %v, want %v", x, name, got[name], want[name])
 			}
 		}
 	}

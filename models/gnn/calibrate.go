@@ -1,0 +1,117 @@
+package gnn
+
+import (
+	"math"
+	"slices"
+
+	"github.com/foresightscale/foresight/models/dataset"
+)
+
+// shrinkGrid are the factors the median's change may be shrunk by: from 0
+// (last value) to 1 (the network as trained).
+var shrinkGrid = func() []float64 {
+	g := make([]float64, 21)
+	for i := range g {
+		g[i] = float64(i) / 20
+	}
+	return g
+}()
+
+// Calibration bounds: a margin is never scaled to nothing nor blown up by a
+// handful of validation windows.
+const (
+	minUpperCalibration = 0.05
+	maxUpperCalibration = 20
+)
+
+// calibrate fits, on the validation windows ending at origins, two things
+// the gradient steps cannot see, and folds them into the model:
+//
+//   - per target and horizon step, a shrinkage α ∈ [0, 1] of the median's
+//     change (median = last + α·change). Where the network's change does not
+//     pay on held-out windows it is damped toward last value, which is the
+//     safe forecast at short horizons. α scales the rows of the head's
+//     output weights, so the exported graph is unchanged.
+//   - per target and horizon step, a factor on the upper margin so that the
+//     validation windows reach the upper quantile's coverage; the pinball
+//     loss alone leaves it short after early stopping.
+//
+// Both are chosen from validation windows only. The report records them.
+func (m *Model) calibrate(ds *dataset.Dataset, origins []int) {
+	o := m.opts
+	nN, nH := len(o.Graph.Services), o.Horizon
+	weights := targetWeights(ds, o)
+	type cell struct{ y, last, change, margin, w float64 }
+	cells := make([][][]cell, len(o.Targets)) // [target][h]
+	for i := range cells {
+		cells[i] = make([][]cell, nH)
+	}
+	m.calibration = nil
+	for _, last := range origins {
+		x := ds.Input(last, o.Window)
+		out := m.Forward(x)
+		for i, t := range o.Targets {
+			ti := indexOf(o.Features, t)
+			p50, p90 := out[string(t)], out[upperName(t, o.UpperQuantile)]
+			for h := range nH {
+				for n := range nN {
+					if !ds.Observed[ti][last+1+h][n] {
+						continue
+					}
+					lastValue := x[(ti*o.Window+o.Window-1)*nN+n]
+					k := h*nN + n
+					cells[i][h] = append(cells[i][h], cell{
+						y: ds.Normalised(ti, last+1+h, n), last: lastValue,
+						change: p50[k] - lastValue, margin: p90[k] - p50[k], w: weights[i][n],
+					})
+				}
+			}
+		}
+	}
+	m.Report.Shrinkage = make([][]float64, len(o.Targets))
+	m.Report.UpperCalibration = make([][]float64, len(o.Targets))
+	for i := range o.Targets {
+		alphas, ks := make([]float64, nH), make([]float64, nH)
+		for h := range nH {
+			cs := cells[i][h]
+			alphas[h], ks[h] = 1, 1
+			if len(cs) == 0 {
+				continue
+			}
+			bestErr := math.Inf(1)
+			for _, a := range shrinkGrid {
+				var e float64
+				for _, c := range cs {
+					e += c.w * math.Abs(c.y-c.last-a*c.change)
+				}
+				if e < bestErr {
+					alphas[h], bestErr = a, e
+				}
+			}
+			// The margin needed by each cell once the median is shrunk, in
+			// units of the model's margin (positive: softplus and volatility
+			// are).
+			ratios := make([]float64, len(cs))
+			for j, c := range cs {
+				ratios[j] = math.Inf(1) // a margin that underflowed to zero covers nothing
+				if c.margin > 0 {
+					ratios[j] = (c.y - c.last - alphas[h]*c.change) / c.margin
+				}
+			}
+			slices.Sort(ratios)
+			k := ratios[min(len(ratios)-1, int(math.Ceil(o.UpperQuantile*float64(len(ratios))))-1)]
+			ks[h] = math.Min(math.Max(k, minUpperCalibration), maxUpperCalibration)
+		}
+		h := m.p.heads[i]
+		for r := range nH {
+			for _, d := range []*dense{h.wo, h.lo, h.bo} {
+				for c := range d.c {
+					d.set(r, c, d.at(r, c)*alphas[r])
+				}
+			}
+		}
+		m.calibration = append(m.calibration, ks)
+		m.Report.Shrinkage[i], m.Report.UpperCalibration[i] = alphas, ks
+	}
+	m.finish()
+}
