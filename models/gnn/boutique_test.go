@@ -111,6 +111,8 @@ func TestBoutiqueTarget(t *testing.T) {
 	fmt.Fprintf(&table, "all %7.2f  %15.2f   %.3f\n", ev.maeAll, ev.lastAll, ev.maeAll/ev.lastAll)
 	fmt.Fprintf(&table, "P90: coverage %.3f, mean excess %.2f req/s; last value + headroom at the same coverage: coverage %.3f, mean excess %.2f req/s\n",
 		ev.coverage, ev.excess, ev.baseCoverage, ev.baseExcess)
+	fmt.Fprintf(&table, "     (for reference, not a target: headroom tuned on the test part itself reaches coverage %.3f with mean excess %.2f req/s)\n",
+		ev.oracleCoverage, ev.oracleExcess)
 	t.Log(table.String())
 
 	h := o.Horizon - 1
@@ -135,6 +137,10 @@ type evaluation struct {
 	maeAll, lastAll          float64
 	coverage, excess         float64
 	baseCoverage, baseExcess float64
+	// The same baseline with its headroom tuned on the evaluated windows
+	// themselves: it sees the answers, but it covers what the model covers,
+	// so the excesses compare at equal coverage.
+	oracleCoverage, oracleExcess float64
 }
 
 // evaluate measures target f's median and upper quantile on the test windows
@@ -215,5 +221,30 @@ func evaluate(m *Model, ds *dataset.Dataset, train, test []int, f source.Feature
 	}
 	ev.baseCoverage = float64(covered) / float64(cells)
 	ev.baseExcess /= float64(covered)
+
+	covered = 0
+	for h := range nH {
+		for n := range nN {
+			var diffs []float64
+			for _, last := range test {
+				if ds.Observed[fi][last+1+h][n] {
+					diffs = append(diffs, ds.Raw[fi][last+1+h][n]-ds.Raw[fi][last][n])
+				}
+			}
+			if len(diffs) == 0 {
+				continue
+			}
+			slices.Sort(diffs)
+			headroom := diffs[min(len(diffs)-1, max(int(math.Ceil(ev.coverage*float64(len(diffs))))-1, 0))]
+			for _, d := range diffs {
+				if d <= headroom {
+					covered++
+					ev.oracleExcess += headroom - d
+				}
+			}
+		}
+	}
+	ev.oracleCoverage = float64(covered) / float64(cells)
+	ev.oracleExcess /= float64(covered)
 	return ev
 }

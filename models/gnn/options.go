@@ -27,9 +27,10 @@
 // the noise. The output layers start at zero, so an untrained model is
 // exactly "last value" and training only moves away from it where the data
 // pays for it. After training, the validation windows fix a per-step
-// shrinkage of the median's change (folded into Wo, Lo, bo) and a per-step
-// factor on the upper margin that reaches the quantile's coverage (folded
-// into K, whose rows average the target's |Δ1 X|).
+// shrinkage of the median's change, blended toward last value at the short
+// steps by a fixed prior (folded into Wo, Lo, bo), and a per-step factor on
+// the upper margin that reaches the quantile's coverage with a small
+// allowance (folded into K, whose rows average the target's |Δ1 X|).
 package gnn
 
 import (

@@ -38,6 +38,20 @@ const minTrainWindows = 10
 // interrupted run still yields a usable model. The same seed and data give
 // the same model.
 func Train(ctx context.Context, ds *dataset.Dataset, trainOrigins, valOrigins []int, opts Options, progress func(Progress)) (*Model, error) {
+	started := time.Now()
+	m, err := trainNetwork(ctx, ds, trainOrigins, valOrigins, opts, progress)
+	if m == nil {
+		return nil, err
+	}
+	m.calibrate(ds, valOrigins)
+	m.Report.CalibratedValLoss = m.loss(ds, valOrigins)
+	m.Report.Seconds = time.Since(started).Seconds()
+	return m, err
+}
+
+// trainNetwork is Train without the calibration: the network with the best
+// validation loss, as gradient steps left it.
+func trainNetwork(ctx context.Context, ds *dataset.Dataset, trainOrigins, valOrigins []int, opts Options, progress func(Progress)) (*Model, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("gnn options: %w", err)
 	}
@@ -62,9 +76,6 @@ func Train(ctx context.Context, ds *dataset.Dataset, trainOrigins, valOrigins []
 	report := best.Report
 	finish := func(err error) (*Model, error) {
 		best.Report = report
-		best.calibrate(ds, valOrigins)
-		best.Report.CalibratedValLoss = best.loss(ds, valOrigins)
-		best.Report.Seconds = time.Since(started).Seconds()
 		return best, err
 	}
 	order := slices.Clone(trainOrigins)
