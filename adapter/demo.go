@@ -1,15 +1,9 @@
 package adapter
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -20,8 +14,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	certutil "k8s.io/client-go/util/cert"
-	"k8s.io/client-go/util/keyutil"
+
+	"github.com/foresightscale/foresight/internal/pki"
 )
 
 // DemoUser is the common name of the demo client certificate. Its group,
@@ -119,35 +113,31 @@ func writeDemoCredentials(dir string, host net.IP, port int, now time.Time) (*De
 		ServerURL:             "https://" + net.JoinHostPort(host.String(), strconv.Itoa(port)),
 	}
 
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("foresight-demo-ca", now)
 	if err != nil {
-		return nil, fmt.Errorf("generating demo CA key: %w", err)
+		return nil, fmt.Errorf("demo CA: %w", err)
 	}
-	ca, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "foresight-demo-ca", NotBefore: now}, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("generating demo CA certificate: %w", err)
+	if err := ca.WriteCert(d.CAFile); err != nil {
+		return nil, err
 	}
-	caPEM := pemCert(ca)
-	if err := certutil.WriteCert(d.CAFile, caPEM); err != nil {
-		return nil, fmt.Errorf("writing demo CA %s: %w", d.CAFile, err)
-	}
+	caPEM := ca.PEM
 
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if !host.IsLoopback() {
 		ips = append(ips, host)
 	}
-	if _, _, err := writeLeaf(ca, caKey, d.ServingCertFile, d.ServingKeyFile, now, x509.Certificate{
+	if _, _, err := ca.Issue(x509.Certificate{
 		Subject:     pkix.Name{CommonName: "foresight"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: ips,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}); err != nil {
+	}, d.ServingCertFile, d.ServingKeyFile, now); err != nil {
 		return nil, fmt.Errorf("demo serving certificate: %w", err)
 	}
-	clientPEM, clientKeyPEM, err := writeLeaf(ca, caKey, d.ClientCertFile, d.ClientKeyFile, now, x509.Certificate{
+	clientPEM, clientKeyPEM, err := ca.Issue(x509.Certificate{
 		Subject:     pkix.Name{CommonName: DemoUser, Organization: []string{demoGroup}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
+	}, d.ClientCertFile, d.ClientKeyFile, now)
 	if err != nil {
 		return nil, fmt.Errorf("demo client certificate: %w", err)
 	}
@@ -159,44 +149,6 @@ func writeDemoCredentials(dir string, host net.IP, port int, now time.Time) (*De
 		return nil, err
 	}
 	return d, nil
-}
-
-// writeLeaf signs template with the CA for a fresh key, writes both and
-// returns their PEM encodings.
-func writeLeaf(ca *x509.Certificate, caKey crypto.Signer, certFile, keyFile string, now time.Time, template x509.Certificate) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating serial number: %w", err)
-	}
-	template.SerialNumber = serial
-	// A little slack for clients whose clock is behind ours.
-	template.NotBefore = now.Add(-time.Minute).UTC()
-	template.NotAfter = now.Add(365 * 24 * time.Hour).UTC()
-	template.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, &template, ca, key.Public(), caKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signing certificate for %q: %w", template.Subject.CommonName, err)
-	}
-	certPEM = pemCert(&x509.Certificate{Raw: der})
-	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encoding key: %w", err)
-	}
-	if err := certutil.WriteCert(certFile, certPEM); err != nil {
-		return nil, nil, fmt.Errorf("writing %s: %w", certFile, err)
-	}
-	if err := keyutil.WriteKey(keyFile, keyPEM); err != nil {
-		return nil, nil, fmt.Errorf("writing %s: %w", keyFile, err)
-	}
-	return certPEM, keyPEM, nil
-}
-
-func pemCert(c *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: c.Raw})
 }
 
 // writeKubeconfig writes a single-context kubeconfig; certPEM/keyPEM may be
