@@ -7,7 +7,6 @@
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,10 +17,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/foresightscale/foresight/internal/testproc"
 )
 
 // EnvRequire names the environment variable that turns a missing
@@ -36,9 +35,6 @@ const (
 
 // promtoolTimeout bounds one promtool run.
 const promtoolTimeout = 2 * time.Minute
-
-// stopTimeout is how long a stopped server gets to exit before it is killed.
-const stopTimeout = 10 * time.Second
 
 // Options configures Start.
 type Options struct {
@@ -163,33 +159,13 @@ func formatDuration(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
-// lockedBuffer collects the server's output; the process writes it while a
-// failing test may read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func start(t testing.TB, bin, configFile, dataDir string, readyTimeout time.Duration) (*Server, error) {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	output := &lockedBuffer{}
-	cmd := exec.Command(bin,
+	p, err := testproc.Start("prometheus", bin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+dataDir,
 		// The backfilled history is years old. Retention counts back from
@@ -199,77 +175,34 @@ func start(t testing.TB, bin, configFile, dataDir string, readyTimeout time.Dura
 		"--web.listen-address="+addr,
 		"--log.level=warn",
 	)
-	cmd.Stdout = output
-	cmd.Stderr = output
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	// done closes once the process has exited and waitErr is set.
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(done)
-	}()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(stopTimeout):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+	if err != nil {
+		return nil, err
 	}
 	url := "http://" + addr
-	exitErr := func() error { <-done; return waitErr }
-	if err := waitReady(url, readyTimeout, done, exitErr); err != nil {
-		stop()
-		out := output.String()
+	client := &http.Client{Timeout: time.Second}
+	if err := p.WaitFor("/-/ready", readyTimeout, 100*time.Millisecond, func() error {
+		resp, err := client.Get(url + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready answered %s", resp.Status)
+		}
+		return nil
+	}); err != nil {
+		p.Stop()
+		out := p.Output()
 		if strings.Contains(out, "address already in use") {
 			return nil, fmt.Errorf("%s: %w", addr, errPortTaken)
 		}
 		return nil, fmt.Errorf("prometheus on %s: %w\noutput:\n%s", addr, err, out)
 	}
 	t.Cleanup(func() {
-		stop()
+		p.Stop()
 		if t.Failed() {
-			t.Logf("prometheus output:\n%s", output.String())
+			t.Logf("prometheus output:\n%s", p.Output())
 		}
 	})
 	return &Server{url: url}, nil
-}
-
-// waitReady polls /-/ready until it answers 200, the process exits, or the timeout.
-func waitReady(url string, timeout time.Duration, done <-chan struct{}, exitErr func() error) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("/-/ready answered %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-done:
-			return fmt.Errorf("exited before becoming ready: %v", exitErr())
-		case <-tick.C:
-		}
-	}
-	return fmt.Errorf("not ready after %v: %v", timeout, last)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
