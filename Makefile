@@ -6,7 +6,7 @@ BIN         := bin/foresight
 # The full suite: unit, real-Prometheus integration and process-level tests.
 TEST_TIMEOUT ?= 30m
 
-.PHONY: run build test unit lint fmt bench models prometheus clean
+.PHONY: run build test unit lint fmt bench models prometheus kube-binaries clean
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -16,11 +16,12 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/foresight
 
-## test: the whole test suite, with the real Prometheus it needs (installed when absent)
-test: prometheus lint
-	FORESIGHT_REQUIRE_PROMETHEUS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+## test: the whole test suite, with the real Prometheus and Kubernetes control plane it needs
+## (installed or built when absent; the first control-plane build takes about 30 minutes)
+test: prometheus kube-binaries lint
+	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-## unit: the tests that need nothing installed (the Prometheus ones skip when it is absent)
+## unit: the tests that need nothing installed (the Prometheus and control-plane ones skip)
 unit:
 	$(GO) test -short ./...
 
@@ -45,6 +46,10 @@ models:
 ## prometheus: make sure prometheus and promtool are installed (Debian package)
 prometheus:
 	hack/prometheus.sh ensure
+
+## kube-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/foresight/kube
+kube-binaries:
+	hack/kube-binaries.sh
 
 clean:
 	rm -rf bin

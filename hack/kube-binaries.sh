@@ -41,7 +41,7 @@ package tools
 
 import _ "go.etcd.io/etcd/server/v3"
 GO
-		go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
+		go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >get.log 2>&1 || { cat get.log >&2; exit 1; }
 		go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3
 	)
 	mv "$BIN/etcd.tmp" "$BIN/etcd"
@@ -83,7 +83,7 @@ GO
 		go mod tidy >/dev/null 2>&1 || go mod tidy
 		local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
 		for b in "${missing[@]}"; do
-			log "building $b $K8S_VERSION (kube-apiserver takes about 22 min cold)"
+			log "building $b $K8S_VERSION$([ "$b" = kube-apiserver ] && echo ' (about 22 min cold)')"
 			go build -trimpath -ldflags "$ldflags" -o "$BIN/$b.tmp" "k8s.io/kubernetes/cmd/$b"
 			mv "$BIN/$b.tmp" "$BIN/$b"
 		done
@@ -92,7 +92,8 @@ GO
 
 build_etcd
 build_kube
-for b in etcd kube-apiserver kube-controller-manager kubectl; do
-	log "$b: $("$BIN/$b" --version 2>/dev/null | head -n1 || echo '?')"
+for b in etcd kube-apiserver kube-controller-manager; do
+	log "$b: $("$BIN/$b" --version 2>/dev/null | head -n1)"
 done
+log "kubectl: $("$BIN/kubectl" version --client 2>/dev/null | head -n1)"
 echo "$BIN"
