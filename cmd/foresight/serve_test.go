@@ -62,6 +62,7 @@ func freePort(t *testing.T) int {
 
 type server struct {
 	secure, metrics string
+	securePort      int
 	demoDir         string
 	output          *strings.Builder
 	outputMu        *sync.Mutex
@@ -79,6 +80,7 @@ func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{demoDir: t.TempDir(), output: &strings.Builder{}, outputMu: &sync.Mutex{}}
 	securePort, metricsPort := freePort(t), freePort(t)
+	s.securePort = securePort
 	s.secure = fmt.Sprintf("https://127.0.0.1:%d", securePort)
 	s.metrics = fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
 	args = append([]string{"serve", "--secure-port", fmt.Sprint(securePort), "--metrics-bind-address",
