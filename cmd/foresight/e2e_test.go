@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -23,7 +26,10 @@ import (
 // reads a prediction through the aggregation layer.
 func TestServeBehindRealAPIServer(t *testing.T) {
 	c := kubetest.Start(t)
-	s := startServe(t, "--demo=false",
+	// A floor of 3 replicas for frontend makes the HPA's move visible
+	// whatever the synthetic load is at this time of day.
+	cfg := writeFile(t, "policy:\n  services:\n    frontend: {minReplicas: 3}\n")
+	s := startServe(t, "--demo=false", "--config", cfg,
 		"--lister-kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -64,6 +70,7 @@ func TestServeBehindRealAPIServer(t *testing.T) {
 			var list metricList
 			if last = json.Unmarshal(raw, &list); last == nil && len(list.Items) == 1 && list.Items[0].MetricLabels["service"] == "frontend" {
 				t.Logf("through the apiserver: %s = %s", list.Items[0].MetricName, list.Items[0].Value)
+				hpaFollowsPrediction(ctx, t, c)
 				return
 			}
 			last = fmt.Errorf("unexpected answer %s", raw)
@@ -71,4 +78,71 @@ func TestServeBehindRealAPIServer(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("no prediction through the aggregation layer within 90s: %v", last)
+}
+
+// hpaFollowsPrediction creates a Deployment and a stock autoscaling/v2 HPA on
+// foresight_predicted_replicas (External, AverageValue 1) and waits until the
+// Deployment has the predicted replica count.
+func hpaFollowsPrediction(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
+	t.Helper()
+	labels := map[string]string{"app": "frontend"}
+	one := int32(1)
+	if _, err := c.Client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "frontend"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "frontend", Image: "example.invalid/frontend:1"}}},
+			},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers("default").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "frontend"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "frontend"},
+			MinReplicas:    &one,
+			MaxReplicas:    20,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ExternalMetricSourceType,
+				External: &autoscalingv2.ExternalMetricSource{
+					Metric: autoscalingv2.MetricIdentifier{
+						Name:     "foresight_predicted_replicas",
+						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "frontend"}},
+					},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(1, resource.DecimalSI)},
+				},
+			}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var replicas int32
+	var predicted string
+	for time.Since(start) < 90*time.Second {
+		d, err := c.Client.AppsV1().Deployments("default").Get(ctx, "frontend", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = *d.Spec.Replicas
+		hpa, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "frontend", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hpa.Status.CurrentMetrics) == 1 && hpa.Status.CurrentMetrics[0].External != nil {
+			// AverageValue over current replicas: predicted = value × replicas.
+			v := hpa.Status.CurrentMetrics[0].External.Current.AverageValue
+			predicted = v.String()
+			if replicas >= 3 && hpa.Status.DesiredReplicas == replicas && v.MilliValue() == 1000 {
+				t.Logf("the stock HPA scaled the Deployment 1 → %d on Foresight's prediction in %v", replicas, time.Since(start).Round(time.Second))
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("HPA did not settle on the prediction within 90s: deployment at %d replicas, HPA average value %s", replicas, predicted)
 }
