@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -145,4 +148,53 @@ func hpaFollowsPrediction(ctx context.Context, t *testing.T, c *kubetest.Cluster
 		time.Sleep(time.Second)
 	}
 	t.Fatalf("HPA did not settle on the prediction within 90s: deployment at %d replicas, HPA average value %s", replicas, predicted)
+}
+
+// TestServeDelegatesAuthToRealAPIServer talks to Foresight directly and
+// checks its delegated authentication and authorization through the real
+// apiserver: no credentials and a ServiceAccount without RBAC for
+// external.metrics.k8s.io are refused. (Authorised reads through the
+// aggregation layer are TestServeBehindRealAPIServer's.)
+func TestServeDelegatesAuthToRealAPIServer(t *testing.T) {
+	c := kubetest.Start(t)
+	s := startServe(t, "--demo=false",
+		"--lister-kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := c.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expiry := int64(600)
+	tr, err := c.Client.CoreV1().ServiceAccounts("default").CreateToken(ctx, "nobody",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: Foresight's self-signed serving cert in a test
+	metric := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas"
+	status := func(token string) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, metric, nil)
+		if err != nil {
+			return 0, err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := insecure.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	waitFor(t, "foresight serving with delegated auth", func() error {
+		code, err := status(tr.Status.Token)
+		if err == nil && code != http.StatusForbidden {
+			err = fmt.Errorf("service account without RBAC: status %d, want 403", code)
+		}
+		return err
+	})
+	if code, err := status(""); err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
+		t.Errorf("no credentials: status %d, %v; want 401 or 403", code, err)
+	}
 }
