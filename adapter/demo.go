@@ -12,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"github.com/foresightscale/foresight/internal/pki"
 )
 
@@ -142,25 +139,11 @@ func writeDemoCredentials(dir string, host net.IP, port int, now time.Time) (*De
 		return nil, fmt.Errorf("demo client certificate: %w", err)
 	}
 
-	if err := writeKubeconfig(d.Kubeconfig, d.ServerURL, caPEM, clientPEM, clientKeyPEM); err != nil {
+	if err := pki.WriteKubeconfig(d.Kubeconfig, DemoUser, d.ServerURL, caPEM, clientPEM, clientKeyPEM); err != nil {
 		return nil, err
 	}
-	if err := writeKubeconfig(d.UnreachableKubeconfig, unreachableServer, caPEM, nil, nil); err != nil {
+	if err := pki.WriteKubeconfig(d.UnreachableKubeconfig, DemoUser, unreachableServer, caPEM, nil, nil); err != nil {
 		return nil, err
 	}
 	return d, nil
-}
-
-// writeKubeconfig writes a single-context kubeconfig; certPEM/keyPEM may be
-// nil for one that carries no credentials.
-func writeKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[DemoUser] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
-	cfg.AuthInfos[DemoUser] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
-	cfg.Contexts[DemoUser] = &clientcmdapi.Context{Cluster: DemoUser, AuthInfo: DemoUser}
-	cfg.CurrentContext = DemoUser
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
-	}
-	return nil
 }

@@ -26,6 +26,7 @@ import (
 	emv1beta1 "k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
 
 	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/internal/pki"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -408,7 +409,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	securePort := freePort(t)
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	lister := filepath.Join(t.TempDir(), "lister.kubeconfig")
-	if err := writeKubeconfig(lister, unreachableServer, nil, nil, nil); err != nil {
+	if err := pki.WriteKubeconfig(lister, DemoUser, unreachableServer, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

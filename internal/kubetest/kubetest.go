@@ -31,7 +31,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/foresightscale/foresight/internal/pki"
@@ -248,16 +247,7 @@ func (c *Cluster) writeCertificates() (certFiles, error) {
 		return files, err
 	}
 	c.Kubeconfig = f("admin.kubeconfig")
-	return files, writeKubeconfig(c.Kubeconfig, c.URL, ca.PEM, adminCert, adminKey)
-}
-
-func writeKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
-	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "admin"}
-	cfg.CurrentContext = "test"
-	return clientcmd.WriteToFile(*cfg, path)
+	return files, pki.WriteKubeconfig(c.Kubeconfig, "admin", c.URL, ca.PEM, adminCert, adminKey)
 }
 
 func loopbackURL(scheme string, port int) string {

@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 )
@@ -83,4 +85,19 @@ func (ca *CA) Issue(template x509.Certificate, certFile, keyFile string, now tim
 // EncodeCert PEM-encodes a certificate.
 func EncodeCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: c.Raw})
+}
+
+// WriteKubeconfig writes a single-context kubeconfig for server, trusting
+// caPEM; certPEM/keyPEM (may be nil) authenticate the user. name names the
+// cluster, user and context.
+func WriteKubeconfig(path, name, server string, caPEM, certPEM, keyPEM []byte) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
+	}
+	return nil
 }
