@@ -158,7 +158,7 @@ func evaluate(m *Model, ds *dataset.Dataset, train, test []int, f source.Feature
 	var covered, cells int
 	for _, last := range test {
 		out := m.Forward(ds.Input(last, o.Window))
-		p50, p90 := out[string(f)], out[upperName(f, o.UpperQuantile)]
+		p50, p90 := out[string(f)], out[UpperOutputName(f, o.UpperQuantile)]
 		for h := range nH {
 			for n := range nN {
 				if !ds.Observed[fi][last+1+h][n] {

@@ -73,7 +73,7 @@ func (m *Model) calibrate(ds *dataset.Dataset, origins []int) {
 		out := m.Forward(x)
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)
-			p50, p90 := out[string(t)], out[upperName(t, o.UpperQuantile)]
+			p50, p90 := out[string(t)], out[UpperOutputName(t, o.UpperQuantile)]
 			for h := range nH {
 				for n := range nN {
 					if !ds.Observed[ti][last+1+h][n] {

@@ -57,7 +57,7 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 
 	var outputs []model.Output
 	for i, t := range o.Targets {
-		h, name, upper := p.heads[i], string(t), upperName(t, o.UpperQuantile)
+		h, name, upper := p.heads[i], string(t), UpperOutputName(t, o.UpperQuantile)
 		last := b.MatMul(init(name+"_last_value_selector", m.selector(indexOf(o.Features, t))), x)
 		ti := indexOf(o.Features, t)
 		change := b.Add(b.Add(b.MatMul(init(name+"_wo", h.wo), h2), b.MatMul(init(name+"_lo", h.lo), z0)), init(name+"_bo", h.bo))

@@ -429,7 +429,7 @@ func coverage(m *Model, ds *dataset.Dataset, origins []int, f source.Feature) fl
 	ti, nN := indexOf(o.Features, f), len(o.Graph.Services)
 	var in, all int
 	for _, last := range origins {
-		upper := m.Forward(ds.Input(last, o.Window))[upperName(f, o.UpperQuantile)]
+		upper := m.Forward(ds.Input(last, o.Window))[UpperOutputName(f, o.UpperQuantile)]
 		for h := range o.Horizon {
 			for n := range nN {
 				if ds.Observed[ti][last+1+h][n] {

@@ -130,7 +130,7 @@ func (m *Model) Forward(x []float64) map[string][]float64 {
 	for i, t := range o.Targets {
 		p50, p90 := m.head(i, indexOf(o.Features, t), xm, dev, noise, z0, h2)
 		out[string(t)] = p50.v
-		out[upperName(t, o.UpperQuantile)] = p90.v
+		out[UpperOutputName(t, o.UpperQuantile)] = p90.v
 	}
 	return out
 }

@@ -165,8 +165,8 @@ func (o Options) Validate() error {
 
 func indexOf(fs []source.Feature, f source.Feature) int { return slices.Index(fs, f) }
 
-// upperName is the name of target f's upper-quantile output: requests_p90
-// for the 0.9 quantile of requests.
-func upperName(f source.Feature, q float64) string {
+// UpperOutputName is the manifest output holding feature f's forecast at
+// the upper quantile q, e.g. "requests_p90".
+func UpperOutputName(f source.Feature, q float64) string {
 	return fmt.Sprintf("%s_p%d", f, int(math.Round(q*100)))
 }

@@ -218,7 +218,7 @@ func (m *Model) loss(ds *dataset.Dataset, origins []int) float64 {
 		out := m.Forward(ds.Input(last, o.Window))
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)
-			p50, p90 := out[string(t)], out[upperName(t, q)]
+			p50, p90 := out[string(t)], out[UpperOutputName(t, q)]
 			for h := range o.Horizon {
 				for n := range nN {
 					if !ds.Observed[ti][last+1+h][n] {

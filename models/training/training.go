@@ -157,7 +157,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 	var covered, upperPoints int
 	for _, last := range origins {
 		out := m.Forward(ds.Input(last, o.Window))
-		point, upper := out[string(o.Targets[0])], out[string(o.Targets[0])+"_p90"]
+		point, upper := out[string(o.Targets[0])], out[gnn.UpperOutputName(o.Targets[0], o.UpperQuantile)]
 		for h := range o.Horizon {
 			for n := range nN {
 				if !ds.Observed[ti][last+1+h][n] {
