@@ -48,10 +48,26 @@ func (ca *CA) WriteCert(path string) error {
 	return nil
 }
 
-// Issue signs template for a fresh key valid for a year from now (a minute
-// of slack for clients whose clock is behind), writes both files (the key
-// with mode 0600) and returns their PEM encodings.
+// Issue signs template (see Sign), writes both files (the key with mode
+// 0600) and returns their PEM encodings.
 func (ca *CA) Issue(template x509.Certificate, certFile, keyFile string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, err = ca.Sign(template, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := certutil.WriteCert(certFile, certPEM); err != nil {
+		return nil, nil, fmt.Errorf("writing %s: %w", certFile, err)
+	}
+	if err := keyutil.WriteKey(keyFile, keyPEM); err != nil {
+		return nil, nil, fmt.Errorf("writing %s: %w", keyFile, err)
+	}
+	return certPEM, keyPEM, nil
+}
+
+// Sign signs template for a fresh key valid for a year from now (a minute
+// of slack for clients whose clock is behind) and returns the certificate
+// and key, PEM-encoded.
+func (ca *CA) Sign(template x509.Certificate, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generating key: %w", err)
@@ -62,25 +78,21 @@ func (ca *CA) Issue(template x509.Certificate, certFile, keyFile string, now tim
 	}
 	template.SerialNumber = serial
 	template.NotBefore = now.Add(-time.Minute).UTC()
-	template.NotAfter = now.Add(365 * 24 * time.Hour).UTC()
+	template.NotAfter = now.Add(ValidFor).UTC()
 	template.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, &template, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signing certificate for %q: %w", template.Subject.CommonName, err)
 	}
-	certPEM = EncodeCert(&x509.Certificate{Raw: der})
 	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding key: %w", err)
 	}
-	if err := certutil.WriteCert(certFile, certPEM); err != nil {
-		return nil, nil, fmt.Errorf("writing %s: %w", certFile, err)
-	}
-	if err := keyutil.WriteKey(keyFile, keyPEM); err != nil {
-		return nil, nil, fmt.Errorf("writing %s: %w", keyFile, err)
-	}
-	return certPEM, keyPEM, nil
+	return EncodeCert(&x509.Certificate{Raw: der}), keyPEM, nil
 }
+
+// ValidFor is how long an issued certificate is valid.
+const ValidFor = 365 * 24 * time.Hour
 
 // EncodeCert PEM-encodes a certificate.
 func EncodeCert(c *x509.Certificate) []byte {
