@@ -74,6 +74,12 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	if !demoExplicit && (cfg.Source.Prometheus != nil || cfg.Source.CSV != nil) {
 		o.demo = false
 	}
+	if !o.demo && cfg.Source.Prometheus == nil && cfg.Source.CSV == nil && cfg.Source.Synthetic == nil {
+		// Serving the made-up demo workload to a real HPA would scale real
+		// Deployments on fiction: refuse rather than guess.
+		return errors.New("no metrics source: set source.prometheus.url in --config or pass --prometheus-url " +
+			"(the synthetic workload runs only with --demo or an explicit source.synthetic)")
+	}
 	log := slog.Default()
 	m, err := loadModel(cfg.Model)
 	if err != nil {

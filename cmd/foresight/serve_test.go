@@ -66,6 +66,9 @@ type server struct {
 	demoDir         string
 	output          *strings.Builder
 	outputMu        *sync.Mutex
+	// Stop interrupts the process and waits for it; it is safe to call more
+	// than once and always runs when the test ends.
+	Stop func()
 }
 
 func (s *server) log() string {
@@ -78,13 +81,22 @@ func (s *server) log() string {
 // the test ends.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{demoDir: t.TempDir(), output: &strings.Builder{}, outputMu: &sync.Mutex{}}
 	securePort, metricsPort := freePort(t), freePort(t)
-	s.securePort = securePort
+	demoDir := t.TempDir()
+	args = append([]string{"serve", "--secure-port", fmt.Sprint(securePort), "--metrics-bind-address",
+		fmt.Sprintf("127.0.0.1:%d", metricsPort), "--demo-dir", demoDir}, args...)
+	s := runForesight(t, securePort, metricsPort, args)
+	s.demoDir = demoDir
+	return s
+}
+
+// runForesight runs the binary with exactly args, which must make it listen
+// on the given loopback ports.
+func runForesight(t *testing.T, securePort, metricsPort int, args []string) *server {
+	t.Helper()
+	s := &server{output: &strings.Builder{}, outputMu: &sync.Mutex{}, securePort: securePort}
 	s.secure = fmt.Sprintf("https://127.0.0.1:%d", securePort)
 	s.metrics = fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
-	args = append([]string{"serve", "--secure-port", fmt.Sprint(securePort), "--metrics-bind-address",
-		fmt.Sprintf("127.0.0.1:%d", metricsPort), "--demo-dir", s.demoDir}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, foresightBinary(t), args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -106,10 +118,16 @@ func startServe(t *testing.T, args ...string) *server {
 			s.outputMu.Unlock()
 		}
 	}()
+	var once sync.Once
+	s.Stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = cmd.Wait()
+		s.Stop()
 		if t.Failed() {
 			t.Logf("foresight output:\n%s", s.log())
 		}
@@ -326,6 +344,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"policy for unknown service", []string{"--config", writeFile(t, "policy:\n  services:\n    nosuch: {capacityPerPod: 3}\n")}, "policy.services.nosuch"},
 		{"two sources", []string{"--prometheus-url", "http://127.0.0.1:9", "--csv", "x.csv"}, "mutually exclusive"},
 		{"missing csv", []string{"--csv", filepath.Join(t.TempDir(), "absent.csv")}, "absent.csv"},
+		{"no source outside demo mode", []string{"--demo=false"}, "no metrics source"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
