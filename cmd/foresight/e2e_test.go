@@ -1,177 +1,605 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
 
 	"github.com/foresightscale/foresight/internal/kubetest"
+	"github.com/foresightscale/foresight/internal/testenv"
 )
 
-// TestServeBehindRealAPIServer registers `foresight serve` as the external
-// metrics API of a real kube-apiserver (APIService + ExternalName Service,
-// delegated authentication and authorization through that apiserver) and
-// reads a prediction through the aggregation layer.
-func TestServeBehindRealAPIServer(t *testing.T) {
-	c := kubetest.Start(t)
-	// A floor of 3 replicas for frontend makes the HPA's move visible
-	// whatever the synthetic load is at this time of day.
-	cfg := writeFile(t, "policy:\n  services:\n    frontend: {minReplicas: 3}\n")
-	s := startServe(t, "--demo=false", "--config", cfg,
-		"--lister-kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// The end-to-end tests install what an operator installs (manifests/) on a
+// real control plane, run the real binary with the Deployment's own
+// arguments, and let the stock HPA controller do the scaling.
 
-	_, err := c.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "foresight"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
-	}, metav1.CreateOptions{})
+const (
+	hpaControllerUser = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+	// appNamespace is where the shipped config says the model's services
+	// live, so where the example HPAs go.
+	appNamespace = "default"
+)
+
+var apiServicesGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+
+// TestManifestsOnRealControlPlane is the operator's path, end to end:
+//
+//  1. manifests/base (plus `foresight certs`) applied with server-side
+//     validation;
+//  2. foresight serve started with the Deployment's arguments as the
+//     foresight ServiceAccount, registered through the APIService, the
+//     aggregator verifying its certificate against the caBundle;
+//  3. predictions read through the apiserver with kubectl;
+//  4. the shipped example HPA scaling a Deployment to the prediction and
+//     following a step in load up and down;
+//  5. unauthenticated and unauthorised callers refused, the HPA controller
+//     allowed only by the shipped ClusterRole;
+//  6. Foresight stopped: the HPA holds its replicas; restarted: it recovers.
+func TestManifestsOnRealControlPlane(t *testing.T) {
+	c := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	repo := testenv.RepoRoot(t)
+
+	// A hardened cluster: the HPA controller's built-in role cannot read
+	// external metrics, so only the shipped ClusterRole can let it.
+	trimBuiltInHPARole(ctx, t, c)
+	waitForAccess(ctx, t, c, hpaControllerUser, false)
+
+	// 1. Install.
+	securePort, metricsPort := freePort(t), freePort(t)
+	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", filepath.Join(repo, "manifests", "base"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(c.Config)
+	base := decodeObjects(t, rendered)
+	certsOut, err := exec.CommandContext(ctx, foresightBinary(t), "certs", "--namespace", "foresight").Output()
+	if err != nil {
+		t.Fatalf("foresight certs: %v", err)
+	}
+	certs := decodeObjects(t, certsOut)
+	for _, objs := range [][]*unstructured.Unstructured{base, certs} {
+		adaptForLoopback(t, objs, securePort)
+	}
+	applyObjects(ctx, t, c, "foresight-e2e", base)
+	// As docs/install.md says, with its own field manager.
+	applyObjects(ctx, t, c, "foresight-certs", certs)
+	waitForAccess(ctx, t, c, hpaControllerUser, true)
+
+	// 2. Run Foresight as its pod would.
+	saKubeconfig, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": "v1beta1.external.metrics.k8s.io"},
-		"spec": map[string]any{
-			"group": "external.metrics.k8s.io", "version": "v1beta1",
-			"service":               map[string]any{"name": "foresight", "namespace": "default", "port": int64(s.securePort)},
-			"insecureSkipTLSVerify": true, "groupPriorityMinimum": int64(100), "versionPriority": int64(100),
+	stepAt := time.Now().Add(75 * time.Second).Truncate(30 * time.Second).Add(30 * time.Second)
+	const highRows = 3 // 90 s of four times the load
+	args := podArgs(t, base, certs, securePort, metricsPort, writeStepCSV(t, stepAt, highRows))
+	args = append(args, "--bind-address=127.0.0.1",
+		"--authentication-kubeconfig="+saKubeconfig, "--authorization-kubeconfig="+saKubeconfig, "--lister-kubeconfig="+saKubeconfig)
+	s := runForesight(t, securePort, metricsPort, args)
+	waitForAPIService(ctx, t, c, true, 90*time.Second)
+
+	// 3. Read through the aggregation layer with the real kubectl.
+	raw, err := c.Kubectl(ctx, t, nil, "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"foresight_predicted_replicas", "foresight_predicted_requests", "foresight_predicted_cpu_cores"} {
+		if !strings.Contains(string(raw), `"`+m+`"`) {
+			t.Errorf("metric list through the apiserver lacks %s:\n%s", m, raw)
+		}
+	}
+	first := predictedReplicas(ctx, t, c, "frontend")
+	t.Logf("kubectl get --raw through the apiserver: foresight_predicted_replicas{service=frontend} = %d", first)
+
+	// 5. Security, directly against Foresight: delegated to the apiserver.
+	t.Run("refuses unauthenticated and unauthorised callers", func(t *testing.T) {
+		refusesStrangers(ctx, t, c, s)
+	})
+
+	// 4. The shipped example HPA follows the forecast.
+	hpa := exampleHPA(t, repo, "frontend")
+	createDeployment(ctx, t, c, "frontend")
+	if _, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(appNamespace).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bounds := func(p int32) int32 { return min(max(p, *hpa.Spec.MinReplicas), hpa.Spec.MaxReplicas) }
+	f := &follower{c: c, service: "frontend", bounds: bounds}
+	f.watch(ctx, t, time.Until(stepAt), nil)
+	if !f.settled() {
+		t.Fatalf("before the step: Deployment at %d replicas, prediction %d", f.replicas, f.predicted)
+	}
+	low := f.predicted
+	// Only what happens from the step on counts.
+	f.peak, f.followedUp, f.followedDown = low, false, false
+	t.Logf("before the step: Deployment settled at the prediction, %d replicas", low)
+	f.watch(ctx, t, highRows*30*time.Second+3*time.Minute, func() bool {
+		// Done when the forecast rose, came back down and the Deployment
+		// has followed both ways.
+		return f.peak > low && f.predicted < f.peak && f.settled() && time.Since(f.changedAt) > 15*time.Second
+	})
+	f.report(t)
+	if f.peak <= low {
+		t.Fatalf("the prediction never rose above %d after the load quadrupled", low)
+	}
+	if !f.settled() || f.predicted >= f.peak {
+		t.Fatalf("after the load fell: prediction %d (peak %d), Deployment at %d", f.predicted, f.peak, f.replicas)
+	}
+	if !f.followedUp || !f.followedDown {
+		t.Fatalf("the Deployment did not follow the forecast both ways (up: %v, down: %v)", f.followedUp, f.followedDown)
+	}
+
+	// 6. Resilience.
+	held := f.replicas
+	s.Stop()
+	waitForAPIService(ctx, t, c, false, 90*time.Second)
+	for range 5 { // five HPA sync periods
+		time.Sleep(5 * time.Second)
+		if r := deploymentReplicas(ctx, t, c, "frontend"); r != held {
+			t.Fatalf("with Foresight down the Deployment went from %d to %d replicas; the HPA must hold", held, r)
+		}
+	}
+	waitForHPACondition(ctx, t, c, "frontend", autoscalingv2.ScalingActive, corev1.ConditionFalse)
+	t.Logf("Foresight stopped: APIService unavailable, the HPA kept %d replicas", held)
+	restarted := time.Now()
+	runForesight(t, securePort, metricsPort, args)
+	waitForAPIService(ctx, t, c, true, 90*time.Second)
+	waitForHPACondition(ctx, t, c, "frontend", autoscalingv2.ScalingActive, corev1.ConditionTrue)
+	f.watch(ctx, t, time.Minute, f.settled)
+	if !f.settled() {
+		t.Fatalf("after the restart: prediction %d, Deployment at %d", f.predicted, f.replicas)
+	}
+	t.Logf("Foresight restarted: the HPA acts on it again after %v, Deployment at the prediction (%d)", time.Since(restarted).Round(time.Second), f.replicas)
+}
+
+// follower watches the published prediction and the Deployment together and
+// measures how long the Deployment takes to reach each new prediction.
+type follower struct {
+	c       *kubetest.Cluster
+	service string
+	bounds  func(int32) int32
+
+	predicted, replicas, peak int32
+	changedAt                 time.Time
+	pending                   bool
+	up                        bool
+	followedUp, followedDown  bool
+	latencies                 []string
+	samples                   []time.Duration
+}
+
+func (f *follower) settled() bool { return f.predicted > 0 && f.replicas == f.bounds(f.predicted) }
+
+// watch polls every 250 ms for at most d, until done (if not nil) is true.
+func (f *follower) watch(ctx context.Context, t *testing.T, d time.Duration, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		p := predictedReplicas(ctx, t, f.c, f.service)
+		now := time.Now()
+		if p != f.predicted {
+			if f.pending {
+				f.latencies = append(f.latencies, fmt.Sprintf("%d→%d superseded after %v", f.replicas, f.predicted, now.Sub(f.changedAt).Round(time.Millisecond)))
+			}
+			f.up = p > f.predicted
+			f.predicted, f.changedAt, f.pending = p, now, f.predicted != 0
+			f.peak = max(f.peak, p)
+		}
+		f.replicas = deploymentReplicas(ctx, t, f.c, f.service)
+		if f.pending && f.settled() {
+			lat := time.Since(f.changedAt)
+			f.pending = false
+			f.samples = append(f.samples, lat)
+			f.latencies = append(f.latencies, fmt.Sprintf("→%d in %v", f.replicas, lat.Round(time.Millisecond)))
+			if f.up {
+				f.followedUp = true
+			} else {
+				f.followedDown = true
+			}
+		}
+		if done != nil && done() {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (f *follower) report(t *testing.T) {
+	t.Helper()
+	t.Logf("forecast change → Deployment at the new count: %s", strings.Join(f.latencies, "; "))
+	if len(f.samples) > 0 {
+		s := slices.Clone(f.samples)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		t.Logf("forecast-to-replicas latency over %d changes: median %v, max %v (HPA sync period 5s)",
+			len(s), s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+	}
+}
+
+// trimBuiltInHPARole removes external metrics from the HPA controller's
+// bootstrap role and stops the apiserver from restoring it, as some
+// hardened distributions do.
+func trimBuiltInHPARole(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
+	t.Helper()
+	roles := c.Client.RbacV1().ClusterRoles()
+	role, err := roles.Get(ctx, "system:controller:horizontal-pod-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := role.Rules[:0]
+	for _, r := range role.Rules {
+		if !slices.Contains(r.APIGroups, "external.metrics.k8s.io") {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) == len(role.Rules) {
+		t.Fatalf("the built-in HPA role has no external metrics rule to remove: %+v", role.Rules)
+	}
+	role.Rules = kept
+	role.Annotations["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+	if _, err := roles.Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForAccess waits until the apiserver's RBAC says user may (or may not)
+// list external metrics in the application namespace.
+func waitForAccess(ctx context.Context, t *testing.T, c *kubetest.Cluster, user string, want bool) {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   user,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: appNamespace, Verb: "list", Group: "external.metrics.k8s.io", Resource: "foresight_predicted_replicas",
 		},
 	}}
-	gvr := schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
-	if _, err := dyn.Resource(gvr).Create(ctx, apiService, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas?labelSelector=" + url.QueryEscape("service=frontend")
-	var last error
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		var raw []byte
-		raw, last = c.Client.Discovery().RESTClient().Get().AbsPath("/").RequestURI(path).DoRaw(ctx)
-		if last == nil {
-			var list metricList
-			if last = json.Unmarshal(raw, &list); last == nil && len(list.Items) == 1 && list.Items[0].MetricLabels["service"] == "frontend" {
-				t.Logf("through the apiserver: %s = %s", list.Items[0].MetricName, list.Items[0].Value)
-				hpaFollowsPrediction(ctx, t, c)
-				return
-			}
-			last = fmt.Errorf("unexpected answer %s", raw)
+	var got *authorizationv1.SubjectAccessReview
+	for range 60 {
+		var err error
+		if got, err = c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed == want {
+			t.Logf("%s may list external metrics: %v (%s)", user, want, got.Status.Reason)
+			return
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("no prediction through the aggregation layer within 90s: %v", last)
+	t.Fatalf("%s may list external metrics: %v, want %v (%s)", user, got.Status.Allowed, want, got.Status.Reason)
 }
 
-// hpaFollowsPrediction creates a Deployment and a stock autoscaling/v2 HPA on
-// foresight_predicted_replicas (External, AverageValue 1) and waits until the
-// Deployment has the predicted replica count.
-func hpaFollowsPrediction(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
+func decodeObjects(t *testing.T, stream []byte) []*unstructured.Unstructured {
 	t.Helper()
-	labels := map[string]string{"app": "frontend"}
+	var objs []*unstructured.Unstructured
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(stream), 4096)
+	for {
+		var m map[string]any
+		if err := d.Decode(&m); errors.Is(err, io.EOF) {
+			return objs
+		} else if err != nil {
+			t.Fatalf("decoding manifests: %v\n%s", err, stream)
+		}
+		if len(m) > 0 {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+func findObject(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %q in the manifests", kind, name)
+	return nil
+}
+
+// adaptForLoopback points the Service at Foresight on this machine: an
+// ExternalName Service to localhost and the APIService on Foresight's port
+// (the aggregator dials <externalName>:<port> and still checks the
+// certificate against foresight.foresight.svc).
+func adaptForLoopback(t *testing.T, objs []*unstructured.Unstructured, port int) {
+	t.Helper()
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Service":
+			must(t, unstructured.SetNestedField(o.Object, "ExternalName", "spec", "type"))
+			must(t, unstructured.SetNestedField(o.Object, "localhost", "spec", "externalName"))
+			unstructured.RemoveNestedField(o.Object, "spec", "selector")
+		case "APIService":
+			must(t, unstructured.SetNestedField(o.Object, int64(port), "spec", "service", "port"))
+			if skip, _, _ := unstructured.NestedBool(o.Object, "spec", "insecureSkipTLSVerify"); skip {
+				t.Fatal("the shipped APIService skips TLS verification")
+			}
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// applyObjects applies with the real kubectl, server-side, with strict
+// field validation: an unknown or misspelt field fails the test.
+func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, manager string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var stream bytes.Buffer
+	for _, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.WriteString("---\n")
+		stream.Write(b)
+	}
+	out, err := c.Kubectl(ctx, t, stream.Bytes(), "apply", "--server-side", "--validate=strict", "--field-manager="+manager, "-f", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubectl apply --server-side:\n%s", out)
+}
+
+// podArgs returns the Deployment's container arguments with the pod's
+// paths and ports replaced by local ones: the mounted ConfigMap and Secret
+// become files, the listeners move to loopback. The config is the shipped
+// one with a CSV step-load source, a 5 s cycle and a frontend pod capacity
+// that makes the step visible in replicas.
+func podArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort, metricsPort int, csvPath string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	deploy := findObject(t, base, "Deployment", "foresight")
+	var d appsv1.Deployment
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(deploy.Object, &d))
+	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "foresight" })
+	if i < 0 {
+		t.Fatal("no foresight container in the Deployment")
+	}
+	args := slices.Clone(d.Spec.Template.Spec.Containers[i].Args)
+
+	cm := findObject(t, base, "ConfigMap", "foresight-config")
+	text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
+	var cfg map[string]any
+	must(t, yaml.Unmarshal([]byte(text), &cfg))
+	cfg["interval"] = "5s"
+	policy, _ := cfg["policy"].(map[string]any)
+	if policy == nil {
+		t.Fatalf("the shipped config has no policy section:\n%s", text)
+	}
+	policy["services"] = map[string]any{"frontend": map[string]any{"capacityPerPod": 20}}
+	cfgYAML, err := yaml.Marshal(cfg)
+	must(t, err)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	must(t, os.WriteFile(cfgPath, cfgYAML, 0o600))
+
+	secret := findObject(t, certs, "Secret", "foresight-serving-cert")
+	files := map[string]string{}
+	for _, key := range []string{"tls.crt", "tls.key"} {
+		enc, _, _ := unstructured.NestedString(secret.Object, "data", key)
+		pem, err := base64.StdEncoding.DecodeString(enc)
+		must(t, err)
+		files[key] = filepath.Join(dir, key)
+		must(t, os.WriteFile(files[key], pem, 0o600))
+	}
+
+	replace := map[string]string{
+		"--config":               cfgPath,
+		"--secure-port":          strconv.Itoa(securePort),
+		"--tls-cert-file":        files["tls.crt"],
+		"--tls-private-key-file": files["tls.key"],
+		"--metrics-bind-address": fmt.Sprintf("127.0.0.1:%d", metricsPort),
+	}
+	for i, a := range args {
+		name, _, ok := strings.Cut(a, "=")
+		if v, known := replace[name]; ok && known {
+			args[i] = name + "=" + v
+			delete(replace, name)
+		}
+	}
+	if len(replace) > 0 {
+		t.Fatalf("the Deployment's args %v lack %v", args, replace)
+	}
+	return append(args, "--csv="+csvPath)
+}
+
+// writeStepCSV writes a replay file (30 s rows, cycling every two hours on
+// the wall clock) whose load is low except for highRows rows from stepAt,
+// when every service receives four times its usual request rate.
+func writeStepCSV(t *testing.T, stepAt time.Time, highRows int) string {
+	t.Helper()
+	const rows, interval = 240, 30 * time.Second
+	cycle := int64(rows * interval)
+	firstHigh := int((stepAt.UnixNano() % cycle) / int64(interval))
+	var b strings.Builder
+	b.WriteString("step,timestamp_local")
+	for _, s := range demoServices {
+		for _, m := range []string{"cpu", "mem", "req", "res", "pod"} {
+			fmt.Fprintf(&b, ",%s_%s", s, m)
+		}
+	}
+	b.WriteString("\n")
+	start := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	for r := range rows {
+		factor := 1.0
+		if (r-firstHigh+rows)%rows < highRows {
+			factor = 4
+		}
+		fmt.Fprintf(&b, "%d,%s", r, start.Add(time.Duration(r)*interval).Format("2006-01-02T15:04:05"))
+		for n := range demoServices {
+			req := factor * (30 + 2*float64(n) + 2*math.Sin(2*math.Pi*float64(r)/20+float64(n)))
+			fmt.Fprintf(&b, ",%.4f,0.4,%.4f,0.05,2", 0.1+req/200, req)
+		}
+		b.WriteString("\n")
+	}
+	return writeFile(t, b.String())
+}
+
+// exampleHPA returns the HPA for service from manifests/examples.
+func exampleHPA(t *testing.T, repo, service string) *autoscalingv2.HorizontalPodAutoscaler {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repo, "manifests", "examples", "hpa-boutique.yaml"))
+	must(t, err)
+	o := findObject(t, decodeObjects(t, raw), "HorizontalPodAutoscaler", service)
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &hpa))
+	if hpa.Namespace != appNamespace {
+		t.Fatalf("example HPA %s is in namespace %q, the shipped config serves %q", service, hpa.Namespace, appNamespace)
+	}
+	return &hpa
+}
+
+func createDeployment(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string) {
+	t.Helper()
+	labels := map[string]string{"app": name}
 	one := int32(1)
-	if _, err := c.Client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "frontend"},
+	if _, err := c.Client.AppsV1().Deployments(appNamespace).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "frontend", Image: "example.invalid/frontend:1"}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "example.invalid/" + name + ":1"}}},
 			},
 		},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers("default").Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "frontend"},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "frontend"},
-			MinReplicas:    &one,
-			MaxReplicas:    20,
-			Metrics: []autoscalingv2.MetricSpec{{
-				Type: autoscalingv2.ExternalMetricSourceType,
-				External: &autoscalingv2.ExternalMetricSource{
-					Metric: autoscalingv2.MetricIdentifier{
-						Name:     "foresight_predicted_replicas",
-						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "frontend"}},
-					},
-					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(1, resource.DecimalSI)},
-				},
-			}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	var replicas int32
-	var predicted string
-	for time.Since(start) < 90*time.Second {
-		d, err := c.Client.AppsV1().Deployments("default").Get(ctx, "frontend", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		replicas = *d.Spec.Replicas
-		hpa, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "frontend", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(hpa.Status.CurrentMetrics) == 1 && hpa.Status.CurrentMetrics[0].External != nil {
-			// AverageValue over current replicas: predicted = value × replicas.
-			v := hpa.Status.CurrentMetrics[0].External.Current.AverageValue
-			predicted = v.String()
-			if replicas >= 3 && hpa.Status.DesiredReplicas == replicas && v.MilliValue() == 1000 {
-				t.Logf("the stock HPA scaled the Deployment 1 → %d on Foresight's prediction in %v", replicas, time.Since(start).Round(time.Second))
-				return
-			}
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatalf("HPA did not settle on the prediction within 90s: deployment at %d replicas, HPA average value %s", replicas, predicted)
 }
 
-// TestServeDelegatesAuthToRealAPIServer talks to Foresight directly and
-// checks its delegated authentication and authorization through the real
-// apiserver: no credentials and a ServiceAccount without RBAC for
-// external.metrics.k8s.io are refused. (Authorised reads through the
-// aggregation layer are TestServeBehindRealAPIServer's.)
-func TestServeDelegatesAuthToRealAPIServer(t *testing.T) {
-	c := kubetest.Start(t)
-	s := startServe(t, "--demo=false",
-		"--lister-kubeconfig", c.Kubeconfig, "--authentication-kubeconfig", c.Kubeconfig, "--authorization-kubeconfig", c.Kubeconfig)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := c.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	expiry := int64(600)
-	tr, err := c.Client.CoreV1().ServiceAccounts("default").CreateToken(ctx, "nobody",
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+func deploymentReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string) int32 {
+	t.Helper()
+	d, err := c.Client.AppsV1().Deployments(appNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: Foresight's self-signed serving cert in a test
-	metric := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas"
+	return *d.Spec.Replicas
+}
+
+// predictedReplicas reads foresight_predicted_replicas for service through
+// the apiserver, as the HPA controller does; it retries briefly because the
+// aggregator may be between discovery refreshes.
+func predictedReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, service string) int32 {
+	t.Helper()
+	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + appNamespace + "/foresight_predicted_replicas?labelSelector=" + url.QueryEscape("service="+service)
+	var last error
+	for range 20 {
+		raw, err := c.Client.Discovery().RESTClient().Get().AbsPath("/").RequestURI(path).DoRaw(ctx)
+		if err == nil {
+			var list metricList
+			if err = json.Unmarshal(raw, &list); err == nil {
+				if len(list.Items) != 1 || list.Items[0].MetricLabels["service"] != service {
+					err = fmt.Errorf("unexpected answer %s", raw)
+				} else {
+					v, perr := strconv.ParseInt(list.Items[0].Value, 10, 32)
+					if perr == nil && v > 0 {
+						return int32(v)
+					}
+					err = fmt.Errorf("value %q is not a positive replica count: %v", list.Items[0].Value, perr)
+				}
+			}
+		}
+		last = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("reading the prediction for %s through the apiserver: %v", service, last)
+	return 0
+}
+
+func waitForAPIService(ctx context.Context, t *testing.T, c *kubetest.Cluster, available bool, within time.Duration) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(c.Config)
+	must(t, err)
+	want := "False"
+	if available {
+		want = "True"
+	}
+	var status, message string
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		o, err := dyn.Resource(apiServicesGVR).Get(ctx, externalMetricsAPIService, metav1.GetOptions{})
+		must(t, err)
+		conditions, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+		for _, cond := range conditions {
+			m, _ := cond.(map[string]any)
+			if m["type"] == "Available" {
+				status, _ = m["status"].(string)
+				message, _ = m["message"].(string)
+			}
+		}
+		if status == want {
+			t.Logf("APIService Available=%s %s", status, message)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("APIService Available=%q after %v, want %s: %s", status, within, want, message)
+}
+
+func waitForHPACondition(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string, ct autoscalingv2.HorizontalPodAutoscalerConditionType, want corev1.ConditionStatus) {
+	t.Helper()
+	var seen string
+	for range 120 {
+		hpa, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(appNamespace).Get(ctx, name, metav1.GetOptions{})
+		must(t, err)
+		for _, cond := range hpa.Status.Conditions {
+			if cond.Type == ct {
+				seen = fmt.Sprintf("%s=%s %s: %s", cond.Type, cond.Status, cond.Reason, cond.Message)
+				if cond.Status == want {
+					t.Logf("HPA %s", seen)
+					return
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("HPA condition %s never became %s; last: %s", ct, want, seen)
+}
+
+// refusesStrangers talks to Foresight directly: no credentials, and a
+// ServiceAccount without RBAC for external.metrics.k8s.io, are refused by
+// Foresight's delegated authentication and authorization.
+func refusesStrangers(ctx context.Context, t *testing.T, c *kubetest.Cluster, s *server) {
+	if _, err := c.Client.CoreV1().ServiceAccounts(appNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, appNamespace, "nobody")
+	must(t, err)
+	token := bearerToken(t, kubeconfig)
+	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: only the status code matters here
+	metric := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + appNamespace + "/foresight_predicted_replicas"
 	status := func(token string) (int, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, metric, nil)
 		if err != nil {
@@ -187,14 +615,28 @@ func TestServeDelegatesAuthToRealAPIServer(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	waitFor(t, "foresight serving with delegated auth", func() error {
-		code, err := status(tr.Status.Token)
-		if err == nil && code != http.StatusForbidden {
-			err = fmt.Errorf("service account without RBAC: status %d, want 403", code)
-		}
-		return err
-	})
+	if code, err := status(token); err != nil || code != http.StatusForbidden {
+		t.Errorf("service account without RBAC: status %d, %v; want 403", code, err)
+	}
 	if code, err := status(""); err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
 		t.Errorf("no credentials: status %d, %v; want 401 or 403", code, err)
 	}
+}
+
+func bearerToken(t *testing.T, kubeconfig string) string {
+	t.Helper()
+	raw, err := os.ReadFile(kubeconfig)
+	must(t, err)
+	var cfg struct {
+		Users []struct {
+			User struct {
+				Token string `json:"token"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	must(t, yaml.Unmarshal(raw, &cfg))
+	if len(cfg.Users) != 1 || cfg.Users[0].User.Token == "" {
+		t.Fatalf("no token in %s", kubeconfig)
+	}
+	return cfg.Users[0].User.Token
 }

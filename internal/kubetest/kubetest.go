@@ -154,6 +154,10 @@ func Start(t testing.TB) *Cluster {
 		"--service-account-private-key-file="+certs.saPrivate, "--root-ca-file="+c.CAFile,
 		"--controllers=deployment,replicaset,horizontalpodautoscaling,serviceaccount,serviceaccount-token,namespace,garbagecollector",
 		"--horizontal-pod-autoscaler-sync-period=5s",
+		// Each controller acts as its own ServiceAccount, as in kubeadm and
+		// managed clusters: the HPA reads metrics as
+		// kube-system:horizontal-pod-autoscaler, subject to RBAC.
+		"--use-service-account-credentials",
 	)
 	return c
 }

@@ -1,0 +1,169 @@
+// Package manifests_test checks what an operator applies: every overlay and
+// example renders with kustomize and passes the real apiserver's strict
+// server-side validation, with the third-party CRDs (cert-manager,
+// prometheus-operator) at the versions we document. The base itself is
+// installed and exercised end to end in cmd/foresight's e2e test.
+package manifests_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/internal/kubetest"
+	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/foresightscale/foresight/models"
+)
+
+// CRD sources: Go modules on the proxy that ship their CRDs as plain YAML.
+var crds = []struct{ module, version, path string }{
+	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
+	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
+	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_prometheuses.yaml"},
+}
+
+func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
+	c := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := filepath.Join(testenv.RepoRoot(t), "manifests")
+	kubectl := func(t *testing.T, stdin []byte, args ...string) []byte {
+		t.Helper()
+		out, err := c.Kubectl(ctx, t, stdin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, crd := range crds {
+		path := filepath.Join(kubetest.GoModuleDir(ctx, t, crd.module, crd.version), crd.path)
+		// Server-side: the Prometheus CRD is too large for the client-side
+		// last-applied annotation.
+		kubectl(t, nil, "apply", "--server-side", "-f", path)
+	}
+	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io",
+		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheuses.monitoring.coreos.com")
+	kubectl(t, nil, "create", "namespace", "monitoring")
+
+	for _, overlay := range []string{"standalone", "sidecar"} {
+		t.Run(overlay, func(t *testing.T) {
+			rendered := kubectl(t, nil, "kustomize", filepath.Join(dir, "overlays", overlay))
+			// One field manager: the overlays are alternatives, and moving
+			// from one to the other is a re-apply.
+			out := kubectl(t, rendered, "apply", "--server-side", "--validate=strict", "-f", "-")
+			t.Logf("%s", out)
+		})
+	}
+
+	t.Run("sidecar Prometheus patch", func(t *testing.T) {
+		patch, err := os.ReadFile(filepath.Join(dir, "overlays", "sidecar", "prometheus-patch.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The documented command, on a minimal Prometheus…
+		kubectl(t, []byte("apiVersion: monitoring.coreos.com/v1\nkind: Prometheus\nmetadata: {name: k8s, namespace: monitoring}\nspec: {}\n"),
+			"apply", "--server-side", "--validate=strict", "-f", "-")
+		kubectl(t, nil, "-n", "monitoring", "patch", "prometheus", "k8s", "--type=merge",
+			"--patch-file="+filepath.Join(dir, "overlays", "sidecar", "prometheus-patch.yaml"))
+		// …and the same spec through strict validation (patch does not
+		// validate fields).
+		var p map[string]any
+		if err := yaml.Unmarshal(patch, &p); err != nil {
+			t.Fatal(err)
+		}
+		p["apiVersion"], p["kind"] = "monitoring.coreos.com/v1", "Prometheus"
+		p["metadata"] = map[string]any{"name": "k8s-strict", "namespace": "monitoring"}
+		obj, err := yaml.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubectl(t, obj, "apply", "--server-side", "--validate=strict", "-f", "-")
+		containers := kubectl(t, nil, "-n", "monitoring", "get", "prometheus", "k8s", "-o", "jsonpath={.spec.containers[*].name}")
+		if string(containers) != "foresight" {
+			t.Errorf("patched Prometheus containers = %q, want foresight", containers)
+		}
+	})
+
+	t.Run("example HPAs", func(t *testing.T) {
+		path := filepath.Join(dir, "examples", "hpa-boutique.yaml")
+		kubectl(t, nil, "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", path)
+	})
+}
+
+// TestExampleHPAsCoverTheShippedModel: one HPA per service the built-in
+// model forecasts, each reading that service's prediction.
+func TestExampleHPAsCoverTheShippedModel(t *testing.T) {
+	m, err := model.LoadFS(models.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "manifests", "examples", "hpa-boutique.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type hpa struct {
+		Kind     string
+		Metadata struct{ Name string }
+		Spec     struct {
+			ScaleTargetRef struct{ Kind, Name string }
+			Metrics        []struct {
+				Type     string
+				External struct {
+					Metric struct {
+						Name     string
+						Selector struct{ MatchLabels map[string]string }
+					}
+					Target struct {
+						Type         string
+						AverageValue string
+					}
+				}
+			}
+		}
+	}
+	var got []string
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		var h hpa
+		if err := d.Decode(&h); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if h.Kind == "" {
+			continue
+		}
+		name := h.Metadata.Name
+		got = append(got, name)
+		if h.Spec.ScaleTargetRef.Kind != "Deployment" || h.Spec.ScaleTargetRef.Name != name {
+			t.Errorf("HPA %s scales %+v, want Deployment %s", name, h.Spec.ScaleTargetRef, name)
+		}
+		if len(h.Spec.Metrics) != 1 {
+			t.Errorf("HPA %s has %d metrics, want 1", name, len(h.Spec.Metrics))
+			continue
+		}
+		e := h.Spec.Metrics[0].External
+		if h.Spec.Metrics[0].Type != "External" || e.Metric.Name != "foresight_predicted_replicas" ||
+			e.Metric.Selector.MatchLabels["service"] != name || e.Target.Type != "AverageValue" || e.Target.AverageValue != "1" {
+			t.Errorf("HPA %s metric = %+v, want External foresight_predicted_replicas{service=%s} AverageValue 1", name, h.Spec.Metrics[0], name)
+		}
+	}
+	want := slices.Clone(m.Manifest().Services)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("example HPAs for %v, the shipped model forecasts %v", got, want)
+	}
+}
