@@ -5,8 +5,11 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin/foresight
 # The full suite: unit, real-Prometheus integration and process-level tests.
 TEST_TIMEOUT ?= 30m
+# Container image: DOCKER=podman works too (both take the same build flags).
+DOCKER      ?= docker
+IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 
-.PHONY: run build test unit lint fmt bench models prometheus kube-binaries clean
+.PHONY: run build test unit lint fmt bench models prometheus kube-binaries image clean
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -50,6 +53,10 @@ prometheus:
 ## kube-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/foresight/kube
 kube-binaries:
 	hack/kube-binaries.sh
+
+## image: build the container image $(IMAGE) from the Dockerfile (needs Docker with BuildKit, or podman)
+image:
+	$(DOCKER) build -t $(IMAGE) .
 
 clean:
 	rm -rf bin
