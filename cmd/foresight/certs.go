@@ -39,7 +39,10 @@ The certificate is valid for one year; run the command again to rotate both
 (Foresight reloads the mounted files without a restart). The CA key is not
 kept anywhere.
 
-  foresight certs --namespace foresight | kubectl apply --server-side -f -`,
+Apply it with a field manager of its own, so that re-applying the manifests
+later (kubectl apply -k) does not drop the caBundle:
+
+  foresight certs --namespace foresight | kubectl apply --server-side --field-manager=foresight-certs -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.OutOrStdout(), time.Now())

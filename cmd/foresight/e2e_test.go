@@ -90,9 +90,13 @@ func TestManifestsOnRealControlPlane(t *testing.T) {
 	for _, objs := range [][]*unstructured.Unstructured{base, certs} {
 		adaptForLoopback(t, objs, securePort)
 	}
-	applyObjects(ctx, t, c, "foresight-e2e", base)
-	// As docs/install.md says, with its own field manager.
-	applyObjects(ctx, t, c, "foresight-certs", certs)
+	// As docs/install.md says: the base with kubectl apply, the certificate
+	// server-side with a field manager of its own, so that re-applying the
+	// base (an upgrade) keeps the caBundle.
+	applyObjects(ctx, t, c, base)
+	applyObjects(ctx, t, c, certs, "--server-side", "--field-manager=foresight-certs")
+	applyObjects(ctx, t, c, base)
+	keepsCABundle(ctx, t, c, certs)
 	waitForAccess(ctx, t, c, hpaControllerUser, true)
 
 	// 2. Run Foresight as its pod would.
@@ -352,9 +356,9 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// applyObjects applies with the real kubectl, server-side, with strict
-// field validation: an unknown or misspelt field fails the test.
-func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, manager string, objs []*unstructured.Unstructured) {
+// applyObjects applies with the real kubectl with strict server-side field
+// validation: an unknown or misspelt field fails the test.
+func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, objs []*unstructured.Unstructured, args ...string) {
 	t.Helper()
 	var stream bytes.Buffer
 	for _, o := range objs {
@@ -365,11 +369,25 @@ func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, manage
 		stream.WriteString("---\n")
 		stream.Write(b)
 	}
-	out, err := c.Kubectl(ctx, t, stream.Bytes(), "apply", "--server-side", "--validate=strict", "--field-manager="+manager, "-f", "-")
+	out, err := c.Kubectl(ctx, t, stream.Bytes(), append([]string{"apply", "--validate=strict", "-f", "-"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kubectl apply --server-side:\n%s", out)
+	t.Logf("kubectl apply %v:\n%s", args, out)
+}
+
+// keepsCABundle checks the APIService still trusts the CA of the certs
+// output after the base was applied again.
+func keepsCABundle(ctx context.Context, t *testing.T, c *kubetest.Cluster, certs []*unstructured.Unstructured) {
+	t.Helper()
+	want, _, _ := unstructured.NestedString(findObject(t, certs, "APIService", externalMetricsAPIService).Object, "spec", "caBundle")
+	dyn, err := dynamic.NewForConfig(c.Config)
+	must(t, err)
+	o, err := dyn.Resource(apiServicesGVR).Get(ctx, externalMetricsAPIService, metav1.GetOptions{})
+	must(t, err)
+	if got, _, _ := unstructured.NestedString(o.Object, "spec", "caBundle"); got == "" || got != want {
+		t.Fatalf("re-applying the base changed the APIService's caBundle (%d bytes, want %d)", len(got), len(want))
+	}
 }
 
 // podArgs returns the Deployment's container arguments with the pod's
