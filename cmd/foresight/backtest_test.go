@@ -27,13 +27,7 @@ var demoServices = []string{"adservice", "cartservice", "checkoutservice", "curr
 func writeHistoryCSV(t *testing.T, services []string) string {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString("step,timestamp_local")
-	for _, s := range services {
-		for _, m := range []string{"cpu", "mem", "req", "res", "pod"} {
-			fmt.Fprintf(&b, ",%s_%s", s, m)
-		}
-	}
-	b.WriteString("\n")
+	writeCSVHeader(&b, services)
 	start := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
 	for r := range 300 {
 		fmt.Fprintf(&b, "%d,%s", r, start.Add(time.Duration(r)*30*time.Second).Format("2006-01-02T15:04:05"))
@@ -51,6 +45,17 @@ func writeHistoryCSV(t *testing.T, services []string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// writeCSVHeader writes the shared wide format's header for services.
+func writeCSVHeader(b *strings.Builder, services []string) {
+	b.WriteString("step,timestamp_local")
+	for _, s := range services {
+		for _, m := range []string{"cpu", "mem", "req", "res", "pod"} {
+			fmt.Fprintf(b, ",%s_%s", s, m)
+		}
+	}
+	b.WriteString("\n")
 }
 
 // runBacktest runs the command with args and returns its standard output.

@@ -100,7 +100,7 @@ func TestManifestsOnRealControlPlane(t *testing.T) {
 	waitForAccess(ctx, t, c, hpaControllerUser, true)
 
 	// 2. Run Foresight as its pod would.
-	saKubeconfig, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
+	saKubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,13 +464,7 @@ func writeStepCSV(t *testing.T, stepAt time.Time, highRows int) string {
 	cycle := int64(rows * interval)
 	firstHigh := int((stepAt.UnixNano() % cycle) / int64(interval))
 	var b strings.Builder
-	b.WriteString("step,timestamp_local")
-	for _, s := range demoServices {
-		for _, m := range []string{"cpu", "mem", "req", "res", "pod"} {
-			fmt.Fprintf(&b, ",%s_%s", s, m)
-		}
-	}
-	b.WriteString("\n")
+	writeCSVHeader(&b, demoServices)
 	start := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
 	for r := range rows {
 		factor := 1.0
@@ -616,9 +610,8 @@ func refusesStrangers(ctx context.Context, t *testing.T, c *kubetest.Cluster, s 
 	if _, err := c.Client.CoreV1().ServiceAccounts(appNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, appNamespace, "nobody")
+	_, token, err := c.ServiceAccountKubeconfig(ctx, appNamespace, "nobody")
 	must(t, err)
-	token := bearerToken(t, kubeconfig)
 	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec: only the status code matters here
 	metric := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + appNamespace + "/foresight_predicted_replicas"
 	status := func(token string) (int, error) {
@@ -642,22 +635,4 @@ func refusesStrangers(ctx context.Context, t *testing.T, c *kubetest.Cluster, s 
 	if code, err := status(""); err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
 		t.Errorf("no credentials: status %d, %v; want 401 or 403", code, err)
 	}
-}
-
-func bearerToken(t *testing.T, kubeconfig string) string {
-	t.Helper()
-	raw, err := os.ReadFile(kubeconfig)
-	must(t, err)
-	var cfg struct {
-		Users []struct {
-			User struct {
-				Token string `json:"token"`
-			} `json:"user"`
-		} `json:"users"`
-	}
-	must(t, yaml.Unmarshal(raw, &cfg))
-	if len(cfg.Users) != 1 || cfg.Users[0].User.Token == "" {
-		t.Fatalf("no token in %s", kubeconfig)
-	}
-	return cfg.Users[0].User.Token
 }

@@ -36,17 +36,18 @@ func (c *Cluster) Kubectl(ctx context.Context, t testing.TB, stdin []byte, args 
 
 // ServiceAccountKubeconfig writes a kubeconfig that authenticates as the
 // ServiceAccount namespace/name with a fresh bound token (one hour), the
-// way a pod running as that account reaches the apiserver.
-func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, namespace, name string) (string, error) {
+// way a pod running as that account reaches the apiserver, and returns its
+// path and the token.
+func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, namespace, name string) (path, token string, err error) {
 	expiry := int64(time.Hour / time.Second)
 	tr, err := c.Client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("token for service account %s/%s: %w", namespace, name, err)
+		return "", "", fmt.Errorf("token for service account %s/%s: %w", namespace, name, err)
 	}
 	ca, err := os.ReadFile(c.CAFile)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	user := "system:serviceaccount:" + namespace + ":" + name
 	cfg := clientcmdapi.NewConfig()
@@ -54,11 +55,11 @@ func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, namespace, name 
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: user}
 	cfg.CurrentContext = "test"
-	path := filepath.Join(c.Dir, "sa-"+namespace+"-"+name+".kubeconfig")
+	path = filepath.Join(c.Dir, "sa-"+namespace+"-"+name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
+		return "", "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	return path, nil
+	return path, tr.Status.Token, nil
 }
 
 // GoModuleDir downloads module@version through the Go module proxy (or
