@@ -31,19 +31,7 @@ func demoModel(t testing.TB) *model.Model {
 // CSV from a time range the model never saw and checks the keys scripts
 // depend on.
 func TestEvaluateJSONContract(t *testing.T) {
-	res, err := Evaluate(context.Background(), demoModel(t), writeCSV(t, 400, servicesOfDemo), DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := res.Report.WriteJSON(&buf); err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	checkContract(t, doc, servicesOfDemo)
+	res := evaluateContract(t, writeCSV(t, 400, servicesOfDemo))
 	// The seasonal baselines found the 40-step season of the file.
 	for _, m := range res.Report.Methods {
 		if m.Name == "seasonal_naive" && !strings.Contains(m.Fitted, "frontend=40") {
@@ -196,19 +184,7 @@ func boutiqueCSV(t testing.TB) string {
 // runs from every origin of the last 30 % and the report is complete.
 func TestBoutique(t *testing.T) {
 	path := boutiqueCSV(t)
-	res, err := Evaluate(context.Background(), demoModel(t), path, DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := res.Report.WriteJSON(&buf); err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatalf("report is not JSON: %v", err)
-	}
-	checkContract(t, doc, servicesOfDemo)
+	res := evaluateContract(t, path)
 	// The recording writes a missing request rate as 0: some points are missing.
 	if res.Report.MissingPoints == 0 {
 		t.Error("no missing points counted on a recording with gaps")
@@ -226,4 +202,24 @@ func BenchmarkBoutique(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// evaluateContract evaluates the demo model on the CSV at path and checks
+// the JSON report's contract.
+func evaluateContract(t *testing.T, path string) *Result {
+	t.Helper()
+	res, err := Evaluate(context.Background(), demoModel(t), path, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := res.Report.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	checkContract(t, doc, servicesOfDemo)
+	return res
 }
