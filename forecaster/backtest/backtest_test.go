@@ -123,6 +123,11 @@ func TestP90AndHeadroomByHand(t *testing.T) {
 	if !near(rep.HeadroomBaselineMeanExcess, 2) || !near(rep.HeadroomBaselineCoverage, 0.75) {
 		t.Errorf("headroom baseline excess %v coverage %v, want 2 and 0.75", rep.HeadroomBaselineMeanExcess, rep.HeadroomBaselineCoverage)
 	}
+	// Tuned on the test residuals (1, −4, −5, 8) at coverage 3/4 the
+	// headroom is 1: 5 vs 5 and 0, 6 vs 0, 1 vs 8: excess (0+5+6−7)/4.
+	if !near(rep.HeadroomHindsightMeanExcess, 1) || !near(rep.HeadroomHindsightCoverage, 0.75) {
+		t.Errorf("hindsight headroom excess %v coverage %v, want 1 and 0.75", rep.HeadroomHindsightMeanExcess, rep.HeadroomHindsightCoverage)
+	}
 }
 
 // TestUndefinedMetricsAreNull: nothing observed in the test part gives
@@ -164,6 +169,9 @@ func TestUndefinedMetricsAreNull(t *testing.T) {
 		if m.Undefined[key] == "" {
 			t.Errorf("no reason for null %s (undefined: %v)", key, m.Undefined)
 		}
+	}
+	if got.Undefined["headroom_hindsight_mean_excess"] == "" {
+		t.Errorf("no reason for null headroom_hindsight_mean_excess (undefined: %v)", got.Undefined)
 	}
 	if got.Undefined["headroom_baseline_mean_excess"] == "" {
 		t.Errorf("no reason for null headroom_baseline_mean_excess (undefined: %v)", got.Undefined)
