@@ -38,9 +38,10 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: inference at 10/50/200 services, a full cycle, an external metric GET
+## bench: inference at 10/50/200 services, a full cycle, an external metric GET, serve's memory
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
+	$(GO) test -run '^$$' -bench ServeMemory -benchtime 500x -count 1 ./cmd/foresight
 
 ## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:

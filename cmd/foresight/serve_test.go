@@ -50,7 +50,7 @@ func foresightBinary(t *testing.T) string {
 	return binary
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -161,7 +161,7 @@ func get(client *http.Client, u string) (int, string, error) {
 
 // demoClient trusts the demo CA and presents the demo client certificate,
 // exactly what the printed curl line does.
-func demoClient(t *testing.T, dir string, withCert bool) *http.Client {
+func demoClient(t testing.TB, dir string, withCert bool) *http.Client {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
