@@ -1,0 +1,85 @@
+package simulator
+
+import "math"
+
+// Station is one service at one second: c identical servers (ready pods),
+// each serving mu requests/s, offered lambda requests/s, with backlog
+// requests already waiting. It answers latency quantiles.
+//
+// Below saturation with no backlog it is an M/M/c queue: the wait is 0 with
+// probability 1 − C (Erlang C) and otherwise exponential with rate cμ − λ,
+// and the sojourn adds an exponential service time. With a backlog (after an
+// overload) the first-order wait is the backlog drained at full speed,
+// backlog/(cμ), added to that.
+type Station struct {
+	Servers int
+	Mu      float64 // per-server service rate, req/s
+	Lambda  float64 // offered rate, req/s
+	Backlog float64 // requests queued at the start of the second
+}
+
+// erlangC is the probability that an arrival waits in an M/M/c queue with
+// offered load a = λ/μ (a < c), computed by the stable recurrence on the
+// Erlang B formula.
+func erlangC(c int, a float64) float64 {
+	if c <= 0 {
+		return 1
+	}
+	b := 1.0
+	for k := 1; k <= c; k++ {
+		b = a * b / (float64(k) + a*b)
+	}
+	rho := a / float64(c)
+	return b / (1 - rho + rho*b)
+}
+
+// survival is P(sojourn > t) of the station, t in seconds, for a station
+// below saturation.
+func (s Station) survival(t float64) float64 {
+	if t < 0 {
+		return 1
+	}
+	mu := s.Mu
+	theta := float64(s.Servers)*mu - s.Lambda // rate of the wait when there is one
+	pWait := erlangC(s.Servers, s.Lambda/mu)
+	noWait := math.Exp(-mu * t)
+	var waited float64 // P(Exp(θ) + Exp(μ) > t)
+	if math.Abs(theta-mu) < 1e-9*mu {
+		waited = (1 + mu*t) * math.Exp(-mu*t)
+	} else {
+		waited = (theta*math.Exp(-mu*t) - mu*math.Exp(-theta*t)) / (theta - mu)
+	}
+	return (1-pWait)*noWait + pWait*waited
+}
+
+// Quantile returns the q-quantile of the sojourn time in seconds, capped at
+// limit (a request is not worth waiting for past its timeout). A station
+// without servers, or at or above saturation, returns limit.
+func (s Station) Quantile(q, limit float64) float64 {
+	if s.Servers <= 0 || s.Mu <= 0 {
+		return limit
+	}
+	capacity := float64(s.Servers) * s.Mu
+	drain := s.Backlog / capacity
+	if s.Lambda >= capacity {
+		return limit
+	}
+	if drain >= limit {
+		return limit
+	}
+	// Bisection on the survival function: monotone, 60 halvings reach
+	// double precision for any bracket below the limit.
+	lo, hi := 0.0, limit-drain
+	if s.survival(hi) > 1-q {
+		return limit
+	}
+	for range 60 {
+		mid := (lo + hi) / 2
+		if s.survival(mid) > 1-q {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return drain + hi
+}
