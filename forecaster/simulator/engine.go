@@ -43,12 +43,17 @@ type Config struct {
 	// MetricWindow is what resource metrics average over (metrics-server's
 	// resolution): the CPU an HPA sees is this window's mean.
 	MetricWindow time.Duration
+	// WarmUp precedes the trace with this long at the trace's first-minute
+	// mean rate, not scored: policies start from history as they would in a
+	// cluster (a forecaster needs a window of it), and the HPAs settle.
+	WarmUp time.Duration
 	// Seed fixes the start-up jitter.
 	Seed int64
 }
 
 // DefaultConfig is the default world: Online Boutique, a 250 ms p99 SLO,
-// 30 s ± 20 % pod start-up, 5 s timeouts, 15 s metric window.
+// 30 s ± 20 % pod start-up, 5 s timeouts, 15 s metric window, 10 minutes
+// of warm-up.
 func DefaultConfig() Config {
 	return Config{
 		App:           OnlineBoutique(),
@@ -57,6 +62,7 @@ func DefaultConfig() Config {
 		StartupDelay:  30 * time.Second,
 		StartupJitter: 0.2,
 		MetricWindow:  15 * time.Second,
+		WarmUp:        10 * time.Minute,
 		Seed:          1,
 	}
 }
@@ -78,6 +84,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StartupJitter < 0 || c.StartupJitter >= 1 {
 		errs = append(errs, fmt.Errorf("startupJitter: must be in [0,1), got %v", c.StartupJitter))
+	}
+	if c.WarmUp < 0 || c.WarmUp%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("warmUp: must be whole seconds, not negative, got %v", c.WarmUp))
 	}
 	if c.MetricWindow < time.Second {
 		errs = append(errs, fmt.Errorf("metricWindow: must be at least 1s, got %v", c.MetricWindow))
@@ -109,7 +118,10 @@ type Scaler interface {
 // Run is a simulation in progress: the world and what happened so far.
 type Run struct {
 	Config Config
+	// Trace is what runs: the warm-up, then the trace under test from
+	// second Scored on.
 	Trace  *workload.Trace
+	Scored int
 	// Per service (App.Services order), per completed second:
 	Arrivals [][]float64 // offered requests/s
 	CPU      [][]float64 // cores used
@@ -156,10 +168,12 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 	if trace.Step != time.Second {
 		return nil, nil, fmt.Errorf("simulate: trace step %v, want 1s", trace.Step)
 	}
+	trace = withWarmUp(trace, int(cfg.WarmUp/time.Second))
 	app := &cfg.App
 	nS, nT := len(app.Services), len(trace.RPS)
+	scored := int(cfg.WarmUp / time.Second)
 	run := &Run{
-		Config: cfg, Trace: trace,
+		Config: cfg, Trace: trace, Scored: scored,
 		Arrivals: make([][]float64, nS), CPU: make([][]float64, nS), Latency: make([][]float64, nS),
 		Replicas: make([][]int32, nS), Ready: make([][]int32, nS), Pods: make([][]Pod, nS),
 		P50: make([]float64, 0, nT), P99: make([]float64, 0, nT),
@@ -180,7 +194,7 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 			run.Pods[i] = append(run.Pods[i], Pod{Created: -1, ReadyAt: 0})
 		}
 	}
-	res := &Result{Name: scaler.Name(), Seconds: nT}
+	res := &Result{Name: scaler.Name(), Seconds: nT - scored}
 	var coreSeconds float64
 	p50 := make([]float64, nS)
 	p99 := make([]float64, nS)
@@ -194,9 +208,11 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 		if t > 0 {
 			want, err := scaler.Tick(t)
 			if err != nil {
-				return nil, nil, fmt.Errorf("simulate: %s at second %d: %w", scaler.Name(), t, err)
+				return nil, nil, fmt.Errorf("simulate: %s at second %d: %w", scaler.Name(), t-scored, err)
 			}
-			res.ScalingActions += run.scale(t, want)
+			if n := run.scale(t, want); t >= scored {
+				res.ScalingActions += n
+			}
 		}
 		violated, under := false, false
 		var dropped float64
@@ -231,7 +247,9 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 			run.Latency[i] = append(run.Latency[i], p50[i])
 			run.Replicas[i] = append(run.Replicas[i], int32(len(run.Pods[i])))
 			run.Ready[i] = append(run.Ready[i], int32(ready))
-			coreSeconds += float64(len(run.Pods[i])) * svc.CoresPerPod
+			if t >= scored {
+				coreSeconds += float64(len(run.Pods[i])) * svc.CoresPerPod
+			}
 		}
 		e50, e99 := app.endToEnd(p50), app.endToEnd(p99)
 		if e99 > cfg.SLO.Seconds() {
@@ -240,6 +258,9 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 		run.P50, run.P99 = append(run.P50, e50), append(run.P99, e99)
 		run.Violations = append(run.Violations, violated)
 		run.Dropped = append(run.Dropped, dropped)
+		if t < scored {
+			continue
+		}
 		res.DroppedRequests += dropped
 		if violated {
 			res.SLOViolationSeconds++
@@ -249,9 +270,27 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 		}
 	}
 	res.CoreHours = coreSeconds / 3600
-	res.P50Ms = 1000 * weightedQuantile(run.P50, trace.RPS, 0.5)
-	res.P99Ms = 1000 * weightedQuantile(run.P99, trace.RPS, 0.99)
+	res.P50Ms = 1000 * weightedQuantile(run.P50[scored:], trace.RPS[scored:], 0.5)
+	res.P99Ms = 1000 * weightedQuantile(run.P99[scored:], trace.RPS[scored:], 0.99)
 	return res, run, nil
+}
+
+// withWarmUp returns the trace preceded by seconds at its first minute's
+// mean rate.
+func withWarmUp(trace *workload.Trace, seconds int) *workload.Trace {
+	if seconds == 0 {
+		return trace
+	}
+	first := trace.RPS[:min(60, len(trace.RPS))]
+	var sum float64
+	for _, v := range first {
+		sum += v
+	}
+	rps := make([]float64, seconds, seconds+len(trace.RPS))
+	for i := range rps {
+		rps[i] = sum / float64(len(first))
+	}
+	return &workload.Trace{Name: trace.Name, Step: trace.Step, RPS: append(rps, trace.RPS...)}
 }
 
 // endToEnd combines per-service latencies (Services order) into the entry's:

@@ -74,7 +74,7 @@ func TestStaticMeetsSLOAtPeak(t *testing.T) {
 // jitter) and, with the backlog drained, violations stop.
 func TestOverloadViolatesAndRecovers(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.StartupJitter = 0
+	cfg.StartupJitter, cfg.WarmUp = 0, 0 // seconds below are the trace's
 	sized, err := cfg.SizeFor(300)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestOverloadViolatesAndRecovers(t *testing.T) {
 // it serves.
 func TestCostCountsStartingPods(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.StartupJitter = 0
+	cfg.StartupJitter, cfg.WarmUp = 0, 0 // seconds below are the trace's
 	pol := &fixed{n: uniform(1), schedule: map[int][]int32{1: uniform(2)}}
 	res, _, err := Simulate(context.Background(), cfg, constant(1, 11), pol)
 	if err != nil {

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foresightscale/foresight/internal/testenv"
+)
+
+// runSimulate runs the command with args and returns its standard output.
+func runSimulate(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newSimulateCommand()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true // as under the root command
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// TestSimulateContract: `foresight simulate --trace FILE --format json`
+// prints one object with a "policies" entry per policy, each with the keys
+// scripts read; --out writes the same report.
+func TestSimulateContract(t *testing.T) {
+	trace := testenv.SharedData(t, "traces/bursty.txt")
+	dir := t.TempDir()
+	out, err := runSimulate(t, "--trace", trace, "--duration", "15m", "--format", "json", "--out", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Policies []map[string]any `json:"policies"`
+		Seconds  int              `json:"seconds"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	want := []string{"cpu-hpa", "cpu-hpa-fast", "foresight", "holt-winters", "oracle", "static"}
+	if len(doc.Policies) != len(want) {
+		t.Fatalf("%d policies, want %v", len(doc.Policies), want)
+	}
+	for i, p := range doc.Policies {
+		if p["name"] != want[i] {
+			t.Errorf("policies[%d] = %v, want %s", i, p["name"], want[i])
+		}
+		for _, key := range []string{"slo_violation_seconds", "core_hours", "p99_ms", "scaling_actions"} {
+			if v, ok := p[key].(float64); !ok || v < 0 {
+				t.Errorf("%v: %s = %v", p["name"], key, p[key])
+			}
+		}
+	}
+	if doc.Seconds != 900 {
+		t.Errorf("seconds = %d, want the 15 minutes asked for", doc.Seconds)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(written) != out {
+		t.Error("report.json differs from what was printed")
+	}
+}
+
+// TestSimulateTableWithGenerator: a generator spec works as a trace and the
+// table names every policy.
+func TestSimulateTableWithGenerator(t *testing.T) {
+	out, err := runSimulate(t, "--trace", "step:low=50,high=150,at=5m", "--duration", "10m", "--policy", "cpu-hpa,static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cpu-hpa", "static", "SLO violation s", "core-hours"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "holt-winters") {
+		t.Errorf("table has a policy not asked for:\n%s", out)
+	}
+}
+
+func TestSimulateRefusesBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cyclic := write("cyclic.yaml", `name: cyclic
+entry: a
+typicalFanOut: 0.5
+services:
+- {name: a, workPerRequest: 0.01, coresPerPod: 1, minReplicas: 1, maxReplicas: 10}
+- {name: b, workPerRequest: 0.01, coresPerPod: 1, minReplicas: 1, maxReplicas: 10}
+- {name: c, workPerRequest: 0.01, coresPerPod: 1, minReplicas: 1, maxReplicas: 10}
+calls:
+- {caller: a, callee: b}
+- {caller: b, callee: c}
+- {caller: c, callee: b}
+`)
+	unknown := write("unknown.yaml", `name: unknown
+entry: a
+typicalFanOut: 0.5
+services:
+- {name: a, workPerRequest: 0.01, coresPerPod: 1, minReplicas: 1, maxReplicas: 10}
+calls:
+- {caller: a, callee: z}
+`)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no trace", nil, "--trace"},
+		{"empty trace", []string{"--trace", write("empty.txt", "")}, "empty.txt"},
+		{"non-numeric", []string{"--trace", write("words.txt", "10\n20\nlots\n")}, "words.txt:3"},
+		{"negative", []string{"--trace", write("neg.txt", "10\n-5\n")}, "neg.txt:2"},
+		{"unknown generator", []string{"--trace", "tsunami"}, "generator"},
+		{"cycle", []string{"--trace", "step", "--app", cyclic}, "cycle"},
+		{"unknown service", []string{"--trace", "step", "--app", unknown}, `unknown callee "z"`},
+		{"SLO of 0", []string{"--trace", "step", "--slo", "0s"}, "slo"},
+		{"unknown policy", []string{"--trace", "step", "--policy", "vpa"}, "unknown policy"},
+		{"bad format", []string{"--trace", "step", "--format", "xml"}, "--format"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runSimulate(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one naming %q", err, tc.want)
+			}
+			if out != "" {
+				t.Errorf("printed a report despite the error:\n%s", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,198 @@
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/simulator/workload"
+	"github.com/foresightscale/foresight/models"
+)
+
+// stepTrace is 100 req/s for 20 minutes, then 300 req/s for 20 minutes.
+func stepTrace() *workload.Trace {
+	tr := &workload.Trace{Name: "step", Step: time.Second, RPS: make([]float64, 2400)}
+	for i := range tr.RPS {
+		tr.RPS[i] = 100
+		if i >= 1200 {
+			tr.RPS[i] = 300
+		}
+	}
+	return tr
+}
+
+func demoModel(t testing.TB) *model.Model {
+	t.Helper()
+	m, err := model.LoadFS(models.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// frontendReplicas returns the frontend's pods at a trace second (after the
+// warm-up).
+func frontendReplicas(run *Run, second int) int32 {
+	return run.Replicas[run.Config.App.graph.Index("frontend")][run.Scored+second]
+}
+
+// TestPoliciesFollowAStep: on a 100 → 300 req/s step every adaptive policy
+// ends up with more frontend pods than it started with, and, once the
+// step's start-up transient is over, meets the SLO. The oracle scales
+// before the step (it knows it is coming); the reactive HPA only after.
+func TestPoliciesFollowAStep(t *testing.T) {
+	cfg := DefaultConfig()
+	m := demoModel(t)
+	opts := DefaultCompareOptions()
+	opts.Model = m
+	rep, err := Compare(context.Background(), stepTrace(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need, err := cfg.SizeFor(300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range rep.Policies {
+		run := rep.Runs[res.Name]
+		before, after := frontendReplicas(run, 1100), frontendReplicas(run, 2399)
+		if res.Name != PolicyStatic && !(after > before) {
+			t.Errorf("%s: frontend %d pods before the step, %d at the end: did not scale up", res.Name, before, after)
+		}
+		for s := 1800; s < 2400; s++ {
+			if run.Violations[run.Scored+s] {
+				t.Errorf("%s: still violating the SLO at second %d, 10 minutes after the step (p99 %.3f s)", res.Name, s, run.P99[run.Scored+s])
+				break
+			}
+		}
+		if res.Seconds != 2400 || res.CoreHours <= 0 {
+			t.Errorf("%s: %d seconds, %v core-hours", res.Name, res.Seconds, res.CoreHours)
+		}
+	}
+	oracle, hpa := rep.Runs[PolicyOracle], rep.Runs[PolicyCPUHPA]
+	if got := frontendReplicas(oracle, 1199); got < need[cfg.App.graph.Index("frontend")] {
+		t.Errorf("oracle: %d frontend pods just before the step, want the %d the step needs", got, need[cfg.App.graph.Index("frontend")])
+	}
+	if frontendReplicas(hpa, 1199) != frontendReplicas(hpa, 1100) {
+		t.Error("cpu-hpa scaled before the step: it cannot know")
+	}
+}
+
+// TestCPUHPAScalesDownAfterStabilisation: after a 300 → 100 req/s drop the
+// stock HPA keeps its pods for the 300 s stabilisation window, the fast one
+// for 20 s.
+func TestCPUHPAScalesDownAfterStabilisation(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WarmUp = 20 * time.Minute // long enough for the HPAs to settle at 300 req/s
+	down := &workload.Trace{Name: "down", Step: time.Second, RPS: make([]float64, 900)}
+	for i := range down.RPS {
+		down.RPS[i] = 300
+		if i >= 60 {
+			down.RPS[i] = 100
+		}
+	}
+	for _, tc := range []struct {
+		scaler    Scaler
+		holdUntil int // seconds after the drop with no scale-down
+	}{
+		{DefaultCPUHPA(), 270},
+		{FastCPUHPA(70), 5},
+	} {
+		_, run, err := Simulate(context.Background(), cfg, down, tc.scaler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		settled := frontendReplicas(run, 59)
+		if got := frontendReplicas(run, 60+tc.holdUntil); got != settled {
+			t.Errorf("%s: %d frontend pods %d s after the drop, want still %d", tc.scaler.Name(), got, tc.holdUntil, settled)
+		}
+		if got := frontendReplicas(run, 899); !(got < settled) {
+			t.Errorf("%s: %d frontend pods 14 minutes after the drop, want fewer than %d", tc.scaler.Name(), got, settled)
+		}
+	}
+}
+
+// TestReportContract: the JSON has the keys scripts read, one entry per
+// policy in order, and the sweep's frontier and dominance.
+func TestReportContract(t *testing.T) {
+	tr := stepTrace()
+	tr.RPS = tr.RPS[:600]
+	opts := DefaultCompareOptions()
+	opts.Model = demoModel(t)
+	opts.Sweep = true
+	rep, err := Compare(context.Background(), tr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Policies []map[string]any `json:"policies"`
+		Frontier []map[string]any `json:"frontier"`
+		Dom      []map[string]any `json:"dominance"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Policies) != len(AllPolicies) {
+		t.Fatalf("%d policies, want %d", len(doc.Policies), len(AllPolicies))
+	}
+	for i, p := range doc.Policies {
+		if p["name"] != AllPolicies[i] {
+			t.Errorf("policies[%d] is %v, want %s", i, p["name"], AllPolicies[i])
+		}
+		for _, key := range []string{"slo_violation_seconds", "core_hours", "p99_ms", "scaling_actions"} {
+			if _, ok := p[key].(float64); !ok {
+				t.Errorf("%v: %s missing or not a number", p["name"], key)
+			}
+		}
+	}
+	if want := len(SweepHPATargets) + len(SweepHeadrooms)*len(SweepQuantiles); len(doc.Frontier) != want {
+		t.Errorf("%d frontier points, want %d", len(doc.Frontier), want)
+	}
+	if len(doc.Dom) != len(SweepHPATargets) {
+		t.Errorf("%d dominance entries, want one per HPA setting (%d)", len(doc.Dom), len(SweepHPATargets))
+	}
+}
+
+// TestDominanceByHand: the cheapest Foresight point with no more violations
+// is picked, and none is reported when every one violates more.
+func TestDominanceByHand(t *testing.T) {
+	r := &Report{Frontier: []FrontierPoint{
+		{Policy: PolicyCPUHPA, Setting: "a", SLOViolationSeconds: 10, CoreHours: 10},
+		{Policy: PolicyCPUHPA, Setting: "b", SLOViolationSeconds: 0, CoreHours: 20},
+		{Policy: PolicyForesight, Setting: "x", SLOViolationSeconds: 5, CoreHours: 7},
+		{Policy: PolicyForesight, Setting: "y", SLOViolationSeconds: 12, CoreHours: 5},
+		{Policy: PolicyForesight, Setting: "z", SLOViolationSeconds: 9, CoreHours: 8},
+	}}
+	d := r.dominance()
+	if len(d) != 2 || !d[0].Found || d[0].ForesightSetting != "x" || d[0].CoreHoursRatio != 0.7 {
+		t.Errorf("HPA a: %+v, want Foresight x at 0.7", d[0])
+	}
+	if d[1].Found {
+		t.Errorf("HPA b: %+v, want none (every Foresight point violates)", d[1])
+	}
+}
+
+func TestCompareRefusesBadInput(t *testing.T) {
+	opts := DefaultCompareOptions()
+	opts.Policies = []string{"k8s-vpa"}
+	if _, err := Compare(context.Background(), stepTrace(), opts); err == nil {
+		t.Error("unknown policy accepted")
+	}
+	opts = DefaultCompareOptions()
+	opts.Policies = []string{PolicyForesight}
+	if _, err := Compare(context.Background(), stepTrace(), opts); err == nil {
+		t.Error("foresight without a model accepted")
+	}
+	opts = DefaultCompareOptions()
+	opts.HPATarget = 0
+	if _, err := Compare(context.Background(), stepTrace(), opts); err == nil {
+		t.Error("HPA target 0 accepted")
+	}
+}
