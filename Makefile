@@ -38,7 +38,7 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: inference at 10/50/200 services, a full cycle, an external metric GET, serve's memory
+## bench: inference at 10/50/200 services, a full cycle, an external metric GET, an hour of simulation per policy, serve's memory
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
 	$(GO) test -run '^$$' -bench ServeMemory -benchtime 500x -count 1 ./cmd/foresight
