@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/spf13/cobra"
 )
 
 var backtestMethods = []string{"gnn", "last_value", "seasonal_naive", "holt_winters", "linear_regression", "fft", "autoregression"}
@@ -61,15 +62,22 @@ func writeCSVHeader(b *strings.Builder, services []string) {
 // runBacktest runs the command with args and returns its standard output.
 func runBacktest(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newBacktestCommand()
+	out, _, err := execute(newBacktestCommand(), time.Minute, args...)
+	return out, err
+}
+
+// execute runs a subcommand as the root command would (no usage or error
+// printed by cobra) and returns what it wrote to stdout and stderr.
+func execute(cmd *cobra.Command, timeout time.Duration, args ...string) (stdout, stderr string, err error) {
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
+	err = cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
 }
 
 // checkBacktestJSON parses the report and checks every method is there.

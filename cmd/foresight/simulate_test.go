@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -16,16 +14,8 @@ import (
 // runSimulate runs the command with args and returns its standard output.
 func runSimulate(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newSimulateCommand()
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true // as under the root command
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
+	out, _, err := execute(newSimulateCommand(), 2*time.Minute, args...)
+	return out, err
 }
 
 // TestSimulateContract: `foresight simulate --trace FILE --format json`

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -19,15 +18,8 @@ import (
 
 func runTrain(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newTrainCommand()
-	var errOut bytes.Buffer
-	cmd.SetOut(&errOut)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return errOut.String(), err
+	out, errOut, err := execute(newTrainCommand(), 3*time.Minute, args...)
+	return out + errOut, err
 }
 
 // TestTrainFromRealPrometheus trains (one epoch) on history read from a real

@@ -233,6 +233,22 @@ func (h *HPA) classify(now time.Duration, p *Pod, cpu bool) podClass {
 	return podReady
 }
 
+// tally classifies the pods and sums the usable samples in milli-units.
+func (h *HPA) tally(now time.Duration, pods []Pod, cpu bool) (ready, unready, missing int, usage int64) {
+	for i := range pods {
+		switch h.classify(now, &pods[i], cpu) {
+		case podReady:
+			ready++
+			usage += milli(pods[i].Usage)
+		case podUnready:
+			unready++
+		case podMissing:
+			missing++
+		}
+	}
+	return ready, unready, missing, usage
+}
+
 // utilizationReplicas is GetResourceReplicas: quantities in milli-units,
 // utilization as a truncated integer percentage of the summed requests.
 func (h *HPA) utilizationReplicas(now time.Duration, m *Metric, spec int32) (int32, error) {
@@ -240,19 +256,7 @@ func (h *HPA) utilizationReplicas(now time.Duration, m *Metric, spec int32) (int
 		return 0, errNoPods
 	}
 	cpu := m.Resource == "" || m.Resource == ResourceCPU
-	var ready, unready, missing int
-	var usage int64
-	for i := range m.Pods {
-		switch h.classify(now, &m.Pods[i], cpu) {
-		case podReady:
-			ready++
-			usage += milli(m.Pods[i].Usage)
-		case podUnready:
-			unready++
-		case podMissing:
-			missing++
-		}
-	}
+	ready, unready, missing, usage := h.tally(now, m.Pods, cpu)
 	if ready == 0 {
 		return 0, errNoReadyMetrics
 	}
@@ -333,19 +337,7 @@ func (h *HPA) plainReplicas(now time.Duration, m *Metric, spec int32, cpu bool) 
 	if len(m.Pods) == 0 {
 		return 0, errNoPods
 	}
-	var ready, unready, missing int
-	var sum int64
-	for i := range m.Pods {
-		switch h.classify(now, &m.Pods[i], cpu) {
-		case podReady:
-			ready++
-			sum += milli(m.Pods[i].Usage)
-		case podUnready:
-			unready++
-		case podMissing:
-			missing++
-		}
-	}
+	ready, unready, missing, sum := h.tally(now, m.Pods, cpu)
 	if ready == 0 {
 		return 0, errNoReadyMetrics
 	}
