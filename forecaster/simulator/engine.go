@@ -7,7 +7,7 @@
 // The model, per service and simulated second:
 //   - arrivals: the trace's rate at the entry times the service's visits per
 //     entry request (the call graph's fan-outs);
-//   - ready pods are the servers of an M/M/c queue (Station); a pod serves
+//   - ready pods are the servers of an M/M/c queue (queueing.Station); a pod serves
 //     CoresPerPod/WorkPerRequest requests/s; what exceeds capacity queues,
 //     and what waits longer than the timeout is dropped;
 //   - new pods start serving after a start-up delay (jittered); removed pods
@@ -26,6 +26,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/queueing"
 	"github.com/foresightscale/foresight/forecaster/simulator/workload"
 )
 
@@ -225,7 +226,7 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 			}
 			mu := svc.PodRate()
 			arrivals := trace.RPS[t] * app.visits[i]
-			st := Station{Servers: ready, Mu: mu, Lambda: arrivals, Backlog: run.backlog[i]}
+			st := queueing.Station{Servers: ready, Mu: mu, Lambda: arrivals, Backlog: run.backlog[i]}
 			p50[i], p99[i] = st.Quantile(0.5, timeout), st.Quantile(0.99, timeout)
 			capacity := float64(ready) * mu
 			served := math.Min(run.backlog[i]+arrivals, capacity)

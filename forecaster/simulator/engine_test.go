@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/queueing"
 	"github.com/foresightscale/foresight/forecaster/simulator/workload"
 )
 
@@ -157,7 +158,7 @@ func TestSizeFor(t *testing.T) {
 		own := make([]float64, len(n))
 		var total int32
 		for i, s := range cfg.App.Services {
-			own[i] = Station{Servers: int(n[i]), Mu: s.PodRate(), Lambda: rps * cfg.App.visits[i]}.Quantile(0.99, cfg.Timeout.Seconds())
+			own[i] = queueing.Station{Servers: int(n[i]), Mu: s.PodRate(), Lambda: rps * cfg.App.visits[i]}.Quantile(0.99, cfg.Timeout.Seconds())
 			total += n[i]
 		}
 		if e2e := cfg.App.endToEnd(own); e2e > cfg.SLO.Seconds() {

@@ -3,6 +3,8 @@ package simulator
 import (
 	"fmt"
 	"math"
+
+	"github.com/foresightscale/foresight/forecaster/queueing"
 )
 
 // SizeFor returns the fewest replicas per service (Services order) that keep
@@ -31,7 +33,7 @@ func (c *Config) SizeFor(rps float64) ([]int32, error) {
 		budget += int(s.MaxReplicas)
 	}
 	p99 := func(i int, pods int32) float64 {
-		st := Station{Servers: int(pods), Mu: app.Services[i].PodRate(), Lambda: rps * app.visits[i]}
+		st := queueing.Station{Servers: int(pods), Mu: app.Services[i].PodRate(), Lambda: rps * app.visits[i]}
 		return st.Quantile(0.99, timeout)
 	}
 	for range budget + 1 {

@@ -1,4 +1,8 @@
-package simulator
+// Package queueing answers latency questions about a service whose pods are
+// the servers of an M/M/c queue: how slow it is at a load, and how many pods
+// keep a latency quantile within a budget. The simulator models services
+// with it and the policy sizes replicas with it, so both agree.
+package queueing
 
 import "math"
 
@@ -82,4 +86,25 @@ func (s Station) Quantile(q, limit float64) float64 {
 		}
 	}
 	return drain + hi
+}
+
+// ServersFor returns the fewest servers, at most maxServers, whose sojourn
+// q-quantile at offered rate lambda stays within budget (seconds), and
+// whether any count does: a budget below the service time's own quantile
+// cannot be met by adding pods.
+func ServersFor(lambda, mu, q, budget float64, maxServers int) (int, bool) {
+	if !(mu > 0) || !(budget > 0) || maxServers < 1 || lambda < 0 {
+		return 0, false
+	}
+	// Below saturation first: more servers than the load needs at full use.
+	c := max(int(math.Floor(lambda/mu))+1, 1)
+	for ; c <= maxServers; c++ {
+		if (Station{Servers: c, Mu: mu, Lambda: lambda}).Quantile(q, budget*2) <= budget {
+			return c, true
+		}
+		if -math.Log(1-q)/mu > budget {
+			return 0, false // even an idle server is slower than the budget
+		}
+	}
+	return 0, false
 }

@@ -1,4 +1,4 @@
-package simulator
+package queueing
 
 import (
 	"math"
@@ -65,5 +65,45 @@ func TestMoreServersLessLatency(t *testing.T) {
 	ten := Station{Servers: 10, Mu: 100, Lambda: 800}.Quantile(0.99, 10)
 	if !(ten < one) {
 		t.Errorf("p99 with 10 servers %v, with 1 %v: want smaller", ten, one)
+	}
+}
+
+func TestServersFor(t *testing.T) {
+	tests := []struct {
+		name               string
+		lambda, mu, budget float64
+		max                int
+		want               int
+		wantOK             bool
+	}{
+		// M/M/1 at λ = 50, μ = 100: p99 = ln(100)/50 ≈ 92 ms.
+		{"one server enough", 50, 100, 0.1, 10, 1, true},
+		// A 50 ms budget needs a second server: M/M/2 at ρ = 0.25 has
+		// p99 just above the service time's own ln(100)/100 ≈ 46 ms.
+		{"two servers", 50, 100, 0.05, 10, 2, true},
+		// The idle service time's p99 (46 ms) is over a 40 ms budget:
+		// no pod count helps.
+		{"budget below the service time", 10, 100, 0.04, 100, 0, false},
+		// 1000 req/s at 100 per server needs more than 10.
+		{"max too low", 1000, 100, 0.1, 10, 0, false},
+		{"no load", 0, 100, 0.1, 10, 1, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ServersFor(tc.lambda, tc.mu, 0.99, tc.budget, tc.max)
+			if got != tc.want || ok != tc.wantOK {
+				t.Fatalf("ServersFor = %d, %v; want %d, %v", got, ok, tc.want, tc.wantOK)
+			}
+			if ok {
+				if p99 := (Station{Servers: got, Mu: tc.mu, Lambda: tc.lambda}).Quantile(0.99, 10); p99 > tc.budget {
+					t.Errorf("%d servers give p99 %v over the budget %v", got, p99, tc.budget)
+				}
+				if got > 1 {
+					if p99 := (Station{Servers: got - 1, Mu: tc.mu, Lambda: tc.lambda}).Quantile(0.99, 10); p99 <= tc.budget {
+						t.Errorf("%d servers would do (p99 %v): not the fewest", got-1, p99)
+					}
+				}
+			}
+		})
 	}
 }
