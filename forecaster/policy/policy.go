@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/foresightscale/foresight/forecaster/queueing"
 )
 
 // Config is the scaling policy, YAML-configurable under "policy".
@@ -43,7 +45,21 @@ type ServiceConfig struct {
 	CapacityPerPod float64 `yaml:"capacityPerPod,omitempty" json:"capacityPerPod,omitempty"`
 	MinReplicas    int64   `yaml:"minReplicas,omitempty" json:"minReplicas,omitempty"`
 	MaxReplicas    int64   `yaml:"maxReplicas,omitempty" json:"maxReplicas,omitempty"`
+	// PodRate and LatencyP99 together size the service with a queueing
+	// model instead of CapacityPerPod: PodRate is the requests/s one pod
+	// serves when fully busy (its CPU request over the CPU-seconds a request
+	// costs), LatencyP99 the service's own p99 latency budget. Replicas are
+	// then the fewest that keep an M/M/c queue's p99 within the budget at
+	// the forecast peak times (1 + headroom). A fixed capacity per pod is
+	// one utilisation for every size; the queueing model lets a large
+	// deployment run hotter than a small one at the same latency, which is
+	// where the savings at scale are.
+	PodRate    float64        `yaml:"podRate,omitempty" json:"podRate,omitempty"`
+	LatencyP99 model.Duration `yaml:"latencyP99,omitempty" json:"latencyP99,omitempty"`
 }
+
+// queueingQuantile is the latency quantile LatencyP99 bounds.
+const queueingQuantile = 0.99
 
 // Default returns the policy defaults.
 func Default() Config {
@@ -85,8 +101,8 @@ func (c Config) Validate(services []string) error {
 	known := make(map[string]bool, len(services))
 	for _, s := range services {
 		known[s] = true
-		if c.capacity(s) <= 0 {
-			bad("policy.services.%s.capacityPerPod: not set and no policy.capacityPerPod default (req/s one pod serves)", s)
+		if c.capacity(s) <= 0 && !c.queueing(s) {
+			bad("policy.services.%s.capacityPerPod: not set and no policy.capacityPerPod default (req/s one pod serves), nor podRate and latencyP99", s)
 		}
 	}
 	names := make([]string, 0, len(c.Services))
@@ -101,6 +117,22 @@ func (c Config) Validate(services []string) error {
 		}
 		if sc.CapacityPerPod < 0 || math.IsNaN(sc.CapacityPerPod) || math.IsInf(sc.CapacityPerPod, 0) {
 			bad("policy.services.%s.capacityPerPod: must be positive, got %v", name, sc.CapacityPerPod)
+		}
+		if sc.PodRate < 0 || math.IsNaN(sc.PodRate) || math.IsInf(sc.PodRate, 0) {
+			bad("policy.services.%s.podRate: must be a positive request rate, got %v", name, sc.PodRate)
+		}
+		if sc.LatencyP99 < 0 {
+			bad("policy.services.%s.latencyP99: must be positive, got %v", name, sc.LatencyP99)
+		}
+		if (sc.PodRate > 0) != (sc.LatencyP99 > 0) {
+			bad("policy.services.%s: podRate and latencyP99 go together (queueing sizing needs both)", name)
+		} else if sc.PodRate > 0 {
+			// An idle pod's own p99 is ln(100)/podRate: a budget below it
+			// cannot be met by any number of pods.
+			if floor := -math.Log(1-queueingQuantile) / sc.PodRate; time.Duration(sc.LatencyP99).Seconds() <= floor {
+				bad("policy.services.%s.latencyP99: %v is below what one request takes at the 99th percentile even on an idle pod (%v at podRate %v)",
+					name, sc.LatencyP99, time.Duration(floor*float64(time.Second)).Round(time.Millisecond), sc.PodRate)
+			}
 		}
 		if sc.MinReplicas < 0 {
 			bad("policy.services.%s.minReplicas: must not be negative, got %d", name, sc.MinReplicas)
@@ -118,6 +150,12 @@ func (c Config) capacity(service string) float64 {
 		return sc.CapacityPerPod
 	}
 	return c.CapacityPerPod
+}
+
+// queueing reports whether the service is sized by the queueing model.
+func (c Config) queueing(service string) bool {
+	sc, ok := c.Services[service]
+	return ok && sc.PodRate > 0 && sc.LatencyP99 > 0
 }
 
 func (c Config) bounds(service string) (lo, hi int64) {
@@ -159,16 +197,27 @@ func (c Config) Decide(service string, forecast []float64, step time.Duration, p
 		return Decision{}, fmt.Errorf("%w: %s: empty forecast", ErrBadForecast, service)
 	}
 	capacity := c.capacity(service)
-	if capacity <= 0 {
+	if capacity <= 0 && !c.queueing(service) {
 		return Decision{}, fmt.Errorf("%s: no capacity per pod configured", service)
 	}
 	peak, err := Peak(forecast[:c.LeadSteps(step, len(forecast))])
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: %s: %v", ErrBadForecast, service, err)
 	}
-	raw := int64(math.Ceil(peak * (1 + c.Headroom) / capacity))
-	d := Decision{PeakRequests: peak, Raw: raw, Replicas: raw}
 	lo, hi := c.bounds(service)
+	load := peak * (1 + c.Headroom)
+	var raw int64
+	if c.queueing(service) {
+		sc := c.Services[service]
+		n, ok := queueing.ServersFor(load, sc.PodRate, queueingQuantile, time.Duration(sc.LatencyP99).Seconds(), int(min(hi, math.MaxInt32)))
+		raw = int64(n)
+		if !ok {
+			raw = hi + 1 // not even maxReplicas meets the budget: the clamp below says so
+		}
+	} else {
+		raw = int64(math.Ceil(load / capacity))
+	}
+	d := Decision{PeakRequests: peak, Raw: raw, Replicas: raw}
 	if previous > 0 && d.Replicas < previous {
 		step := max(1, int64(math.Floor(float64(previous)*c.MaxScaleDownPercent/100)))
 		if floor := previous - step; d.Replicas < floor {

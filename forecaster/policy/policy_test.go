@@ -56,6 +56,44 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecideWithQueueing: a service with podRate and latencyP99 gets the
+// fewest pods whose M/M/c p99 meets the budget, so at a higher load it runs
+// each pod hotter than at a low one (the point of queueing sizing).
+func TestDecideWithQueueing(t *testing.T) {
+	c := testConfig()
+	c.Headroom = 0
+	c.Services["frontend"] = ServiceConfig{PodRate: 100, LatencyP99: model.Duration(100 * time.Millisecond), MaxReplicas: 50}
+	tests := []struct {
+		load float64
+		want int64
+	}{
+		// M/M/1 at 50 req/s: p99 = ln(100)/(100−50) ≈ 92 ms ≤ 100 ms.
+		{50, 1},
+		// At 60 req/s one pod's p99 is 115 ms: two pods.
+		{60, 2},
+		// At 1000 req/s 11 pods (91 % busy) keep the p99 within 100 ms,
+		// where a fixed capacity at 60 % would take 17.
+		{1000, 11},
+	}
+	for _, tc := range tests {
+		d, err := c.Decide("frontend", []float64{tc.load}, 30*time.Second, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Replicas != tc.want {
+			t.Errorf("%v req/s: %d replicas, want %d", tc.load, d.Replicas, tc.want)
+		}
+	}
+	// Beyond maxReplicas: clamped and said so.
+	d, err := c.Decide("frontend", []float64{1e6}, 30*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Replicas != 50 || d.Limited != "max" {
+		t.Errorf("1e6 req/s: %+v, want 50 replicas limited by max", d)
+	}
+}
+
 func TestDecideRefusesBadForecasts(t *testing.T) {
 	for _, forecast := range [][]float64{nil, {math.NaN()}, {1, math.Inf(1)}, {math.Inf(-1)}} {
 		_, err := testConfig().Decide("frontend", forecast, 30*time.Second, 3)
@@ -100,6 +138,20 @@ func TestValidate(t *testing.T) {
 		{"unknown service", func(c *Config) { c.Services["nope"] = ServiceConfig{CapacityPerPod: 1} }, "policy.services.nope: not a service"},
 		{"scale-down percent", func(c *Config) { c.MaxScaleDownPercent = 0 }, "policy.maxScaleDownPercent"},
 		{"lead time", func(c *Config) { c.LeadTime = 0 }, "policy.leadTime"},
+		{"queueing instead of capacity", func(c *Config) {
+			c.CapacityPerPod = 0
+			c.Services["frontend"] = ServiceConfig{PodRate: 100, LatencyP99: model.Duration(100 * time.Millisecond)}
+		}, ""},
+		{"podRate without latency", func(c *Config) {
+			c.Services["frontend"] = ServiceConfig{PodRate: 100}
+		}, "policy.services.frontend: podRate and latencyP99 go together"},
+		{"latency below the service time", func(c *Config) {
+			// ln(100)/100 req/s ≈ 46 ms on an idle pod.
+			c.Services["frontend"] = ServiceConfig{PodRate: 100, LatencyP99: model.Duration(40 * time.Millisecond)}
+		}, "policy.services.frontend.latencyP99"},
+		{"negative pod rate", func(c *Config) {
+			c.Services["frontend"] = ServiceConfig{PodRate: -1, LatencyP99: model.Duration(time.Second)}
+		}, "policy.services.frontend.podRate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
