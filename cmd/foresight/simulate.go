@@ -20,8 +20,8 @@ import (
 func newSimulateCommand() *cobra.Command {
 	opts := simulator.DefaultCompareOptions()
 	var (
-		traceArg, appArg, modelDir, format, outDir, policies string
-		load                                                 workload.Options
+		traceArg, appArg, modelDir, format, outDir, plotsDir, policies string
+		load                                                           workload.Options
 	)
 	load.Scale, load.Compress = 1, 1
 	cmd := &cobra.Command{
@@ -99,6 +99,13 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", filepath.Join(outDir, "report.json"))
 			}
+			if plotsDir != "" {
+				files, err := rep.WritePlots(plotsDir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d plots into %s\n", len(files), plotsDir)
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "simulation took %v\n", time.Since(started).Round(time.Millisecond))
 			return nil
 		},
@@ -122,9 +129,11 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 	f.Int32Var(&opts.HPATarget, "hpa-target", opts.HPATarget, "CPU HPAs' target utilisation (%), also the load per pod the forecasting policies size for.")
 	f.Float64Var(&opts.Foresight.Headroom, "headroom", opts.Foresight.Headroom, "Foresight's headroom above the forecast peak.")
 	f.Float64Var(&opts.Foresight.Quantile, "quantile", opts.Foresight.Quantile, "Forecast quantile Foresight sizes from (0.5: the point forecast).")
+	f.StringVar((*string)(&opts.Sizing), "sizing", string(opts.Sizing), `How Foresight and Holt-Winters size services: "queueing" (each pod an M/M/c server, the SLO shared along the call path) or "capacity" (a fixed capacity per pod at --hpa-target).`)
 	f.BoolVar(&opts.Sweep, "sweep", false, "Also sweep the CPU HPA's target and Foresight's headroom and quantile (the cost–violation frontier).")
 	f.StringVar(&format, "format", "table", "Output format: table or json.")
 	f.StringVar(&outDir, "out", "", "Directory to write report.json into (none when empty).")
+	f.StringVar(&plotsDir, "plots", "", "Directory to write PNG plots into: load, replicas and latency over time per policy, and with --sweep the cost–violation frontier.")
 	return cmd
 }
 

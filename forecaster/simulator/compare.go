@@ -39,6 +39,9 @@ type CompareOptions struct {
 	// Foresight is Foresight's policy; a zero LeadTime becomes the slowest
 	// pod start-up plus an HPA sync, what the lead time stands for.
 	Foresight policy.Config
+	// Sizing is how Foresight and Holt-Winters size services the policy
+	// does not configure.
+	Sizing Sizing
 	// Sweep adds the cost–violation curves.
 	Sweep bool
 	// Progress, if set, is told before each simulation.
@@ -49,7 +52,7 @@ type CompareOptions struct {
 func DefaultCompareOptions() CompareOptions {
 	p := policy.Default()
 	p.LeadTime = 0 // derived from the start-up delay
-	return CompareOptions{Config: DefaultConfig(), Policies: AllPolicies, HPATarget: 70, Foresight: p}
+	return CompareOptions{Config: DefaultConfig(), Policies: AllPolicies, HPATarget: 70, Foresight: p, Sizing: SizingQueueing}
 }
 
 // Report is a comparison's outcome, the JSON contract of `foresight simulate`.
@@ -64,6 +67,7 @@ type Report struct {
 	ForesightHeadroom   float64         `json:"foresight_headroom"`
 	ForesightQuantile   float64         `json:"foresight_quantile"`
 	ForesightLeadTime   string          `json:"foresight_lead_time"`
+	ForesightSizing     Sizing          `json:"foresight_sizing"`
 	Policies            []Result        `json:"policies"`
 	Frontier            []FrontierPoint `json:"frontier,omitempty"`
 	Runs                map[string]*Run `json:"-"` // for plots
@@ -85,6 +89,9 @@ type FrontierPoint struct {
 func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Report, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, err
+	}
+	if o.Sizing != SizingQueueing && o.Sizing != SizingCapacity {
+		return nil, fmt.Errorf("sizing: want %s or %s, got %q", SizingQueueing, SizingCapacity, o.Sizing)
 	}
 	if o.HPATarget < 1 || o.HPATarget > 100 {
 		return nil, fmt.Errorf("HPA target: must be 1..100 %%, got %d", o.HPATarget)
@@ -112,7 +119,7 @@ func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Rep
 			if o.Model == nil {
 				return nil, fmt.Errorf("policy %s needs a model", name)
 			}
-			return Foresight(ForesightOptions{Model: o.Model, Policy: p, TargetUtilisation: utilisation, Name: name})
+			return Foresight(ForesightOptions{Model: o.Model, Policy: p, TargetUtilisation: utilisation, Sizing: o.Sizing, Name: name})
 		}
 	}
 	var jobs []job
@@ -132,7 +139,7 @@ func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Rep
 				if o.Model != nil {
 					step, horizon = time.Duration(o.Model.Manifest().Step), o.Model.Manifest().Horizon
 				}
-				return HoltWinters(HoltWintersOptions{Policy: o.Foresight, TargetUtilisation: utilisation, Step: step, Horizon: horizon})
+				return HoltWinters(HoltWintersOptions{Policy: o.Foresight, TargetUtilisation: utilisation, Sizing: o.Sizing, Step: step, Horizon: horizon})
 			}})
 		case PolicyOracle:
 			jobs = append(jobs, job{name: name, make: func() (Scaler, error) { return Oracle(), nil }})
@@ -161,8 +168,8 @@ func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Rep
 		SLOMs: float64(o.Config.SLO) / float64(time.Millisecond), StartupDelaySeconds: o.Config.StartupDelay.Seconds(),
 		WarmUpSeconds: o.Config.WarmUp.Seconds(), HPATarget: o.HPATarget,
 		ForesightHeadroom: o.Foresight.Headroom, ForesightQuantile: o.Foresight.Quantile,
-		ForesightLeadTime: time.Duration(o.Foresight.LeadTime).String(),
-		Runs:              map[string]*Run{},
+		ForesightLeadTime: time.Duration(o.Foresight.LeadTime).String(), ForesightSizing: o.Sizing,
+		Runs: map[string]*Run{},
 	}
 	for k, j := range jobs {
 		if o.Progress != nil {

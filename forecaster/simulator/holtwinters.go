@@ -11,6 +11,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/simulator/hpa"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/models/dataset"
+	commonmodel "github.com/prometheus/common/model"
 )
 
 // PolicyHoltWinters names the Holt-Winters policy.
@@ -18,10 +19,11 @@ const PolicyHoltWinters = "holt-winters"
 
 // HoltWintersOptions configure the Holt-Winters policy.
 type HoltWintersOptions struct {
-	// Policy sizes replicas from the forecast as Foresight's does (the
-	// capacity per pod derived from the application unless set).
+	// Policy sizes replicas from the forecast as Foresight's does (services
+	// it does not size are sized as Sizing says).
 	Policy            policy.Config
 	TargetUtilisation float64
+	Sizing            Sizing
 	// Step is the series' resolution and the interval between forecasts;
 	// Horizon how many steps each forecast covers.
 	Step    time.Duration
@@ -49,7 +51,7 @@ func HoltWinters(o HoltWintersOptions) (Scaler, error) {
 	interval := int(o.Step / time.Second)
 	s.start = func(run *Run) error {
 		var err error
-		if pol, err = appPolicy(o.Policy, run.Config.App, o.TargetUtilisation); err != nil {
+		if pol, err = appPolicy(o.Policy, run.Config, o.TargetUtilisation, o.Sizing); err != nil {
 			return fmt.Errorf("holt-winters policy: %w", err)
 		}
 		predicted = make([]float64, len(run.Config.App.Services))
@@ -109,10 +111,26 @@ func HoltWinters(o HoltWintersOptions) (Scaler, error) {
 	return s, nil
 }
 
-// appPolicy completes a policy for the application: each service's
-// replica bounds, and its capacity per pod (req/s) at the target
-// utilisation unless configured.
-func appPolicy(p policy.Config, app App, utilisation float64) (policy.Config, error) {
+// Sizing says how the forecasting policies turn a forecast into pods.
+type Sizing string
+
+const (
+	// SizingQueueing gives each service the policy's queueing sizing: its
+	// pod rate, which an operator knows from the CPU request and the CPU a
+	// request costs, and a share of the SLO as its latency budget (see
+	// LatencyBudgets). Services whose share is below an idle pod's own p99
+	// fall back to SizingCapacity.
+	SizingQueueing Sizing = "queueing"
+	// SizingCapacity sizes every service for a fixed capacity per pod: its
+	// pod rate at the target utilisation, as the CPU HPA aims.
+	SizingCapacity Sizing = "capacity"
+)
+
+// appPolicy completes a policy for the application: each service's replica
+// bounds and, unless configured, how it is sized (see Sizing).
+func appPolicy(p policy.Config, cfg Config, utilisation float64, sizing Sizing) (policy.Config, error) {
+	app := cfg.App
+	budgets := LatencyBudgets(&app, cfg.SLO)
 	services := make(map[string]policy.ServiceConfig, len(app.Services))
 	for name, sc := range p.Services {
 		services[name] = sc
@@ -121,7 +139,13 @@ func appPolicy(p policy.Config, app App, utilisation float64) (policy.Config, er
 	for i, svc := range app.Services {
 		names[i] = svc.Name
 		sc := services[svc.Name]
-		if sc.CapacityPerPod == 0 {
+		configured := sc.CapacityPerPod > 0 || sc.PodRate > 0
+		floor := time.Duration(math.Log(100) / svc.PodRate() * float64(time.Second))
+		switch {
+		case configured:
+		case sizing == SizingQueueing && budgets[i] > floor:
+			sc.PodRate, sc.LatencyP99 = svc.PodRate(), commonmodel.Duration(budgets[i])
+		default:
 			sc.CapacityPerPod = svc.PodRate() * utilisation
 		}
 		sc.MinReplicas, sc.MaxReplicas = int64(svc.MinReplicas), int64(svc.MaxReplicas)
@@ -132,4 +156,35 @@ func appPolicy(p policy.Config, app App, utilisation float64) (policy.Config, er
 		return policy.Config{}, err
 	}
 	return p, nil
+}
+
+// LatencyBudgets splits the SLO among the services on each typical request
+// path in proportion to their service times (a slow service gets more of
+// it), and gives a service on several paths its smallest share. Services on
+// no typical path get 0 (no budget). An operator would set these as each
+// team's latency objective; proportional shares are a neutral default.
+func LatencyBudgets(app *App, slo time.Duration) []time.Duration {
+	budgets := make([]time.Duration, len(app.Services))
+	var walk func(i int, path []int)
+	walk = func(i int, path []int) {
+		path = append(path, i)
+		if len(app.typicalOut[i]) == 0 {
+			var total float64
+			for _, j := range path {
+				total += 1 / app.Services[j].PodRate()
+			}
+			for _, j := range path {
+				share := time.Duration(float64(slo) * (1 / app.Services[j].PodRate()) / total)
+				if budgets[j] == 0 || share < budgets[j] {
+					budgets[j] = share
+				}
+			}
+			return
+		}
+		for _, j := range app.typicalOut[i] {
+			walk(j, path)
+		}
+	}
+	walk(app.graph.Index(app.Entry), nil)
+	return budgets
 }

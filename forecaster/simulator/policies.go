@@ -229,10 +229,11 @@ func Oracle() Scaler {
 // ForesightOptions configure the Foresight policy in the simulation.
 type ForesightOptions struct {
 	Model *model.Model
-	// Policy is Foresight's policy; its per-pod capacity is derived from the
-	// application unless set: a pod's rate at TargetUtilisation.
+	// Policy is Foresight's policy; services it does not size are sized
+	// as Sizing says (TargetUtilisation is the capacity sizing's).
 	Policy            policy.Config
 	TargetUtilisation float64
+	Sizing            Sizing
 	// Interval between forecast cycles; default the model's step.
 	Interval time.Duration
 	// Name overrides the report name (sweeps).
@@ -269,7 +270,7 @@ func Foresight(o ForesightOptions) (Scaler, error) {
 				return fmt.Errorf("foresight policy: model %s forecasts %s, which application %s does not have", man.Name, svc, app.Name)
 			}
 		}
-		pol, err := appPolicy(o.Policy, app, o.TargetUtilisation)
+		pol, err := appPolicy(o.Policy, run.Config, o.TargetUtilisation, o.Sizing)
 		if err != nil {
 			return fmt.Errorf("foresight policy: %w", err)
 		}

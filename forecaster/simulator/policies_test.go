@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/simulator/workload"
+	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/models"
 )
 
@@ -194,5 +197,54 @@ func TestCompareRefusesBadInput(t *testing.T) {
 	opts.HPATarget = 0
 	if _, err := Compare(context.Background(), stepTrace(), opts); err == nil {
 		t.Error("HPA target 0 accepted")
+	}
+}
+
+// TestLatencyBudgetsAndSizing: on a chain a → b (service times 10 and
+// 30 ms) and a rare call a → c, the 200 ms SLO splits 50/150 ms along the
+// typical path; c, off it, gets no budget and keeps capacity sizing, as
+// does a service whose share is below its idle p99.
+func TestLatencyBudgetsAndSizing(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SLO = 200 * time.Millisecond
+	cfg.App = App{Name: "chain", Entry: "a", TypicalFanOut: 0.5,
+		Services: []Service{
+			{Name: "a", WorkPerRequest: 0.005, CoresPerPod: 0.5, MinReplicas: 1, MaxReplicas: 10}, // 100 req/s: 10 ms
+			{Name: "b", WorkPerRequest: 0.015, CoresPerPod: 0.5, MinReplicas: 1, MaxReplicas: 10}, // 33 req/s: 30 ms
+			{Name: "c", WorkPerRequest: 0.005, CoresPerPod: 0.5, MinReplicas: 1, MaxReplicas: 10},
+		},
+		Calls: []topology.Edge{{Caller: "a", Callee: "b", FanOut: 1}, {Caller: "a", Callee: "c", FanOut: 0.1}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := LatencyBudgets(&cfg.App, cfg.SLO)
+	want := []time.Duration{50 * time.Millisecond, 150 * time.Millisecond, 0}
+	for i := range want {
+		if d := got[i] - want[i]; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("budget of %s = %v, want %v", cfg.App.Services[i].Name, got[i], want[i])
+		}
+	}
+	p, err := appPolicy(policy.Default(), cfg, 0.7, SizingQueueing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a: idle p99 ln(100)·10 ms = 46 ms < 50 ms: queueing. b: 138 ms < 150 ms:
+	// queueing. c: no budget: capacity at 70 % of 100 req/s.
+	if sc := p.Services["a"]; sc.PodRate != 100 || sc.CapacityPerPod != 0 {
+		t.Errorf("a: %+v, want queueing at 100 req/s per pod", sc)
+	}
+	if sc := p.Services["b"]; sc.LatencyP99 == 0 {
+		t.Errorf("b: %+v, want queueing", sc)
+	}
+	if sc := p.Services["c"]; sc.PodRate != 0 || math.Abs(sc.CapacityPerPod-70) > 1e-9 {
+		t.Errorf("c: %+v, want capacity 70 req/s", sc)
+	}
+	cfg.SLO = 150 * time.Millisecond // a's share 37.5 ms is below its idle p99
+	if p, err = appPolicy(policy.Default(), cfg, 0.7, SizingQueueing); err != nil {
+		t.Fatal(err)
+	}
+	if sc := p.Services["a"]; sc.PodRate != 0 || sc.CapacityPerPod == 0 {
+		t.Errorf("a with a 37.5 ms share: %+v, want capacity sizing", sc)
 	}
 }
