@@ -61,12 +61,18 @@ func TestSimulateContract(t *testing.T) {
 	}
 }
 
-// TestSimulateTableWithGenerator: a generator spec works as a trace and the
-// table names every policy.
+// TestSimulateTableWithGenerator: a generator spec works as a trace, the
+// table names every policy asked for, and --plots writes the plots.
 func TestSimulateTableWithGenerator(t *testing.T) {
-	out, err := runSimulate(t, "--trace", "step:low=50,high=150,at=5m", "--duration", "10m", "--policy", "cpu-hpa,static")
+	plots := t.TempDir()
+	out, err := runSimulate(t, "--trace", "step:low=50,high=150,at=5m", "--duration", "10m", "--policy", "cpu-hpa,static", "--plots", plots)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, name := range []string{"load.png", "replicas.png", "latency.png"} {
+		if st, err := os.Stat(filepath.Join(plots, name)); err != nil || st.Size() == 0 {
+			t.Errorf("plot %s: %v", name, err)
+		}
 	}
 	for _, want := range []string{"cpu-hpa", "static", "SLO violation s", "core-hours"} {
 		if !strings.Contains(out, want) {
