@@ -133,6 +133,7 @@ func TestManifestsOnRealControlPlane(t *testing.T) {
 	// 4. The shipped example HPA follows the forecast.
 	hpa := exampleHPA(t, repo, "frontend")
 	createDeployment(ctx, t, c, "frontend")
+	rec := recordHPA(ctx, t, c, hpa.Name, "frontend") // for the simulator cross-check
 	if _, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(appNamespace).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +165,8 @@ func TestManifestsOnRealControlPlane(t *testing.T) {
 	if f.predicted >= atFall || !f.followedDown || !f.settled() {
 		t.Fatalf("after the load fell: prediction %d (at the fall %d), Deployment at %d, followed down: %v", f.predicted, atFall, f.replicas, f.followedDown)
 	}
+	// The simulator's HPA, replaying what the controller saw, decides alike.
+	crosscheckHPA(t, rec, hpa)
 
 	// 6. Resilience.
 	held := f.replicas
