@@ -21,7 +21,7 @@ var AllPolicies = []string{PolicyCPUHPA, PolicyCPUHPAFast, PolicyForesight, Poli
 // quantile, the knobs users turn to trade cost for violations.
 var (
 	SweepHPATargets = []int32{50, 60, 70, 80}
-	SweepHeadrooms  = []float64{0, 0.1, 0.2, 0.3}
+	SweepHeadrooms  = []float64{0, 0.1, 0.2, 0.3, 0.5}
 	SweepQuantiles  = []float64{0.5, 0.9}
 )
 
