@@ -282,16 +282,23 @@ func withWarmUp(trace *workload.Trace, seconds int) *workload.Trace {
 	if seconds == 0 {
 		return trace
 	}
-	first := trace.RPS[:min(60, len(trace.RPS))]
+	level := firstMinuteMean(trace.RPS)
+	rps := make([]float64, seconds, seconds+len(trace.RPS))
+	for i := range rps {
+		rps[i] = level
+	}
+	return &workload.Trace{Name: trace.Name, Step: trace.Step, RPS: append(rps, trace.RPS...)}
+}
+
+// firstMinuteMean is the mean rate of a trace's first 60 seconds (or all of
+// a shorter one): the level the warm-up holds and the deployments start at.
+func firstMinuteMean(rps []float64) float64 {
+	first := rps[:min(60, len(rps))]
 	var sum float64
 	for _, v := range first {
 		sum += v
 	}
-	rps := make([]float64, seconds, seconds+len(trace.RPS))
-	for i := range rps {
-		rps[i] = sum / float64(len(first))
-	}
-	return &workload.Trace{Name: trace.Name, Step: trace.Step, RPS: append(rps, trace.RPS...)}
+	return sum / float64(len(first))
 }
 
 // endToEnd combines per-service latencies (Services order) into the entry's:

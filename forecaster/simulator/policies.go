@@ -94,12 +94,7 @@ func (s *hpaScaler) Tick(t int) ([]int32, error) {
 // initialReplicas is where every policy starts: sized for the first
 // minute's mean rate, as if the deployment had settled on it.
 func initialReplicas(run *Run) ([]int32, error) {
-	rps := run.Trace.RPS[:min(60, len(run.Trace.RPS))]
-	var sum float64
-	for _, v := range rps {
-		sum += v
-	}
-	n, err := run.Config.SizeFor(sum / float64(len(rps)))
+	n, err := run.Config.SizeFor(firstMinuteMean(run.Trace.RPS))
 	if err != nil {
 		return nil, fmt.Errorf("initial replicas: %w", err)
 	}
