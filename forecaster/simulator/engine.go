@@ -304,15 +304,25 @@ func firstMinuteMean(rps []float64) float64 {
 // endToEnd combines per-service latencies (Services order) into the entry's:
 // a service's own plus the slowest callee on the typical path.
 func (a *App) endToEnd(own []float64) float64 {
-	total := make([]float64, len(own))
+	total, _ := a.pathLatencies(own)
+	return total[a.graph.Index(a.Entry)]
+}
+
+// pathLatencies returns, per service, its own latency plus its slowest
+// typical callee's (recursively), and that callee (-1 for none).
+func (a *App) pathLatencies(own []float64) (total []float64, next []int) {
+	total, next = make([]float64, len(own)), make([]int, len(own))
 	for _, i := range a.reverse {
+		next[i] = -1
 		var slowest float64
 		for _, j := range a.typicalOut[i] {
-			slowest = math.Max(slowest, total[j])
+			if total[j] > slowest {
+				slowest, next[i] = total[j], j
+			}
 		}
 		total[i] = own[i] + slowest
 	}
-	return total[a.graph.Index(a.Entry)]
+	return total, next
 }
 
 // scale brings each service to its wanted replicas at second t and returns

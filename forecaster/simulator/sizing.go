@@ -64,18 +64,7 @@ func (c *Config) SizeFor(rps float64) ([]int32, error) {
 // criticalPath returns the services (indices) on the entry's slowest typical
 // path under the given per-service latencies.
 func (a *App) criticalPath(own []float64) []int {
-	total := make([]float64, len(own))
-	next := make([]int, len(own))
-	for _, i := range a.reverse {
-		next[i] = -1
-		var slowest float64
-		for _, j := range a.typicalOut[i] {
-			if total[j] > slowest {
-				slowest, next[i] = total[j], j
-			}
-		}
-		total[i] = own[i] + slowest
-	}
+	_, next := a.pathLatencies(own)
 	var path []int
 	for i := a.graph.Index(a.Entry); i >= 0; i = next[i] {
 		path = append(path, i)
