@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -260,10 +262,13 @@ func Foresight(o ForesightOptions) (Scaler, error) {
 	)
 	s.start = func(run *Run) error {
 		app := run.Config.App
-		for _, svc := range man.Services {
-			if app.graph.Index(svc) < 0 {
-				return fmt.Errorf("foresight policy: model %s forecasts %s, which application %s does not have", man.Name, svc, app.Name)
-			}
+		names := make([]string, len(app.Services))
+		for i, svc := range app.Services {
+			names[i] = svc.Name
+		}
+		if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(man.Services))) {
+			return fmt.Errorf("foresight policy: model %s forecasts %s, application %s has %s: train a model on this application's history (foresight train) and pass it with --model, or leave foresight out of --policy",
+				man.Name, strings.Join(man.Services, ", "), app.Name, strings.Join(names, ", "))
 		}
 		pol, err := appPolicy(o.Policy, run.Config, o.TargetUtilisation, o.Sizing)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,5 +276,19 @@ func TestCompareIsDeterministic(t *testing.T) {
 	}
 	if other := run(2); other == first {
 		t.Error("another seed gave the same report: the start-up jitter is not seeded")
+	}
+}
+
+// TestForesightRefusesAnotherApplication: the built-in model forecasts the
+// Online Boutique; on another application the error says what to do.
+func TestForesightRefusesAnotherApplication(t *testing.T) {
+	opts := DefaultCompareOptions()
+	opts.Model = demoModel(t)
+	opts.Policies = []string{PolicyForesight}
+	opts.Config.App = App{Name: "solo", Entry: "web", TypicalFanOut: 0.5,
+		Services: []Service{{Name: "web", WorkPerRequest: 0.004, CoresPerPod: 0.5, MinReplicas: 1, MaxReplicas: 10}}}
+	_, err := Compare(context.Background(), stepTrace(), opts)
+	if err == nil || !strings.Contains(err.Error(), "foresight train") {
+		t.Errorf("error %v, want one saying to train a model for the application", err)
 	}
 }
