@@ -82,19 +82,7 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 				if err := os.MkdirAll(outDir, 0o755); err != nil {
 					return fmt.Errorf("--out: %w", err)
 				}
-				f, err := os.CreateTemp(outDir, ".report-*.json")
-				if err != nil {
-					return fmt.Errorf("--out: %w", err)
-				}
-				if err := rep.WriteJSON(f); err != nil {
-					f.Close()
-					os.Remove(f.Name())
-					return err
-				}
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("--out: %w", err)
-				}
-				if err := os.Rename(f.Name(), filepath.Join(outDir, "report.json")); err != nil {
+				if err := writeJSON(filepath.Join(outDir, "report.json"), rep); err != nil {
 					return fmt.Errorf("--out: %w", err)
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", filepath.Join(outDir, "report.json"))

@@ -42,13 +42,19 @@ func (r *Report) dominance() []Dominance {
 	return out
 }
 
+// MarshalJSON encodes the report with its dominance entries, so every
+// writer of the JSON contract gets the same document.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without this method, or encoding would recurse
+	return json.Marshal(struct {
+		*plain
+		Dominance []Dominance `json:"dominance,omitempty"`
+	}{(*plain)(r), r.dominance()})
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
-	type withDominance struct {
-		*Report
-		Dominance []Dominance `json:"dominance,omitempty"`
-	}
-	b, err := json.MarshalIndent(withDominance{r, r.dominance()}, "", "  ")
+	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the simulation report: %w", err)
 	}
