@@ -165,9 +165,10 @@ func TestReportContract(t *testing.T) {
 }
 
 // TestDominanceByHand: the cheapest Foresight point with no more violations
-// is picked, and none is reported when every one violates more.
+// is picked, and none is reported when every one violates more; the
+// oracle's ratio is given only against an HPA with at least its violations.
 func TestDominanceByHand(t *testing.T) {
-	r := &Report{Frontier: []FrontierPoint{
+	r := &Report{Policies: []Result{{Name: PolicyOracle, SLOViolationSeconds: 3, CoreHours: 6}}, Frontier: []FrontierPoint{
 		{Policy: PolicyCPUHPA, Setting: "a", SLOViolationSeconds: 10, CoreHours: 10},
 		{Policy: PolicyCPUHPA, Setting: "b", SLOViolationSeconds: 0, CoreHours: 20},
 		{Policy: PolicyForesight, Setting: "x", SLOViolationSeconds: 5, CoreHours: 7},
@@ -180,6 +181,10 @@ func TestDominanceByHand(t *testing.T) {
 	}
 	if d[1].Found {
 		t.Errorf("HPA b: %+v, want none (every Foresight point violates)", d[1])
+	}
+	if d[0].OracleCoreHoursRatio != 0.6 || d[1].OracleCoreHoursRatio != 0 {
+		t.Errorf("oracle ratios %g and %g, want 0.6 (HPA a) and none (HPA b has fewer violations)",
+			d[0].OracleCoreHoursRatio, d[1].OracleCoreHoursRatio)
 	}
 }
 

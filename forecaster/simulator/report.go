@@ -19,16 +19,29 @@ type Dominance struct {
 	ForesightViolations int     `json:"foresight_slo_violation_seconds"`
 	// Found is false when no Foresight setting has as few violations.
 	Found bool `json:"found"`
+	// OracleCoreHoursRatio is the oracle's cost as a share of the HPA's,
+	// when the oracle ran and has no more violations: how far any
+	// forecaster could go with this application's sizing.
+	OracleCoreHoursRatio float64 `json:"oracle_core_hours_ratio,omitempty"`
 }
 
 // dominance computes the Dominance of every swept HPA setting.
 func (r *Report) dominance() []Dominance {
+	var oracle *Result
+	for i := range r.Policies {
+		if r.Policies[i].Name == PolicyOracle {
+			oracle = &r.Policies[i]
+		}
+	}
 	var out []Dominance
 	for _, h := range r.Frontier {
 		if h.Policy != PolicyCPUHPA {
 			continue
 		}
 		d := Dominance{HPASetting: h.Setting, HPAViolationSeconds: h.SLOViolationSeconds}
+		if oracle != nil && oracle.SLOViolationSeconds <= h.SLOViolationSeconds && h.CoreHours > 0 {
+			d.OracleCoreHoursRatio = oracle.CoreHours / h.CoreHours
+		}
 		for _, f := range r.Frontier {
 			if f.Policy != PolicyForesight || f.SLOViolationSeconds > h.SLOViolationSeconds {
 				continue
@@ -90,14 +103,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		b.WriteString("\nFor each HPA setting, the cheapest Foresight setting with no more violations:\n")
+		b.WriteString("\nFor each HPA setting, the cheapest Foresight setting with no more violations\n(and the oracle's cost, the bound for any forecaster):\n")
 		for _, d := range r.dominance() {
+			bound := ""
+			if d.OracleCoreHoursRatio > 0 {
+				bound = fmt.Sprintf("; oracle %.2f×", d.OracleCoreHoursRatio)
+			}
 			if !d.Found {
-				fmt.Fprintf(&b, "  HPA %s (%d s): none\n", d.HPASetting, d.HPAViolationSeconds)
+				fmt.Fprintf(&b, "  HPA %s (%d s): none%s\n", d.HPASetting, d.HPAViolationSeconds, bound)
 				continue
 			}
-			fmt.Fprintf(&b, "  HPA %s (%d s): Foresight %s (%d s) at %.2f× its core-hours\n",
-				d.HPASetting, d.HPAViolationSeconds, d.ForesightSetting, d.ForesightViolations, d.CoreHoursRatio)
+			fmt.Fprintf(&b, "  HPA %s (%d s): Foresight %s (%d s) at %.2f× its core-hours%s\n",
+				d.HPASetting, d.HPAViolationSeconds, d.ForesightSetting, d.ForesightViolations, d.CoreHoursRatio, bound)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
