@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 
@@ -23,6 +24,15 @@ var (
 	forecastRequestsDesc = prometheus.NewDesc("foresight_forecast_requests",
 		"Forecast request rate at each model step ahead (requests per second); step 1 is the nearest.",
 		[]string{"namespace", "service", "step"}, nil)
+	observedRequestsDesc = prometheus.NewDesc("foresight_observed_requests",
+		"Latest request rate the forecast started from (requests per second).",
+		[]string{"namespace", "service"}, nil)
+	observedCPUCoresDesc = prometheus.NewDesc("foresight_observed_cpu_cores",
+		"Latest CPU usage the forecast started from (cores).",
+		[]string{"namespace", "service"}, nil)
+	observedReplicasDesc = prometheus.NewDesc("foresight_observed_replicas",
+		"Latest replica count the forecast started from.",
+		[]string{"namespace", "service"}, nil)
 	predictionAgeDesc = prometheus.NewDesc("foresight_prediction_age_seconds",
 		"Seconds since the served prediction was computed.",
 		[]string{"namespace", "service"}, nil)
@@ -49,7 +59,8 @@ func NewCollector(reader snapshot.Reader, now func() time.Time) prometheus.Colle
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{predictedReplicasDesc, predictedRequestsDesc, predictedCPUCoresDesc,
-		forecastRequestsDesc, predictionAgeDesc, predictionHeldDesc} {
+		forecastRequestsDesc, observedRequestsDesc, observedCPUCoresDesc, observedReplicasDesc,
+		predictionAgeDesc, predictionHeldDesc} {
 		ch <- d
 	}
 }
@@ -93,6 +104,16 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			gauge(forecastRequestsDesc, v, p.Namespace, p.Service, step)
+		}
+
+		// NaN means the model does not read that series: nothing to export.
+		for _, o := range []struct {
+			desc *prometheus.Desc
+			v    float64
+		}{{observedRequestsDesc, p.ObservedRequests}, {observedCPUCoresDesc, p.ObservedCPUCores}, {observedReplicasDesc, p.ObservedReplicas}} {
+			if !math.IsNaN(o.v) && !math.IsInf(o.v, 0) && o.v >= 0 {
+				gauge(o.desc, o.v, p.Namespace, p.Service)
+			}
 		}
 
 		// A computation time in the future (clock skew) reads as age 0, not negative.

@@ -19,10 +19,13 @@ func TestCollector(t *testing.T) {
 	steps := func(v ...float64) func(*snapshot.Prediction) {
 		return func(p *snapshot.Prediction) { p.RequestsByStep = v }
 	}
+	observed := func(p *snapshot.Prediction) {
+		p.ObservedRequests, p.ObservedCPUCores, p.ObservedReplicas = 98, 0.6, 3
+	}
 	snap := &snapshot.Snapshot{
 		Model: "gru-v1",
 		Predictions: []snapshot.Prediction{
-			prediction("default", "frontend", 4, 123.5, 0.8, steps(100, 123.5, math.NaN())),
+			prediction("default", "frontend", 4, 123.5, 0.8, steps(100, 123.5, math.NaN()), observed),
 			prediction("shop", "cartservice", 2, 10, 0.25, held),
 			prediction("default", "adservice", 9, 1, 1, expired),
 			prediction("default", "broken", 0, -3, math.Inf(1), steps(-1, 5)),
@@ -40,6 +43,15 @@ func TestCollector(t *testing.T) {
 foresight_forecast_requests{namespace="default",service="broken",step="2"} 5
 foresight_forecast_requests{namespace="default",service="frontend",step="1"} 100
 foresight_forecast_requests{namespace="default",service="frontend",step="2"} 123.5
+# HELP foresight_observed_cpu_cores Latest CPU usage the forecast started from (cores).
+# TYPE foresight_observed_cpu_cores gauge
+foresight_observed_cpu_cores{namespace="default",service="frontend"} 0.6
+# HELP foresight_observed_replicas Latest replica count the forecast started from.
+# TYPE foresight_observed_replicas gauge
+foresight_observed_replicas{namespace="default",service="frontend"} 3
+# HELP foresight_observed_requests Latest request rate the forecast started from (requests per second).
+# TYPE foresight_observed_requests gauge
+foresight_observed_requests{namespace="default",service="frontend"} 98
 # HELP foresight_predicted_cpu_cores Peak forecast CPU usage over the horizon (cores).
 # TYPE foresight_predicted_cpu_cores gauge
 foresight_predicted_cpu_cores{horizon="120s",namespace="default",service="frontend"} 0.8

@@ -29,8 +29,13 @@ func prediction(ns, svc string, replicas int64, requests, cpu float64, opts ...f
 		PredictedReplicas: replicas,
 		PredictedRequests: requests,
 		PredictedCPUCores: cpu,
-		ComputedAt:        testNow.Add(-10 * time.Second),
-		ExpiresAt:         testNow.Add(time.Minute),
+		// Unknown unless a test says otherwise, as from a model without those inputs.
+		ObservedRequests:      math.NaN(),
+		ObservedCPUCores:      math.NaN(),
+		ObservedReplicas:      math.NaN(),
+		PeakMemoryPerPodBytes: math.NaN(),
+		ComputedAt:            testNow.Add(-10 * time.Second),
+		ExpiresAt:             testNow.Add(time.Minute),
 	}
 	for _, o := range opts {
 		o(&p)

@@ -319,14 +319,50 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			PredictedRequests: dec.PeakRequests,
 			PredictedCPUCores: cpuPeak,
 			RequestsByStep:    clampNonNegative(column(point, n, len(m.Services))),
+			ObservedRequests:  latestObserved(win, source.Requests, n),
+			ObservedCPUCores:  latestObserved(win, source.CPU, n),
+			ObservedReplicas:  latestObserved(win, source.Replicas, n),
 			ComputedAt:        now,
 			ExpiresAt:         now.Add(f.opts.StaleAfter),
 		}
+		p.PeakMemoryPerPodBytes = peakMemoryPerPod(win, n)
 		fresh[svc] = p
 		f.log.Debug("prediction", "service", svc, "replicas", dec.Replicas, "rawReplicas", dec.Raw,
 			"limitedBy", dec.Limited, "peakRequests", dec.PeakRequests, "cpuCores", cpuPeak)
 	}
 	return fresh, reasons, nil
+}
+
+// latestObserved is the window's latest value of feat for service n, or NaN
+// when the model does not read feat or the series had no data at all (the
+// window then holds the training mean, which is not an observation).
+func latestObserved(win *window.Window, feat source.Feature, n int) float64 {
+	fi := win.FeatureIndex(feat)
+	if fi < 0 || win.NoData[fi][n] {
+		return math.NaN()
+	}
+	return win.Latest(fi, n)
+}
+
+// peakMemoryPerPod is the highest memory per pod over the window's steps,
+// memory and replicas taken at the same step; NaN without both series.
+func peakMemoryPerPod(win *window.Window, n int) float64 {
+	mem, rep := win.FeatureIndex(source.Memory), win.FeatureIndex(source.Replicas)
+	if mem < 0 || rep < 0 || win.NoData[mem][n] || win.NoData[rep][n] {
+		return math.NaN()
+	}
+	peak := math.NaN()
+	for t := range win.Values[mem] {
+		pods := win.Values[rep][t][n]
+		if pods < 1 { // a scaled-to-zero or missing replica count says nothing per pod
+			continue
+		}
+		v := win.Values[mem][t][n] / pods
+		if v >= 0 && !math.IsInf(v, 0) && (math.IsNaN(peak) || v > peak) {
+			peak = v
+		}
+	}
+	return peak
 }
 
 // cpuPeak returns the peak CPU forecast over the lead time: from the model's

@@ -16,6 +16,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/forecaster/window"
 )
 
 // The unit tests use a fake source and predictor; the real model runtime and
@@ -134,6 +135,13 @@ func TestCyclePublishesPredictions(t *testing.T) {
 	}
 	if got["frontend"].PredictedRequests != 45 || math.Abs(got["frontend"].PredictedCPUCores-0.45) > 1e-12 {
 		t.Errorf("frontend requests %v cpu %v", got["frontend"].PredictedRequests, got["frontend"].PredictedCPUCores)
+	}
+	// The observed values come from the window: requests and CPU are read
+	// by this model, replicas and memory are not (NaN, never a made-up 0).
+	if fe := got["frontend"]; fe.ObservedRequests != 45 || math.Abs(fe.ObservedCPUCores-0.45) > 1e-12 ||
+		!math.IsNaN(fe.ObservedReplicas) || !math.IsNaN(fe.PeakMemoryPerPodBytes) {
+		t.Errorf("frontend observed requests %v cpu %v replicas %v memory/pod %v; want 45, 0.45, NaN, NaN",
+			fe.ObservedRequests, fe.ObservedCPUCores, fe.ObservedReplicas, fe.PeakMemoryPerPodBytes)
 	}
 	if got["frontend"].Horizon != 2*time.Minute || !got["frontend"].ExpiresAt.Equal(now.Add(2*time.Minute)) {
 		t.Errorf("horizon %v expires %v", got["frontend"].Horizon, got["frontend"].ExpiresAt)
@@ -312,5 +320,38 @@ func TestCycleSizesFromThePolicyQuantile(t *testing.T) {
 			t.Errorf("quantile %v: replicas %d (want %d), forecast shown %v (want the point forecast 45)",
 				tc.quantile, got.PredictedReplicas, tc.wantReplicas, got.RequestsByStep[0])
 		}
+	}
+}
+
+func TestPeakMemoryPerPod(t *testing.T) {
+	feats := []source.Feature{source.Memory, source.Replicas}
+	win := func(mem, pods []float64, noData bool) *window.Window {
+		w := &window.Window{Spec: window.Spec{Features: feats, Length: len(mem)},
+			Values: [][][]float64{make([][]float64, len(mem)), make([][]float64, len(mem))},
+			NoData: [][]bool{{noData}, {false}}}
+		for i := range mem {
+			w.Values[0][i] = []float64{mem[i]}
+			w.Values[1][i] = []float64{pods[i]}
+		}
+		return w
+	}
+	cases := []struct {
+		name      string
+		mem, pods []float64
+		noData    bool
+		want      float64 // NaN: unknown
+	}{
+		{"peak per pod, not peak total", []float64{400, 900, 600}, []float64{2, 6, 2}, false, 300},
+		{"zero replicas skipped", []float64{400, 500}, []float64{0, 5}, false, 100},
+		{"no replicas at all", []float64{400}, []float64{0}, false, math.NaN()},
+		{"memory series had no data", []float64{400}, []float64{2}, true, math.NaN()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := peakMemoryPerPod(win(c.mem, c.pods, c.noData), 0)
+			if got != c.want && !(math.IsNaN(got) && math.IsNaN(c.want)) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
 	}
 }

@@ -23,6 +23,17 @@ type Prediction struct {
 	// RequestsByStep is the full request-rate forecast, one value per model
 	// step (step 1 first), for dashboards.
 	RequestsByStep []float64
+	// ObservedRequests, ObservedCPUCores and ObservedReplicas are the
+	// latest values of the input window, so consumers can put the forecast
+	// next to what it started from; NaN when the model does not read that
+	// feature or the series had no data.
+	ObservedRequests float64
+	ObservedCPUCores float64
+	ObservedReplicas float64
+	// PeakMemoryPerPodBytes is the highest memory use per pod in the input
+	// window (the model does not forecast memory, so recommendations size
+	// it from the recent peak); NaN when unknown.
+	PeakMemoryPerPodBytes float64
 	// ComputedAt is when the values were computed; after ExpiresAt they are
 	// stale and no publisher may serve them.
 	ComputedAt time.Time
