@@ -37,7 +37,7 @@ const (
 // scrapes when stopping.
 const httpShutdownTimeout = 5 * time.Second
 
-// Adapter serves the external metrics API over HTTPS (through the
+// Adapter serves the external and custom metrics APIs over HTTPS (through the
 // custom-metrics-apiserver library, whose flags it exposes) and /metrics,
 // /healthz and /readyz over HTTP. Create it with New, add Flags() to the
 // command line, then call Run once.
@@ -213,6 +213,9 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 		a.log().Warn("could not register the metrics library's own metrics", "err", err)
 	}
 	a.WithExternalMetrics(NewExternalMetricsProvider(reader, time.Now, a.log()))
+	// Both APIs are always served; which one the cluster uses is decided by
+	// the APIService objects installed (see manifests/components/custom-metrics).
+	a.WithCustomMetrics(NewCustomMetricsProvider(reader, time.Now, a.log()))
 
 	metricsListener, err := net.Listen("tcp", a.MetricsBindAddress)
 	if err != nil {

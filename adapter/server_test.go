@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	cmv1beta2 "k8s.io/metrics/pkg/apis/custom_metrics/v1beta2"
 	emv1beta1 "k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
 
 	"github.com/foresightscale/foresight/forecaster/snapshot"
@@ -230,6 +231,25 @@ func TestDemoServer(t *testing.T) {
 		got := items(t, s.apiURL+ExternalMetricPath("default", MetricPredictedReplicas))
 		if len(got) != 2 {
 			t.Fatalf("got %d items, want 2 (frontend, cartservice): %+v", len(got), got)
+		}
+	})
+
+	t.Run("custom metrics API: the Deployment's own metric", func(t *testing.T) {
+		url := s.apiURL + "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/deployments.apps/frontend/" + MetricPredictedReplicas
+		code, body := get(t, s.client, url)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: status %d: %s", url, code, body)
+		}
+		var list cmv1beta2.MetricValueList
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatalf("decoding %s: %v\n%s", url, err, body)
+		}
+		if len(list.Items) != 1 || list.Items[0].Value.Value() != 4 || list.Items[0].DescribedObject.Kind != "Deployment" {
+			t.Errorf("got %+v, want the frontend Deployment at 4", list.Items)
+		}
+		missing := s.apiURL + "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/deployments.apps/checkout/" + MetricPredictedReplicas
+		if code, body := get(t, s.client, missing); code != http.StatusNotFound {
+			t.Errorf("a Deployment without a prediction: status %d, want 404: %s", code, body)
 		}
 	})
 

@@ -1,0 +1,210 @@
+package adapter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/metrics/pkg/apis/custom_metrics"
+	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+)
+
+// workloadKinds are the objects a prediction can describe in the custom
+// metrics API: an HPA's Object metric names the workload it scales.
+var workloadKinds = map[schema.GroupResource]string{
+	{Group: "apps", Resource: "deployments"}:  "Deployment",
+	{Group: "apps", Resource: "statefulsets"}: "StatefulSet",
+}
+
+// workloadResources lists workloadKinds in a stable order for discovery.
+var workloadResources = []schema.GroupResource{
+	{Group: "apps", Resource: "deployments"},
+	{Group: "apps", Resource: "statefulsets"},
+}
+
+// CustomMetricsProvider serves the latest snapshot through the custom
+// metrics API (custom.metrics.k8s.io) as metrics of the workload itself, for
+// clusters where another adapter (KEDA, prometheus-adapter, Datadog) owns
+// external.metrics.k8s.io. An HPA reads it with an Object metric whose
+// describedObject is the Deployment.
+type CustomMetricsProvider struct {
+	reader snapshot.Reader
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+var _ provider.CustomMetricsProvider = (*CustomMetricsProvider)(nil)
+
+// NewCustomMetricsProvider serves what reader holds at the time of each
+// request; now decides freshness (time.Now in production). A nil log means
+// slog.Default().
+func NewCustomMetricsProvider(reader snapshot.Reader, now func() time.Time, log *slog.Logger) *CustomMetricsProvider {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &CustomMetricsProvider{reader: reader, now: now, log: log}
+}
+
+// GetMetricByName returns the metric of one workload. The service is the
+// workload's name unless the HPA's metric selector names it
+// (`selector.matchLabels.service`), for a workload named differently.
+//
+// With no fresh, valid prediction it answers NotFound: the HPA controller
+// then reports FailedGetObjectMetric and keeps the current replica count,
+// the safe behaviour. It never answers a made-up value.
+func (p *CustomMetricsProvider) GetMetricByName(_ context.Context, name types.NamespacedName, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
+	kind, ok := workloadKinds[info.GroupResource]
+	value, known := externalMetrics[info.Metric]
+	if !ok || !known || !info.Namespaced {
+		return nil, provider.NewMetricNotFoundError(info.GroupResource, info.Metric)
+	}
+	service, err := serviceFromSelector(metricSelector, name.Name)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	pred, found := p.prediction(name.Namespace, service)
+	if !found {
+		p.log.Debug("no fresh prediction for a custom metric request", "metric", info.Metric,
+			"namespace", name.Namespace, "workload", name.Name, "service", service)
+		return nil, provider.NewMetricNotFoundForError(info.GroupResource, info.Metric, name.Name)
+	}
+	q, err := value(pred)
+	if err != nil {
+		// Serving nothing makes the HPA hold; serving a bad number would move it.
+		p.log.Error("not serving an invalid prediction", "metric", info.Metric,
+			"namespace", pred.Namespace, "service", service, "err", err)
+		return nil, provider.NewMetricNotFoundForError(info.GroupResource, info.Metric, name.Name)
+	}
+	return &custom_metrics.MetricValue{
+		DescribedObject: custom_metrics.ObjectReference{
+			APIVersion: info.GroupResource.Group + "/v1",
+			Kind:       kind,
+			Namespace:  name.Namespace,
+			Name:       name.Name,
+		},
+		Metric:    custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
+		Timestamp: metav1.NewTime(pred.ComputedAt),
+		Value:     q,
+	}, nil
+}
+
+// GetMetricBySelector answers only the "every object" query (name `*`,
+// what `kubectl get --raw .../deployments.apps/*/<metric>` asks), listing
+// one object per service with a fresh prediction. A label selector on
+// workloads would need their labels from the cluster; HPAs never send one
+// for Object metrics, so it is refused with a clear message.
+func (p *CustomMetricsProvider) GetMetricBySelector(_ context.Context, namespace string, selector labels.Selector, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+	kind, ok := workloadKinds[info.GroupResource]
+	value, known := externalMetrics[info.Metric]
+	if !ok || !known || !info.Namespaced {
+		return nil, provider.NewMetricNotFoundError(info.GroupResource, info.Metric)
+	}
+	if selector != nil && !selector.Empty() {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf(
+			"Foresight serves %s per named %s; label selectors on workloads are not supported (name the workload, or use `*` for all)",
+			info.Metric, kind))
+	}
+	if metricSelector == nil {
+		metricSelector = labels.Everything()
+	}
+	model := ""
+	if snap := p.reader.Latest(); snap != nil {
+		model = snap.Model
+	}
+	list := &custom_metrics.MetricValueList{}
+	candidate := &itemLabels{model: model}
+	for _, pred := range onePerService(p.reader.Latest().Fresh(p.now(), namespace), p.log) {
+		if pred.Service == "" {
+			continue
+		}
+		candidate.service, candidate.horizon = pred.Service, pred.Horizon
+		if !metricSelector.Matches(candidate) {
+			continue
+		}
+		q, err := value(pred)
+		if err != nil {
+			p.log.Error("not serving an invalid prediction", "metric", info.Metric,
+				"namespace", pred.Namespace, "service", pred.Service, "err", err)
+			continue
+		}
+		list.Items = append(list.Items, custom_metrics.MetricValue{
+			DescribedObject: custom_metrics.ObjectReference{
+				APIVersion: info.GroupResource.Group + "/v1",
+				Kind:       kind,
+				Namespace:  pred.Namespace,
+				Name:       pred.Service,
+			},
+			Metric:    custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
+			Timestamp: metav1.NewTime(pred.ComputedAt),
+			Value:     q,
+		})
+	}
+	return list, nil
+}
+
+// ListAllMetrics lists every Foresight metric for every workload kind.
+func (p *CustomMetricsProvider) ListAllMetrics() []provider.CustomMetricInfo {
+	out := make([]provider.CustomMetricInfo, 0, len(workloadResources)*len(externalMetricNames))
+	for _, gr := range workloadResources {
+		for _, name := range externalMetricNames {
+			out = append(out, provider.CustomMetricInfo{GroupResource: gr, Namespaced: true, Metric: name})
+		}
+	}
+	return out
+}
+
+// prediction returns the newest fresh prediction of service in namespace.
+func (p *CustomMetricsProvider) prediction(namespace, service string) (snapshot.Prediction, bool) {
+	var matched []snapshot.Prediction
+	for _, pred := range p.reader.Latest().Fresh(p.now(), namespace) {
+		if pred.Service == service {
+			matched = append(matched, pred)
+		}
+	}
+	if len(matched) == 0 {
+		return snapshot.Prediction{}, false
+	}
+	return onePerService(matched, p.log)[0], true
+}
+
+// serviceFromSelector reads `service=<name>` from an HPA's metric selector,
+// defaulting to the workload's name. Any other requirement is refused: the
+// custom metric has exactly one value per workload, so a selector that could
+// filter it out or pick between services would be ambiguous.
+func serviceFromSelector(sel labels.Selector, workload string) (string, error) {
+	if sel == nil || sel.Empty() {
+		return workload, nil
+	}
+	reqs, _ := sel.Requirements()
+	service := workload
+	for _, r := range reqs {
+		vals := r.Values().UnsortedList()
+		if r.Key() != LabelService || (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals && r.Operator() != selection.In) || len(vals) != 1 {
+			return "", fmt.Errorf("metric selector %q: only `service: <name>` (matchLabels) is supported for custom metrics", sel.String())
+		}
+		service = vals[0]
+	}
+	return service, nil
+}
+
+// labelSelector echoes the request's metric selector in the answer, as the
+// API expects; nil when it selected everything.
+func labelSelector(sel labels.Selector) *metav1.LabelSelector {
+	if sel == nil || sel.Empty() {
+		return nil
+	}
+	ls, err := metav1.ParseToLabelSelector(sel.String())
+	if err != nil {
+		return nil
+	}
+	return ls
+}
