@@ -57,7 +57,7 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheuses.monitoring.coreos.com")
 	kubectl(t, nil, "create", "namespace", "monitoring")
 
-	for _, overlay := range []string{"standalone", "sidecar"} {
+	for _, overlay := range []string{"standalone", "sidecar", "custom-metrics"} {
 		t.Run(overlay, func(t *testing.T) {
 			rendered := kubectl(t, nil, "kustomize", filepath.Join(dir, "overlays", overlay))
 			// One field manager: the overlays are alternatives, and moving
@@ -97,8 +97,10 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 	})
 
 	t.Run("example HPAs", func(t *testing.T) {
-		path := filepath.Join(dir, "examples", "hpa-boutique.yaml")
-		kubectl(t, nil, "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", path)
+		for _, f := range []string{"hpa-boutique.yaml", "hpa-object-boutique.yaml"} {
+			path := filepath.Join(dir, "examples", f)
+			kubectl(t, nil, "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", path)
+		}
 	})
 }
 

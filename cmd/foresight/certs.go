@@ -15,12 +15,15 @@ import (
 	"github.com/foresightscale/foresight/internal/pki"
 )
 
-// externalMetricsAPIService is the one APIService name the HPA controller
-// reads external metrics through.
-const externalMetricsAPIService = "v1beta1.external.metrics.k8s.io"
+// metricsAPIs are the APIServices Foresight can be registered as, by the
+// --api value: the HPA controller reads each group through exactly this name.
+var metricsAPIs = map[string]struct{ name, group, version string }{
+	"external": {"v1beta1.external.metrics.k8s.io", "external.metrics.k8s.io", "v1beta1"},
+	"custom":   {"v1beta2.custom.metrics.k8s.io", "custom.metrics.k8s.io", "v1beta2"},
+}
 
 type certsOptions struct {
-	namespace, service, secret string
+	namespace, service, secret, api string
 }
 
 func newCertsCommand() *cobra.Command {
@@ -32,8 +35,9 @@ func newCertsCommand() *cobra.Command {
 (<service>.<namespace>.svc), and prints, as YAML for kubectl apply:
 
   - the Secret the Deployment mounts (tls.crt, tls.key, ca.crt), and
-  - the external metrics APIService with that CA as its caBundle, so the
-    aggregation layer verifies Foresight instead of skipping TLS checks.
+  - the metrics APIService (--api external, the default, or custom) with that
+    CA as its caBundle, so the aggregation layer verifies Foresight instead
+    of skipping TLS checks.
 
 The certificate is valid for one year; run the command again to rotate both
 (Foresight reloads the mounted files without a restart). The CA key is not
@@ -52,6 +56,7 @@ later (kubectl apply -k) does not drop the caBundle:
 	f.StringVar(&o.namespace, "namespace", "foresight", "Namespace of Foresight's Service and Secret.")
 	f.StringVar(&o.service, "service", "foresight", "Name of Foresight's Service (the certificate is for <service>.<namespace>.svc).")
 	f.StringVar(&o.secret, "secret", "foresight-serving-cert", "Name of the Secret the Deployment mounts.")
+	f.StringVar(&o.api, "api", "external", "Which APIService to print: external (external.metrics.k8s.io) or custom (custom.metrics.k8s.io, with manifests/components/custom-metrics).")
 	return cmd
 }
 
@@ -63,6 +68,10 @@ func (o *certsOptions) run(w io.Writer, now time.Time) error {
 	}
 	if errs := validation.IsDNS1123Subdomain(o.secret); len(errs) > 0 {
 		return fmt.Errorf("--secret %q: %s", o.secret, errs[0])
+	}
+	api, ok := metricsAPIs[o.api]
+	if !ok {
+		return fmt.Errorf("--api %q: want external or custom", o.api)
 	}
 	ca, err := pki.NewCA("foresight-serving-ca", now)
 	if err != nil {
@@ -95,10 +104,10 @@ func (o *certsOptions) run(w io.Writer, now time.Time) error {
 	apiService := map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
 		"kind":       "APIService",
-		"metadata":   map[string]any{"name": externalMetricsAPIService},
+		"metadata":   map[string]any{"name": api.name},
 		"spec": map[string]any{
-			"group":                "external.metrics.k8s.io",
-			"version":              "v1beta1",
+			"group":                api.group,
+			"version":              api.version,
 			"groupPriorityMinimum": 100,
 			"versionPriority":      100,
 			"service":              map[string]any{"name": o.service, "namespace": o.namespace, "port": 443},

@@ -18,7 +18,7 @@ import (
 func TestCertsOutputVerifiesAsTheAggregatorDoes(t *testing.T) {
 	now := time.Now()
 	var out bytes.Buffer
-	o := &certsOptions{namespace: "monitoring", service: "foresight", secret: "foresight-serving-cert"}
+	o := &certsOptions{namespace: "monitoring", service: "foresight", secret: "foresight-serving-cert", api: "external"}
 	if err := o.run(&out, now); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestCertsOutputVerifiesAsTheAggregatorDoes(t *testing.T) {
 		}
 		data[k] = b
 	}
-	apiService := findObject(t, objs, "APIService", externalMetricsAPIService)
+	apiService := findObject(t, objs, "APIService", metricsAPIs["external"].name)
 	caBundle, _, _ := unstructured.NestedString(apiService.Object, "spec", "caBundle")
 	if caBundle != base64.StdEncoding.EncodeToString(data["ca.crt"]) {
 		t.Error("the APIService's caBundle is not the Secret's ca.crt")
@@ -83,15 +83,32 @@ func TestCertsOutputVerifiesAsTheAggregatorDoes(t *testing.T) {
 	}
 }
 
+// TestCertsCustomMetricsAPI: --api custom prints the custom metrics
+// APIService the HPA controller reads Object metrics through.
+func TestCertsCustomMetricsAPI(t *testing.T) {
+	var out bytes.Buffer
+	o := &certsOptions{namespace: "foresight", service: "foresight", secret: "foresight-serving-cert", api: "custom"}
+	if err := o.run(&out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	apiService := findObject(t, decodeObjects(t, out.Bytes()), "APIService", "v1beta2.custom.metrics.k8s.io")
+	group, _, _ := unstructured.NestedString(apiService.Object, "spec", "group")
+	version, _, _ := unstructured.NestedString(apiService.Object, "spec", "version")
+	if group != "custom.metrics.k8s.io" || version != "v1beta2" {
+		t.Errorf("APIService for %s/%s, want custom.metrics.k8s.io/v1beta2", group, version)
+	}
+}
+
 func TestCertsRejectsInvalidNames(t *testing.T) {
 	tests := []struct {
 		name string
 		o    certsOptions
 		want string
 	}{
-		{"upper-case namespace", certsOptions{namespace: "Foresight", service: "foresight", secret: "s"}, "--namespace"},
-		{"dotted service", certsOptions{namespace: "foresight", service: "a.b", secret: "s"}, "--service"},
-		{"empty secret", certsOptions{namespace: "foresight", service: "foresight", secret: ""}, "--secret"},
+		{"upper-case namespace", certsOptions{namespace: "Foresight", service: "foresight", secret: "s", api: "external"}, "--namespace"},
+		{"dotted service", certsOptions{namespace: "foresight", service: "a.b", secret: "s", api: "external"}, "--service"},
+		{"empty secret", certsOptions{namespace: "foresight", service: "foresight", secret: "", api: "external"}, "--secret"},
+		{"unknown API", certsOptions{namespace: "foresight", service: "foresight", secret: "s", api: "metrics"}, "--api"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

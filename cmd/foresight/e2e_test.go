@@ -386,10 +386,10 @@ func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, objs [
 // output after the base was applied again.
 func keepsCABundle(ctx context.Context, t *testing.T, c *kubetest.Cluster, certs []*unstructured.Unstructured) {
 	t.Helper()
-	want, _, _ := unstructured.NestedString(findObject(t, certs, "APIService", externalMetricsAPIService).Object, "spec", "caBundle")
+	want, _, _ := unstructured.NestedString(findObject(t, certs, "APIService", metricsAPIs["external"].name).Object, "spec", "caBundle")
 	dyn, err := dynamic.NewForConfig(c.Config)
 	must(t, err)
-	o, err := dyn.Resource(apiServicesGVR).Get(ctx, externalMetricsAPIService, metav1.GetOptions{})
+	o, err := dyn.Resource(apiServicesGVR).Get(ctx, metricsAPIs["external"].name, metav1.GetOptions{})
 	must(t, err)
 	if got, _, _ := unstructured.NestedString(o.Object, "spec", "caBundle"); got == "" || got != want {
 		t.Fatalf("re-applying the base changed the APIService's caBundle (%d bytes, want %d)", len(got), len(want))
@@ -567,7 +567,7 @@ func waitForAPIService(ctx context.Context, t *testing.T, c *kubetest.Cluster, a
 	var status, message string
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		o, err := dyn.Resource(apiServicesGVR).Get(ctx, externalMetricsAPIService, metav1.GetOptions{})
+		o, err := dyn.Resource(apiServicesGVR).Get(ctx, metricsAPIs["external"].name, metav1.GetOptions{})
 		must(t, err)
 		conditions, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 		for _, cond := range conditions {
