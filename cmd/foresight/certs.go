@@ -17,9 +17,14 @@ import (
 
 // metricsAPIs are the APIServices Foresight can be registered as, by the
 // --api value: the HPA controller reads each group through exactly this name.
-var metricsAPIs = map[string]struct{ name, group, version string }{
-	"external": {"v1beta1.external.metrics.k8s.io", "external.metrics.k8s.io", "v1beta1"},
-	"custom":   {"v1beta2.custom.metrics.k8s.io", "custom.metrics.k8s.io", "v1beta2"},
+// The version priorities match the shipped APIServices, so applying both
+// with different field managers never conflicts.
+var metricsAPIs = map[string]struct {
+	name, group, version string
+	versionPriority      int
+}{
+	"external": {"v1beta1.external.metrics.k8s.io", "external.metrics.k8s.io", "v1beta1", 100},
+	"custom":   {"v1beta2.custom.metrics.k8s.io", "custom.metrics.k8s.io", "v1beta2", 200},
 }
 
 type certsOptions struct {
@@ -109,7 +114,7 @@ func (o *certsOptions) run(w io.Writer, now time.Time) error {
 			"group":                api.group,
 			"version":              api.version,
 			"groupPriorityMinimum": 100,
-			"versionPriority":      100,
+			"versionPriority":      api.versionPriority,
 			"service":              map[string]any{"name": o.service, "namespace": o.namespace, "port": 443},
 			"caBundle":             base64.StdEncoding.EncodeToString(ca.PEM),
 		},

@@ -558,6 +558,11 @@ func predictedReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, s
 
 func waitForAPIService(ctx context.Context, t *testing.T, c *kubetest.Cluster, available bool, within time.Duration) {
 	t.Helper()
+	waitForAPIServiceNamed(ctx, t, c, metricsAPIs["external"].name, available, within)
+}
+
+func waitForAPIServiceNamed(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string, available bool, within time.Duration) {
+	t.Helper()
 	dyn, err := dynamic.NewForConfig(c.Config)
 	must(t, err)
 	want := "False"
@@ -567,7 +572,7 @@ func waitForAPIService(ctx context.Context, t *testing.T, c *kubetest.Cluster, a
 	var status, message string
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		o, err := dyn.Resource(apiServicesGVR).Get(ctx, metricsAPIs["external"].name, metav1.GetOptions{})
+		o, err := dyn.Resource(apiServicesGVR).Get(ctx, name, metav1.GetOptions{})
 		must(t, err)
 		conditions, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
 		for _, cond := range conditions {
