@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/source"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	MaxMissingFraction float64       `yaml:"maxMissingFraction"`
 	Source             SourceConfig  `yaml:"source"`
 	Policy             policy.Config `yaml:"policy"`
+	// Budgets are optional shared CPU budgets: their services' replicas
+	// are allocated by priority and predicted need so that the sum fits.
+	Budgets []budget.Config `yaml:"budgets"`
 }
 
 // SourceConfig selects exactly one source. With none set, the synthetic
