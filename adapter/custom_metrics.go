@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,6 +43,27 @@ type CustomMetricsProvider struct {
 	reader snapshot.Reader
 	now    func() time.Time
 	log    *slog.Logger
+
+	// pods, when set, serves Pods metrics (see WithPods).
+	pods          PodLister
+	serviceLabels []string
+}
+
+// PodLister lists the pods of namespace that selector matches (a
+// client-go List in production).
+type PodLister func(ctx context.Context, namespace string, selector labels.Selector) ([]corev1.Pod, error)
+
+// DefaultPodServiceLabels are the pod labels that name a pod's service, in
+// order: Knative's, then the recommended and the conventional app label.
+var DefaultPodServiceLabels = []string{"serving.knative.dev/service", "app.kubernetes.io/name", "app"}
+
+// WithPods turns on Pods metrics, for HPAs whose metric type is Pods
+// (Knative's HPA-class autoscaler creates those for a custom metric). Each
+// running pod of a service reports its share of the service's prediction,
+// so the HPA's sum over the pods is the prediction. serviceLabels are the
+// pod labels naming the service, first match wins.
+func (p *CustomMetricsProvider) WithPods(list PodLister, serviceLabels []string) {
+	p.pods, p.serviceLabels = list, serviceLabels
 }
 
 var _ provider.CustomMetricsProvider = (*CustomMetricsProvider)(nil)
@@ -102,7 +126,10 @@ func (p *CustomMetricsProvider) GetMetricByName(_ context.Context, name types.Na
 // one object per service with a fresh prediction. A label selector on
 // workloads would need their labels from the cluster; HPAs never send one
 // for Object metrics, so it is refused with a clear message.
-func (p *CustomMetricsProvider) GetMetricBySelector(_ context.Context, namespace string, selector labels.Selector, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+func (p *CustomMetricsProvider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+	if info.GroupResource == podsResource {
+		return p.podMetrics(ctx, namespace, selector, info, metricSelector)
+	}
 	kind, ok := workloadKinds[info.GroupResource]
 	value, known := externalMetrics[info.Metric]
 	if !ok || !known || !info.Namespaced {
@@ -151,15 +178,106 @@ func (p *CustomMetricsProvider) GetMetricBySelector(_ context.Context, namespace
 	return list, nil
 }
 
-// ListAllMetrics lists every Foresight metric for every workload kind.
+// ListAllMetrics lists every Foresight metric for every workload kind, and
+// for pods when Pods metrics are on.
 func (p *CustomMetricsProvider) ListAllMetrics() []provider.CustomMetricInfo {
-	out := make([]provider.CustomMetricInfo, 0, len(workloadResources)*len(externalMetricNames))
-	for _, gr := range workloadResources {
+	resources := workloadResources
+	if p.pods != nil {
+		resources = append(slices.Clone(resources), podsResource)
+	}
+	out := make([]provider.CustomMetricInfo, 0, len(resources)*len(externalMetricNames))
+	for _, gr := range resources {
 		for _, name := range externalMetricNames {
 			out = append(out, provider.CustomMetricInfo{GroupResource: gr, Namespaced: true, Metric: name})
 		}
 	}
 	return out
+}
+
+var podsResource = schema.GroupResource{Resource: "pods"}
+
+// podMetrics answers a Pods metric: each running pod of a service reports
+// value/N, N being the service's running pods among those selected, so the
+// HPA's desired count, ceil(sum / target), is the service's value / target.
+// The HPA ignores pending and deleted pods' values (and counts only running
+// ones), so they get none. Shares round down to the milli-unit so the sum
+// never exceeds the prediction (which would add a replica).
+func (p *CustomMetricsProvider) podMetrics(ctx context.Context, namespace string, selector labels.Selector, info provider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
+	value, known := externalMetrics[info.Metric]
+	if p.pods == nil || !known {
+		return nil, provider.NewMetricNotFoundError(info.GroupResource, info.Metric)
+	}
+	if selector == nil {
+		selector = labels.Everything()
+	}
+	only, err := serviceFromSelector(metricSelector, "")
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	pods, err := p.pods(ctx, namespace, selector)
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("listing pods in %s for %s: %v", namespace, info.Metric, err))
+	}
+	byService := map[string][]*corev1.Pod{}
+	var order []string
+	for i := range pods {
+		pod := &pods[i]
+		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		svc := only
+		if svc == "" {
+			svc = p.podService(pod)
+		}
+		if svc == "" {
+			continue
+		}
+		if _, seen := byService[svc]; !seen {
+			order = append(order, svc)
+		}
+		byService[svc] = append(byService[svc], pod)
+	}
+	list := &custom_metrics.MetricValueList{}
+	for _, svc := range order {
+		pred, found := p.prediction(namespace, svc)
+		if !found {
+			continue
+		}
+		q, err := value(pred)
+		if err != nil {
+			p.log.Error("not serving an invalid prediction", "metric", info.Metric, "namespace", namespace, "service", svc, "err", err)
+			continue
+		}
+		group := byService[svc]
+		// At least 1m per pod: a share that rounds to 0 would read as no load.
+		share := max(q.MilliValue()/int64(len(group)), 1)
+		if q.MilliValue() == 0 {
+			share = 0
+		}
+		for _, pod := range group {
+			list.Items = append(list.Items, custom_metrics.MetricValue{
+				DescribedObject: custom_metrics.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name},
+				Metric:          custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
+				Timestamp:       metav1.NewTime(pred.ComputedAt),
+				Value:           *resource.NewMilliQuantity(share, resource.DecimalSI),
+			})
+		}
+	}
+	if len(list.Items) == 0 {
+		// An empty list would read as "no pods"; say why there is nothing.
+		return nil, provider.NewMetricNotFoundForSelectorError(info.GroupResource, info.Metric, "*", selector)
+	}
+	return list, nil
+}
+
+// podService names a pod's service from the first configured label it has.
+func (p *CustomMetricsProvider) podService(pod *corev1.Pod) string {
+	for _, l := range p.serviceLabels {
+		if v := pod.Labels[l]; v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // prediction returns the newest fresh prediction of service in namespace.

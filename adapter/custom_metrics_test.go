@@ -2,10 +2,13 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -159,5 +162,112 @@ func TestListAllCustomMetrics(t *testing.T) {
 	}
 	if !seen["deployments.apps/"+MetricPredictedReplicas] {
 		t.Errorf("deployments.apps/%s not listed: %v", MetricPredictedReplicas, got)
+	}
+}
+
+func pod(name, service string, phase corev1.PodPhase) corev1.Pod {
+	return corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"serving.knative.dev/service": service}},
+		Status:     corev1.PodStatus{Phase: phase},
+	}
+}
+
+// TestCustomMetricPods: each running pod reports its share, so the HPA's
+// ceil(sum / averageValue) is the prediction.
+func TestCustomMetricPods(t *testing.T) {
+	store := &snapshot.Store{}
+	store.Publish(testSnapshot()) // default: frontend 4 replicas / 123.4567 req/s, cartservice 2
+	pods := []corev1.Pod{
+		pod("frontend-a", "frontend", corev1.PodRunning),
+		pod("frontend-b", "frontend", corev1.PodRunning),
+		pod("frontend-c", "frontend", corev1.PodRunning),
+		pod("frontend-d", "frontend", corev1.PodPending), // the HPA ignores its value
+		pod("checkout-a", "checkout", corev1.PodRunning), // no prediction
+		{ObjectMeta: metav1.ObjectMeta{Name: "unlabelled"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}},
+	}
+	var listErr error
+	list := func(_ context.Context, ns string, sel labels.Selector) ([]corev1.Pod, error) {
+		if ns != "default" {
+			t.Errorf("listed pods in %q", ns)
+		}
+		var out []corev1.Pod
+		for _, p := range pods {
+			if sel.Matches(labels.Set(p.Labels)) {
+				out = append(out, p)
+			}
+		}
+		return out, listErr
+	}
+	p := NewCustomMetricsProvider(store, func() time.Time { return testNow }, quietLogger())
+	info := func(metric string) provider.CustomMetricInfo {
+		return provider.CustomMetricInfo{GroupResource: podsResource, Namespaced: true, Metric: metric}
+	}
+	if _, err := p.GetMetricBySelector(context.Background(), "default", labels.Everything(), info(MetricPredictedReplicas), labels.Everything()); !apierrors.IsNotFound(err) {
+		t.Fatalf("pod metrics while off: %v, want NotFound", err)
+	}
+	p.WithPods(list, DefaultPodServiceLabels)
+
+	tests := []struct {
+		name     string
+		selector string
+		metric   string
+		metricSl string
+		want     map[string]int64 // pod → milli-value
+		wantErr  func(error) bool
+	}{
+		// 4 replicas over 3 running pods: 1333m each, 3999m in all → ceil(3.999) = 4.
+		{name: "replicas shared by the running pods", selector: "serving.knative.dev/service=frontend", metric: MetricPredictedReplicas,
+			want: map[string]int64{"frontend-a": 1333, "frontend-b": 1333, "frontend-c": 1333}},
+		{name: "requests shared too", selector: "serving.knative.dev/service=frontend", metric: MetricPredictedRequests,
+			want: map[string]int64{"frontend-a": 41152, "frontend-b": 41152, "frontend-c": 41152}},
+		{name: "metric selector names the service", selector: "serving.knative.dev/service=checkout", metricSl: "service=cartservice", metric: MetricPredictedReplicas,
+			want: map[string]int64{"checkout-a": 2000}},
+		{name: "a service without a prediction", selector: "serving.knative.dev/service=checkout", metric: MetricPredictedReplicas,
+			wantErr: apierrors.IsNotFound},
+		{name: "pods cannot be listed", selector: "serving.knative.dev/service=frontend", metric: MetricPredictedReplicas,
+			wantErr: apierrors.IsServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			listErr = nil
+			if tt.name == "pods cannot be listed" {
+				listErr = errors.New("forbidden")
+			}
+			sel, err := labels.Parse(tt.selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msel := labels.Everything()
+			if tt.metricSl != "" {
+				if msel, err = labels.Parse(tt.metricSl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := p.GetMetricBySelector(context.Background(), "default", sel, info(tt.metric), msel)
+			if tt.wantErr != nil {
+				if err == nil || !tt.wantErr(err) {
+					t.Fatalf("got %v, %v; want an error of the right kind", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			values := map[string]int64{}
+			for _, it := range got.Items {
+				if it.DescribedObject.Kind != "Pod" {
+					t.Errorf("described %+v, want a Pod", it.DescribedObject)
+				}
+				values[it.DescribedObject.Name] = it.Value.MilliValue()
+			}
+			if len(values) != len(tt.want) {
+				t.Errorf("values %v, want %v", values, tt.want)
+			}
+			for name, v := range tt.want {
+				if values[name] != v {
+					t.Errorf("%s = %dm, want %dm", name, values[name], v)
+				}
+			}
+		})
 	}
 }

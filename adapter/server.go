@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/authorization/path"
 	"k8s.io/apiserver/pkg/authorization/union"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/metrics/legacyregistry"
 	apiservermetrics "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver/metrics"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
@@ -55,6 +60,12 @@ type Adapter struct {
 	// cache directory.
 	DemoDir string
 
+	// PodMetrics serves Pods metrics in the custom metrics API (for
+	// Knative's HPA class); it lists pods through the lister kubeconfig.
+	PodMetrics bool
+	// PodServiceLabels name a pod's service, first match wins.
+	PodServiceLabels []string
+
 	// Log receives the adapter's own logs; nil means slog.Default().
 	Log *slog.Logger
 
@@ -68,7 +79,7 @@ type Adapter struct {
 // memory (not written to the working directory) unless --tls-cert-file or
 // --cert-dir is given.
 func New() *Adapter {
-	a := &Adapter{MetricsBindAddress: DefaultMetricsBindAddress}
+	a := &Adapter{MetricsBindAddress: DefaultMetricsBindAddress, PodServiceLabels: slices.Clone(DefaultPodServiceLabels)}
 	a.Name = "foresight"
 	// Our own flag set, so that merely building an Adapter (in tests, twice)
 	// never touches pflag.CommandLine.
@@ -90,6 +101,10 @@ func (a *Adapter) Flags() *pflag.FlagSet {
 			"Address (host:port) of the plain-HTTP listener for /metrics, /healthz and /readyz.")
 		fs.StringVar(&a.DemoDir, "demo-dir", a.DemoDir,
 			"Directory where demo mode writes its CA, certificates and kubeconfig (default: a per-user cache directory).")
+		fs.BoolVar(&a.PodMetrics, "pod-metrics", a.PodMetrics,
+			"Serve Pods metrics in custom.metrics.k8s.io (each running pod reports its share of its service's prediction), for HPAs of type Pods such as Knative's HPA class. Needs list access to pods.")
+		fs.StringSliceVar(&a.PodServiceLabels, "pod-service-labels", a.PodServiceLabels,
+			"Pod labels naming a pod's service for --pod-metrics, first match wins.")
 	})
 	return fs
 }
@@ -215,7 +230,15 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	a.WithExternalMetrics(NewExternalMetricsProvider(reader, time.Now, a.log()))
 	// Both APIs are always served; which one the cluster uses is decided by
 	// the APIService objects installed (see manifests/components/custom-metrics).
-	a.WithCustomMetrics(NewCustomMetricsProvider(reader, time.Now, a.log()))
+	custom := NewCustomMetricsProvider(reader, time.Now, a.log())
+	if a.PodMetrics {
+		list, err := a.podLister()
+		if err != nil {
+			return err
+		}
+		custom.WithPods(list, a.PodServiceLabels)
+	}
+	a.WithCustomMetrics(custom)
 
 	metricsListener, err := net.Listen("tcp", a.MetricsBindAddress)
 	if err != nil {
@@ -254,6 +277,30 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	cancel() // one stopped: stop the other
 	second := <-done
 	return errors.Join(first, second)
+}
+
+// podLister lists pods with the lister kubeconfig (in-cluster by default).
+// One List per HPA sync keeps no pod cache in memory; the selector is the
+// HPA's own, so the answer is small.
+func (a *Adapter) podLister() (PodLister, error) {
+	if a.Demo {
+		return nil, errors.New("--pod-metrics needs a cluster to list pods; it cannot run in demo mode")
+	}
+	cfg, err := a.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--pod-metrics: Kubernetes client configuration: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--pod-metrics: Kubernetes client: %w", err)
+	}
+	return func(ctx context.Context, namespace string, selector labels.Selector) ([]corev1.Pod, error) {
+		list, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+		if err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	}, nil
 }
 
 // buildAPIServer is AdapterBase.Server with the demo authorizer swapped in.
