@@ -158,6 +158,12 @@ func (c Config) queueing(service string) bool {
 	return ok && sc.PodRate > 0 && sc.LatencyP99 > 0
 }
 
+// MinReplicasFor is the service's own minimum, or the default.
+func (c Config) MinReplicasFor(service string) int64 {
+	lo, _ := c.bounds(service)
+	return lo
+}
+
 func (c Config) bounds(service string) (lo, hi int64) {
 	lo, hi = c.MinReplicas, c.MaxReplicas
 	if sc, ok := c.Services[service]; ok {
