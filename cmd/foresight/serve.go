@@ -12,8 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	vpaclientset "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/foresightscale/foresight/adapter"
+	"github.com/foresightscale/foresight/adapter/vpa"
 	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/forecaster/model"
@@ -33,6 +36,10 @@ type serveOptions struct {
 	namespace     string
 	demo          bool
 	adapter       *adapter.Adapter
+
+	vpaRecommender string
+	vpaInterval    time.Duration
+	vpaLeaderElect bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -62,6 +69,9 @@ delegated authentication switched off, for trying Foresight without a cluster.`,
 	f.StringVar(&o.modelDir, "model", "", "Model directory holding model.onnx and manifest.json (default: the model built into the binary).")
 	f.StringVar(&o.namespace, "namespace", "", "Namespace of the model's services (default from --config, else \"default\").")
 	f.BoolVar(&o.demo, "demo", false, "Serve without a cluster: self-signed certificates, client-certificate authentication only. Default: on when no source is configured.")
+	f.StringVar(&o.vpaRecommender, "vpa-recommender", "", "Act as the VerticalPodAutoscaler recommender of this name (VPAs opt in with spec.recommenders); empty: off. See docs/vpa.md.")
+	f.DurationVar(&o.vpaInterval, "vpa-interval", vpa.DefaultInterval, "Time between passes of the VPA recommender.")
+	f.BoolVar(&o.vpaLeaderElect, "vpa-leader-elect", true, "Write VPA status only from the replica holding the Lease "+vpa.DefaultLeaseName+" (in the pod's namespace).")
 	f.AddFlagSet(o.adapter.Flags())
 	return cmd
 }
@@ -135,7 +145,19 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	log.Info("foresight starting", "model", manifest.Name, "services", len(manifest.Services),
 		"source", src.Name(), "namespace", cfg.Namespace, "demo", o.demo)
 
+	var consumers []func(context.Context) error
+	if o.vpaRecommender != "" {
+		rec, err := o.vpaRecommenderFor(cfg, store, registry, log)
+		if err != nil {
+			return err
+		}
+		consumers = append(consumers, rec.Run)
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range consumers {
+		g.Go(func() error { return run(ctx) })
+	}
 	g.Go(func() error { return fc.Run(ctx) })
 	g.Go(func() error { return o.adapter.Run(ctx, store, registry, fc.Ready) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -143,6 +165,33 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	}
 	log.Info("foresight stopped")
 	return nil
+}
+
+// vpaRecommenderFor builds the VPA recommender with the adapter's
+// Kubernetes client configuration (--lister-kubeconfig, else in-cluster).
+func (o *serveOptions) vpaRecommenderFor(cfg config.Config, store *snapshot.Store, registry *prometheus.Registry, log *slog.Logger) (*vpa.Recommender, error) {
+	if o.demo {
+		return nil, errors.New("--vpa-recommender needs a cluster; it cannot run with --demo")
+	}
+	restCfg, err := o.adapter.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("VPA recommender: Kubernetes client configuration: %w", err)
+	}
+	vpaClient, err := vpaclientset.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("VPA recommender: VPA client: %w", err)
+	}
+	kubeClient, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("VPA recommender: Kubernetes client: %w", err)
+	}
+	opts := vpa.Options{VPAClient: vpaClient, KubeClient: kubeClient, Reader: store, Name: o.vpaRecommender,
+		// Predictions exist only for the configured namespace.
+		Interval: o.vpaInterval, Namespace: cfg.Namespace, Log: log, Registerer: registry}
+	if o.vpaLeaderElect {
+		opts.LeaderElection = &vpa.LeaderElection{}
+	}
+	return vpa.New(opts)
 }
 
 // config reads the file (if any) and applies the flags on top.

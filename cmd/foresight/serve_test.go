@@ -345,6 +345,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"two sources", []string{"--prometheus-url", "http://127.0.0.1:9", "--csv", "x.csv"}, "mutually exclusive"},
 		{"missing csv", []string{"--csv", filepath.Join(t.TempDir(), "absent.csv")}, "absent.csv"},
 		{"no source outside demo mode", []string{"--demo=false"}, "no metrics source"},
+		{"VPA recommender without a cluster", []string{"--vpa-recommender", "foresight"}, "--vpa-recommender needs a cluster"},
+		{"pod metrics without a cluster", []string{"--pod-metrics"}, "--pod-metrics needs a cluster"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
