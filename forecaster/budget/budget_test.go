@@ -199,7 +199,9 @@ func TestBudgeterWithResourceQuota(t *testing.T) {
 func TestBudgeterNeverReadQuota(t *testing.T) {
 	cfg := shop
 	cfg.TotalCPU, cfg.ResourceQuota = 0, &QuotaRef{Namespace: "shop", Name: "compute"}
-	get := func(context.Context, string, string) (*corev1.ResourceQuota, error) { return nil, errors.New("forbidden") }
+	get := func(context.Context, string, string) (*corev1.ResourceQuota, error) {
+		return nil, errors.New("forbidden")
+	}
 	b, err := NewBudgeter([]Config{cfg}, get, func(string) int64 { return 1 }, nil, quiet())
 	if err != nil {
 		t.Fatal(err)
