@@ -5,19 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/credentials"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	vpaclientset "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/foresightscale/foresight/adapter"
+	"github.com/foresightscale/foresight/adapter/keda"
 	"github.com/foresightscale/foresight/adapter/vpa"
 	"github.com/foresightscale/foresight/forecaster"
+	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/policy"
@@ -40,6 +47,8 @@ type serveOptions struct {
 	vpaRecommender string
 	vpaInterval    time.Duration
 	vpaLeaderElect bool
+
+	kedaAddress, kedaTLSCert, kedaTLSKey, kedaClientCA string
 }
 
 func newServeCommand() *cobra.Command {
@@ -72,6 +81,10 @@ delegated authentication switched off, for trying Foresight without a cluster.`,
 	f.StringVar(&o.vpaRecommender, "vpa-recommender", "", "Act as the VerticalPodAutoscaler recommender of this name (VPAs opt in with spec.recommenders); empty: off. See docs/vpa.md.")
 	f.DurationVar(&o.vpaInterval, "vpa-interval", vpa.DefaultInterval, "Time between passes of the VPA recommender.")
 	f.BoolVar(&o.vpaLeaderElect, "vpa-leader-elect", true, "Write VPA status only from the replica holding the Lease "+vpa.DefaultLeaseName+" (in the pod's namespace).")
+	f.StringVar(&o.kedaAddress, "keda-scaler-address", "", "host:port of the KEDA external scaler (gRPC), e.g. :9443; empty disables it. See docs/keda.md.")
+	f.StringVar(&o.kedaTLSCert, "keda-tls-cert-file", "", "PEM certificate for the KEDA external scaler; empty serves plaintext.")
+	f.StringVar(&o.kedaTLSKey, "keda-tls-key-file", "", "PEM key of --keda-tls-cert-file.")
+	f.StringVar(&o.kedaClientCA, "keda-client-ca-file", "", "PEM CA bundle; when set, KEDA must present a client certificate signed by it.")
 	f.AddFlagSet(o.adapter.Flags())
 	return cmd
 }
@@ -113,6 +126,10 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	budgeter, err := o.budgeter(cfg, manifest.Services, registry, log)
+	if err != nil {
+		return err
+	}
 	store := &snapshot.Store{}
 	fc, err := forecaster.New(forecaster.Options{
 		Source:             src,
@@ -127,6 +144,7 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		MaxMissingFraction: cfg.MaxMissingFraction,
 		Registerer:         registry,
 		Logger:             log,
+		Budgeter:           budgeter,
 	})
 	if err != nil {
 		return err
@@ -146,6 +164,13 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		"source", src.Name(), "namespace", cfg.Namespace, "demo", o.demo)
 
 	var consumers []func(context.Context) error
+	if o.kedaAddress != "" || o.kedaTLSCert != "" || o.kedaTLSKey != "" || o.kedaClientCA != "" {
+		serveKEDA, err := o.kedaScaler(store, registry, log)
+		if err != nil {
+			return err
+		}
+		consumers = append(consumers, serveKEDA)
+	}
 	if o.vpaRecommender != "" {
 		rec, err := o.vpaRecommenderFor(cfg, store, registry, log)
 		if err != nil {
@@ -165,6 +190,65 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	}
 	log.Info("foresight stopped")
 	return nil
+}
+
+// budgeter checks the shared budgets against the model and builds their
+// Budgeter (nil without budgets). Budgets on a ResourceQuota read it with
+// the adapter's Kubernetes client configuration.
+func (o *serveOptions) budgeter(cfg config.Config, services []string, registry *prometheus.Registry, log *slog.Logger) (*budget.Budgeter, error) {
+	if len(cfg.Budgets) == 0 {
+		return nil, nil
+	}
+	if err := budget.Validate(cfg.Budgets, services); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	var getQuota budget.QuotaGetter
+	if slices.ContainsFunc(cfg.Budgets, func(b budget.Config) bool { return b.ResourceQuota != nil }) {
+		if o.demo {
+			return nil, errors.New("a budget on a ResourceQuota needs a cluster; it cannot run with --demo (use totalCPU)")
+		}
+		restCfg, err := o.adapter.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("budgets: Kubernetes client configuration: %w", err)
+		}
+		client, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return nil, fmt.Errorf("budgets: Kubernetes client: %w", err)
+		}
+		getQuota = func(ctx context.Context, namespace, name string) (*corev1.ResourceQuota, error) {
+			return client.CoreV1().ResourceQuotas(namespace).Get(ctx, name, metav1.GetOptions{})
+		}
+	}
+	return budget.NewBudgeter(cfg.Budgets, getQuota, cfg.Policy.MinReplicasFor, registry, log)
+}
+
+// kedaScaler listens for KEDA's external scaler calls and returns the
+// function that serves them until its context ends.
+func (o *serveOptions) kedaScaler(store *snapshot.Store, registry *prometheus.Registry, log *slog.Logger) (func(context.Context) error, error) {
+	if o.kedaAddress == "" {
+		return nil, errors.New("--keda-tls-cert-file, --keda-tls-key-file and --keda-client-ca-file need --keda-scaler-address")
+	}
+	var creds credentials.TransportCredentials
+	switch {
+	case o.kedaTLSCert != "" || o.kedaTLSKey != "":
+		c, err := keda.TLSCredentials(o.kedaTLSCert, o.kedaTLSKey, o.kedaClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("KEDA external scaler: %w", err)
+		}
+		creds = c
+	case o.kedaClientCA != "":
+		return nil, errors.New("--keda-client-ca-file needs --keda-tls-cert-file and --keda-tls-key-file")
+	}
+	scaler, err := keda.NewServer(store, keda.Options{Now: time.Now, Log: log.With("component", "keda"), Registerer: registry})
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", o.kedaAddress)
+	if err != nil {
+		return nil, fmt.Errorf("KEDA external scaler: listening on %s: %w", o.kedaAddress, err)
+	}
+	log.Info("serving the KEDA external scaler", "address", lis.Addr().String(), "tls", creds != nil)
+	return func(ctx context.Context) error { return scaler.Serve(ctx, lis, creds) }, nil
 }
 
 // vpaRecommenderFor builds the VPA recommender with the adapter's

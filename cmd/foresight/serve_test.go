@@ -347,6 +347,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"no source outside demo mode", []string{"--demo=false"}, "no metrics source"},
 		{"VPA recommender without a cluster", []string{"--vpa-recommender", "foresight"}, "--vpa-recommender needs a cluster"},
 		{"pod metrics without a cluster", []string{"--pod-metrics"}, "--pod-metrics needs a cluster"},
+		{"budget on an unknown service", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, totalCPU: 2, services: {nosuch: {cpuRequest: 0.5}}}\n")}, "budgets[0].services.nosuch"},
+		{"budget on a quota without a cluster", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, resourceQuota: {namespace: a, name: b}, services: {frontend: {cpuRequest: 0.5}}}\n")}, "needs a cluster"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
