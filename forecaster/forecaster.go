@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
@@ -68,6 +69,8 @@ type Options struct {
 	Registerer         prometheus.Registerer
 	Logger             *slog.Logger
 	Now                func() time.Time
+	// Budgeter, if set, fits the published replicas into shared budgets.
+	Budgeter *budget.Budgeter
 }
 
 // Forecaster is the forecast loop. Cycle is serialised; Ready is safe to call
@@ -83,6 +86,7 @@ type Forecaster struct {
 	// point forecast) and the point forecast shown on dashboards.
 	sizeRequests, pointRequests model.Output
 	sizeCPU                     *model.Output
+	accuracy                    *accuracy
 	readyMu                     sync.RWMutex
 	readyErr                    error
 }
@@ -146,6 +150,7 @@ func New(opts Options) (*Forecaster, error) {
 		sizeRequests:  sizeRequests,
 		pointRequests: pointRequests,
 		sizeCPU:       sizeCPU,
+		accuracy:      newAccuracy(step, m.Horizon, AccuracyWindow, met, log),
 		spec:          window.SpecFor(m),
 		metrics:       met,
 		log:           log,
@@ -193,6 +198,7 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 	end := now.Truncate(f.spec.Step)
 
 	fresh, heldReason, err := f.forecast(ctx, end, now)
+	f.accuracy.observe(end, fresh)
 	held := make(map[string]string, len(m.Services))
 	for _, svc := range m.Services {
 		if _, ok := fresh[svc]; ok {
@@ -204,7 +210,7 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 		}
 		held[svc] = reason
 	}
-	snap := f.publish(now, fresh, held)
+	snap := f.publish(ctx, now, fresh, held)
 
 	result := resultOK
 	switch {
@@ -407,7 +413,7 @@ func (f *Forecaster) denormalised(outputs map[string][]float64, out model.Output
 
 // publish builds the snapshot from the fresh predictions and the last good
 // ones of held services (until they expire), and swaps it in.
-func (f *Forecaster) publish(now time.Time, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
+func (f *Forecaster) publish(ctx context.Context, now time.Time, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
 	m := f.opts.Manifest
 	snap := &snapshot.Snapshot{CreatedAt: now, Model: m.Name, Step: time.Duration(m.Step)}
 	for _, svc := range m.Services {
@@ -428,6 +434,17 @@ func (f *Forecaster) publish(now time.Time, fresh map[string]snapshot.Prediction
 		default:
 			last.HeldReason = reason
 			snap.Predictions = append(snap.Predictions, last)
+		}
+	}
+	// After lastGood is kept: a held service is refitted from its need.
+	if f.opts.Budgeter != nil {
+		published := make(map[string]snapshot.Prediction, len(snap.Predictions))
+		for _, p := range snap.Predictions {
+			published[p.Service] = p
+		}
+		f.opts.Budgeter.Apply(ctx, published)
+		for i, p := range snap.Predictions {
+			snap.Predictions[i] = published[p.Service]
 		}
 	}
 	f.opts.Store.Publish(snap)

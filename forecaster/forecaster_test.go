@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
@@ -353,5 +354,47 @@ func TestPeakMemoryPerPod(t *testing.T) {
 				t.Errorf("got %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestCycleFitsTheBudget: the published replicas fit a shared budget, the
+// forecast's need stays visible in the budget's metrics.
+func TestCycleFitsTheBudget(t *testing.T) {
+	src := &fakeSource{requests: map[string]float64{"frontend": 45, "cart": 5}} // needs 5 and 1
+	pol := policy.Default()
+	pol.CapacityPerPod, pol.Headroom = 10, 0
+	reg := prometheus.NewRegistry()
+	cfg := budget.Config{Name: "shop", TotalCPU: 2, Services: map[string]budget.Member{
+		"frontend": {CPURequest: 0.5}, "cart": {CPURequest: 0.5}}}
+	b, err := budget.NewBudgeter([]budget.Config{cfg}, nil, pol.MinReplicasFor, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &snapshot.Store{}
+	f, err := New(Options{Source: src, Manifest: testManifest(), Predictor: &lastValuePredictor{}, Policy: pol, Store: store,
+		StaleAfter: 2 * time.Minute, Registerer: reg, Now: func() time.Time { return now }, Budgeter: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := f.Cycle(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 cores: both minimums (1 core), then frontend's shortfall of 4 gets
+	// the 2 replicas left.
+	got := byService(snap)
+	if got["frontend"].PredictedReplicas != 3 || got["cart"].PredictedReplicas != 1 {
+		t.Errorf("published frontend %d, cart %d; want 3 and 1 within the budget", got["frontend"].PredictedReplicas, got["cart"].PredictedReplicas)
+	}
+	want := `
+# HELP foresight_budget_replicas Replicas of a budget member: needed (the forecast's count) and allocated (published, after fitting the budget).
+# TYPE foresight_budget_replicas gauge
+foresight_budget_replicas{budget="shop",kind="allocated",service="cart"} 1
+foresight_budget_replicas{budget="shop",kind="allocated",service="frontend"} 3
+foresight_budget_replicas{budget="shop",kind="needed",service="cart"} 1
+foresight_budget_replicas{budget="shop",kind="needed",service="frontend"} 5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "foresight_budget_replicas"); err != nil {
+		t.Error(err)
 	}
 }

@@ -16,6 +16,9 @@ type metrics struct {
 	imputed           *prometheus.GaugeVec
 	lastSuccess       prometheus.Gauge
 	modelInfo         *prometheus.GaugeVec
+	// Forecast accuracy, kept by accuracy.go.
+	forecastAbsError    *prometheus.GaugeVec
+	forecastEvaluations *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,8 +57,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_model_info",
 			Help: "The model being served (value is always 1).",
 		}, []string{"name", "version", "services", "window", "horizon", "step"}),
+		forecastAbsError: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_forecast_absolute_error",
+			Help: "Mean absolute error of the request-rate point forecast made step model steps before the observation (requests per second), over the last " + itoa(AccuracyWindow) + " forecasts scored, by service and step.",
+		}, []string{"service", "step"}),
+		forecastEvaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_forecast_evaluations_total",
+			Help: "Request-rate forecasts scored against the rate later observed, by service and step ahead.",
+		}, []string{"service", "step"}),
 	}
-	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.lastSuccess, m.modelInfo} {
+	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.lastSuccess, m.modelInfo,
+		m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
