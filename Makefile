@@ -9,7 +9,7 @@ TEST_TIMEOUT ?= 30m
 DOCKER      ?= docker
 IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 
-.PHONY: run build test unit lint fmt bench models prometheus kube-binaries image clean
+.PHONY: run build test unit lint fmt bench models dashboards prometheus kube-binaries image clean
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -46,6 +46,10 @@ bench:
 ## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:
 	$(GO) run ./cmd/foresight train --synthetic --out models/demo
+
+## dashboards: regenerate the Grafana dashboards (dashboards/*.json) and their ConfigMap component from package dashboards
+dashboards:
+	$(GO) run ./dashboards/gen
 
 ## prometheus: make sure prometheus and promtool are installed (Debian package)
 prometheus:

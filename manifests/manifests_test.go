@@ -102,6 +102,12 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 			kubectl(t, nil, "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", path)
 		}
 	})
+
+	t.Run("Grafana dashboards ConfigMap", func(t *testing.T) {
+		// In the foresight namespace the standalone overlay created.
+		path := filepath.Join(dir, "components", "grafana-dashboards", "configmap.yaml")
+		kubectl(t, nil, "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", path)
+	})
 }
 
 // TestExampleHPAsCoverTheShippedModel: one HPA per service the built-in

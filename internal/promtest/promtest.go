@@ -31,7 +31,11 @@ const EnvRequire = "FORESIGHT_REQUIRE_PROMETHEUS"
 const (
 	DefaultReadyTimeout       = 30 * time.Second
 	DefaultEvaluationInterval = 30 * time.Second
+	DefaultScrapeInterval     = 15 * time.Second
 )
+
+// ScrapeJob is the job label of the series scraped from Options.ScrapeTargets.
+const ScrapeJob = "promtest"
 
 // promtoolTimeout bounds one promtool run.
 const promtoolTimeout = 2 * time.Minute
@@ -47,6 +51,13 @@ type Options struct {
 	Backfill string
 	// ReadyTimeout bounds the wait for /-/ready (0 means DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+	// ScrapeTargets, when set, are loopback host:port addresses whose
+	// /metrics Prometheus scrapes (job ScrapeJob) every ScrapeInterval.
+	// honor_labels is on, as in Foresight's ServiceMonitor: scraped series
+	// keep their own namespace and service labels.
+	ScrapeTargets []string
+	// ScrapeInterval of the targets (0 means DefaultScrapeInterval).
+	ScrapeInterval time.Duration
 }
 
 // Server is a running Prometheus. The test's cleanup stops it.
@@ -108,6 +119,14 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.EvaluationInterval == 0 {
 		opts.EvaluationInterval = DefaultEvaluationInterval
 	}
+	if opts.ScrapeInterval == 0 {
+		opts.ScrapeInterval = DefaultScrapeInterval
+	}
+	for _, target := range opts.ScrapeTargets {
+		if err := checkLoopback(target); err != nil {
+			t.Fatalf("promtest: scrape target: %v", err)
+		}
+	}
 
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -151,7 +170,32 @@ func configYAML(opts Options) string {
 		}
 		fmt.Fprintf(&b, "rule_files:\n  - %s\n", strconv.Quote(abs))
 	}
+	if len(opts.ScrapeTargets) > 0 {
+		// Prometheus refuses a scrape timeout longer than the interval.
+		timeout := min(opts.ScrapeInterval, 10*time.Second)
+		fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %s\n    honor_labels: true\n    scrape_interval: %s\n    scrape_timeout: %s\n    static_configs:\n      - targets:\n",
+			ScrapeJob, formatDuration(opts.ScrapeInterval), formatDuration(timeout))
+		for _, target := range opts.ScrapeTargets {
+			fmt.Fprintf(&b, "          - %s\n", strconv.Quote(target))
+		}
+	}
 	return b.String()
+}
+
+// checkLoopback accepts host:port with a loopback IP or localhost: tests
+// never reach beyond the machine.
+func checkLoopback(target string) error {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", target, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: bad port: %w", target, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address", target)
+	}
+	return nil
 }
 
 // formatDuration writes a duration in Prometheus' syntax (whole milliseconds).
