@@ -1,7 +1,7 @@
 // Package kubetest starts a real Kubernetes control plane on loopback for
 // end-to-end tests: etcd, kube-apiserver (RBAC, aggregation layer, generated
-// CAs) and kube-controller-manager (deployment, replicaset and HPA
-// controllers with a short sync period). There is no kubelet: pods stay
+// CAs) and kube-controller-manager (deployment, replicaset, HPA and
+// resource-quota controllers with a short sync period). There is no kubelet: pods stay
 // Pending, which an HPA on an External metric does not need.
 //
 // The binaries come from hack/kube-binaries.sh (built from the Go module
@@ -152,7 +152,7 @@ func Start(t testing.TB) *Cluster {
 		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
 		"--leader-elect=false", "--secure-port=0",
 		"--service-account-private-key-file="+certs.saPrivate, "--root-ca-file="+c.CAFile,
-		"--controllers=deployment,replicaset,horizontalpodautoscaling,serviceaccount,serviceaccount-token,namespace,garbagecollector",
+		"--controllers=deployment,replicaset,horizontalpodautoscaling,serviceaccount,serviceaccount-token,namespace,garbagecollector,resourcequota",
 		"--horizontal-pod-autoscaler-sync-period=5s",
 		// Each controller acts as its own ServiceAccount, as in kubeadm and
 		// managed clusters: the HPA reads metrics as
