@@ -108,17 +108,19 @@ func (p *CustomMetricsProvider) GetMetricByName(_ context.Context, name types.Na
 			"namespace", pred.Namespace, "service", service, "err", err)
 		return nil, provider.NewMetricNotFoundForError(info.GroupResource, info.Metric, name.Name)
 	}
-	return &custom_metrics.MetricValue{
-		DescribedObject: custom_metrics.ObjectReference{
-			APIVersion: info.GroupResource.Group + "/v1",
-			Kind:       kind,
-			Namespace:  name.Namespace,
-			Name:       name.Name,
-		},
-		Metric:    custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
-		Timestamp: metav1.NewTime(pred.ComputedAt),
-		Value:     q,
-	}, nil
+	v := metricValue(custom_metrics.ObjectReference{APIVersion: info.GroupResource.Group + "/v1", Kind: kind,
+		Namespace: name.Namespace, Name: name.Name}, info.Metric, metricSelector, pred, q)
+	return &v, nil
+}
+
+// metricValue is one item of the custom metrics API.
+func metricValue(obj custom_metrics.ObjectReference, metric string, metricSelector labels.Selector, pred snapshot.Prediction, q resource.Quantity) custom_metrics.MetricValue {
+	return custom_metrics.MetricValue{
+		DescribedObject: obj,
+		Metric:          custom_metrics.MetricIdentifier{Name: metric, Selector: labelSelector(metricSelector)},
+		Timestamp:       metav1.NewTime(pred.ComputedAt),
+		Value:           q,
+	}
 }
 
 // GetMetricBySelector answers only the "every object" query (name `*`,
@@ -163,17 +165,8 @@ func (p *CustomMetricsProvider) GetMetricBySelector(ctx context.Context, namespa
 				"namespace", pred.Namespace, "service", pred.Service, "err", err)
 			continue
 		}
-		list.Items = append(list.Items, custom_metrics.MetricValue{
-			DescribedObject: custom_metrics.ObjectReference{
-				APIVersion: info.GroupResource.Group + "/v1",
-				Kind:       kind,
-				Namespace:  pred.Namespace,
-				Name:       pred.Service,
-			},
-			Metric:    custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
-			Timestamp: metav1.NewTime(pred.ComputedAt),
-			Value:     q,
-		})
+		list.Items = append(list.Items, metricValue(custom_metrics.ObjectReference{APIVersion: info.GroupResource.Group + "/v1",
+			Kind: kind, Namespace: pred.Namespace, Name: pred.Service}, info.Metric, metricSelector, pred, q))
 	}
 	return list, nil
 }
@@ -255,12 +248,8 @@ func (p *CustomMetricsProvider) podMetrics(ctx context.Context, namespace string
 			share = 0
 		}
 		for _, pod := range group {
-			list.Items = append(list.Items, custom_metrics.MetricValue{
-				DescribedObject: custom_metrics.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name},
-				Metric:          custom_metrics.MetricIdentifier{Name: info.Metric, Selector: labelSelector(metricSelector)},
-				Timestamp:       metav1.NewTime(pred.ComputedAt),
-				Value:           *resource.NewMilliQuantity(share, resource.DecimalSI),
-			})
+			list.Items = append(list.Items, metricValue(custom_metrics.ObjectReference{APIVersion: "v1", Kind: "Pod",
+				Namespace: pod.Namespace, Name: pod.Name}, info.Metric, metricSelector, pred, *resource.NewMilliQuantity(share, resource.DecimalSI)))
 		}
 	}
 	if len(list.Items) == 0 {
