@@ -29,16 +29,14 @@ type externalMetric func(p snapshot.Prediction) (resource.Quantity, error)
 
 var externalMetrics = map[string]externalMetric{
 	MetricPredictedReplicas: func(p snapshot.Prediction) (resource.Quantity, error) {
-		if err := checkReplicas(p.PredictedReplicas); err != nil {
-			return resource.Quantity{}, err
-		}
-		return *resource.NewQuantity(p.PredictedReplicas, resource.DecimalSI), nil
+		v, err := PublishableValue(MetricPredictedReplicas, p)
+		return *resource.NewQuantity(int64(v), resource.DecimalSI), err
 	},
 	MetricPredictedRequests: func(p snapshot.Prediction) (resource.Quantity, error) {
-		return milliQuantity("predicted requests", p.PredictedRequests)
+		return milliQuantity(MetricPredictedRequests, p)
 	},
 	MetricPredictedCPUCores: func(p snapshot.Prediction) (resource.Quantity, error) {
-		return milliQuantity("predicted CPU cores", p.PredictedCPUCores)
+		return milliQuantity(MetricPredictedCPUCores, p)
 	},
 }
 
@@ -47,8 +45,9 @@ var externalMetricNames = []string{MetricPredictedReplicas, MetricPredictedReque
 
 // milliQuantity keeps three decimals: the HPA reads external values with
 // MilliValue, so finer precision would be dropped anyway.
-func milliQuantity(name string, v float64) (resource.Quantity, error) {
-	if err := checkRate(name, v); err != nil {
+func milliQuantity(metric string, p snapshot.Prediction) (resource.Quantity, error) {
+	v, err := PublishableValue(metric, p)
+	if err != nil {
 		return resource.Quantity{}, err
 	}
 	return *resource.NewMilliQuantity(int64(math.Round(v*1000)), resource.DecimalSI), nil

@@ -45,7 +45,29 @@ func checkRate(name string, v float64) error {
 }
 
 // maxMilliValue is the largest value that still fits an int64 milli-quantity.
-const maxMilliValue = float64(math.MaxInt64/1000) - 1
+const maxMilliValue = MaxValue
+
+// MaxValue is the largest value any publisher may serve: the HPA carries
+// metric values as milli-quantities in an int64.
+const MaxValue = float64(math.MaxInt64/1000) - 1
+
+// PublishableValue is metric's value for p, or the reason it must not be
+// published (NaN, ±Inf, negative, too large, fewer than 1 replica): the one
+// rule every publisher (external and custom metrics, KEDA) applies.
+func PublishableValue(metric string, p snapshot.Prediction) (float64, error) {
+	switch metric {
+	case MetricPredictedReplicas:
+		if err := checkReplicas(p.PredictedReplicas); err != nil {
+			return 0, err
+		}
+		return float64(p.PredictedReplicas), nil
+	case MetricPredictedRequests:
+		return p.PredictedRequests, checkRate("predicted requests", p.PredictedRequests)
+	case MetricPredictedCPUCores:
+		return p.PredictedCPUCores, checkRate("predicted CPU cores", p.PredictedCPUCores)
+	}
+	return 0, fmt.Errorf("unknown metric %q", metric)
+}
 
 // checkReplicas rejects replica counts below one: the policy never produces
 // them, and serving 0 would let the HPA scale a running service away.

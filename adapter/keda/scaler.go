@@ -77,10 +77,6 @@ const shutdownTimeout = 5 * time.Second
 // methods are counted in foresight_keda_requests_total.
 var serviceName = pb.ExternalScaler_ServiceDesc.ServiceName
 
-// maxMilliValue is the largest value KEDA can hand to the HPA: it turns
-// values into milli-quantities held in an int64.
-const maxMilliValue = float64(math.MaxInt64/1000) - 1
-
 // metricKind is one metric a trigger can select.
 type metricKind struct {
 	name string
@@ -89,7 +85,6 @@ type metricKind struct {
 	// defaultTarget is the targetValue when the trigger sets none; 0 means
 	// the trigger must set it.
 	defaultTarget float64
-	value         func(p snapshot.Prediction) (float64, error)
 }
 
 var metricKinds = map[string]metricKind{
@@ -99,42 +94,9 @@ var metricKinds = map[string]metricKind{
 		// AverageValue target of 1 the HPA's desired count equals it, as
 		// with the shipped External-metric HPAs.
 		defaultTarget: 1,
-		value: func(p snapshot.Prediction) (float64, error) {
-			// Serving 0 would let the HPA scale a running service away.
-			if p.PredictedReplicas < 1 {
-				return 0, fmt.Errorf("predicted replicas %d is below 1", p.PredictedReplicas)
-			}
-			return checkValue("predicted replicas", float64(p.PredictedReplicas))
-		},
 	},
-	adapter.MetricPredictedRequests: {
-		name: adapter.MetricPredictedRequests, short: "predicted-requests",
-		value: func(p snapshot.Prediction) (float64, error) {
-			return checkValue("predicted requests", p.PredictedRequests)
-		},
-	},
-	adapter.MetricPredictedCPUCores: {
-		name: adapter.MetricPredictedCPUCores, short: "predicted-cpu-cores",
-		value: func(p snapshot.Prediction) (float64, error) {
-			return checkValue("predicted CPU cores", p.PredictedCPUCores)
-		},
-	},
-}
-
-// checkValue applies the adapter's rules: zero is a valid forecast (an idle
-// service); NaN, ±Inf, negatives and values KEDA cannot represent never are.
-func checkValue(name string, v float64) (float64, error) {
-	switch {
-	case math.IsNaN(v):
-		return 0, fmt.Errorf("%s is NaN", name)
-	case math.IsInf(v, 0):
-		return 0, fmt.Errorf("%s is %v", name, v)
-	case v < 0:
-		return 0, fmt.Errorf("%s is negative (%v)", name, v)
-	case v > maxMilliValue:
-		return 0, fmt.Errorf("%s %v is too large to publish", name, v)
-	}
-	return v, nil
+	adapter.MetricPredictedRequests: {name: adapter.MetricPredictedRequests, short: "predicted-requests"},
+	adapter.MetricPredictedCPUCores: {name: adapter.MetricPredictedCPUCores, short: "predicted-cpu-cores"},
 }
 
 // trigger is one validated ScaledObject trigger.
@@ -261,7 +223,7 @@ func sortedKeys(m map[string]bool) []string {
 // parseNumber parses a finite number no larger than KEDA can carry.
 func parseNumber(key, v string) (float64, error) {
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > maxMilliValue {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > adapter.MaxValue {
 		return 0, status.Errorf(codes.InvalidArgument, "trigger metadata %q: %q is not a finite number", key, v)
 	}
 	return f, nil
@@ -632,7 +594,7 @@ func (s *Server) current(t trigger) (float64, error) {
 			"no prediction for %s/%s in the latest forecast: check the service and namespace against Foresight's configuration",
 			t.namespace, t.service)
 	}
-	v, err := t.metric.value(*fresh)
+	v, err := adapter.PublishableValue(t.metric.name, *fresh)
 	if err != nil {
 		return 0, status.Errorf(codes.Unavailable, "not serving an invalid prediction for %s/%s: %v", t.namespace, t.service, err)
 	}
