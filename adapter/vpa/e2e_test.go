@@ -1,4 +1,4 @@
-package vpa_test
+package vpa
 
 import (
 	"bytes"
@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/foresightscale/foresight/adapter/vpa"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/internal/kubetest"
 	"github.com/foresightscale/foresight/internal/testenv"
@@ -154,12 +153,12 @@ func TestRecommenderOnRealControlPlane(t *testing.T) {
 	var replicas []*replica
 	for _, name := range []string{"replica-a", "replica-b"} {
 		rp := &replica{name: name, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-		r, err := vpa.New(vpa.Options{
+		r, err := New(Options{
 			VPAClient: vpaClient, KubeClient: kubeClient, Reader: store,
 			Namespace: e2eNamespace, Interval: 300 * time.Millisecond,
 			Log:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("replica", name),
 			Registerer: rp.reg,
-			LeaderElection: &vpa.LeaderElection{Namespace: "foresight", Identity: name,
+			LeaderElection: &LeaderElection{Namespace: "foresight", Identity: name,
 				LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 500 * time.Millisecond},
 		})
 		if err != nil {
@@ -225,9 +224,9 @@ func TestRecommenderOnRealControlPlane(t *testing.T) {
 	// the 300Mi peak per pod.
 	v := waitFor("the first recommendation", cpuTarget("575m"))
 	want := vpatypes.RecommendedContainerResources{ContainerName: "server",
-		Target: list("575m", "345Mi"), LowerBound: list("400m", "300Mi"), UpperBound: list("863m", "518Mi"), UncappedTarget: list("575m", "345Mi")}
-	checkRecommendation(t, v.Status.Recommendation.ContainerRecommendations[0], want)
-	if cond := providedCondition(v); cond == nil || cond.Status != corev1.ConditionTrue {
+		Target: rl("575m", "345Mi"), LowerBound: rl("400m", "300Mi"), UpperBound: rl("863m", "518Mi"), UncappedTarget: rl("575m", "345Mi")}
+	checkRec(t, v.Status.Recommendation.ContainerRecommendations[0], want)
+	if cond := condition(v); cond == nil || cond.Status != corev1.ConditionTrue {
 		t.Errorf("RecommendationProvided = %+v, want True", cond)
 	}
 
@@ -240,7 +239,7 @@ func TestRecommenderOnRealControlPlane(t *testing.T) {
 	}
 
 	// Exactly one replica leads, and the Lease names it.
-	lease, err := c.Client.CoordinationV1().Leases("foresight").Get(ctx, vpa.DefaultLeaseName, metav1.GetOptions{})
+	lease, err := c.Client.CoordinationV1().Leases("foresight").Get(ctx, DefaultLeaseName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +266,7 @@ func TestRecommenderOnRealControlPlane(t *testing.T) {
 	// say why.
 	publish()
 	v = waitFor("RecommendationProvided=False", func(v *vpatypes.VerticalPodAutoscaler) bool {
-		cond := providedCondition(v)
+		cond := condition(v)
 		return cond != nil && cond.Status == corev1.ConditionFalse && cond.Reason == "ForesightNoPrediction"
 	})
 	if !cpuTarget("1150m")(v) {
@@ -330,43 +329,6 @@ func withoutKind(t *testing.T, stream []byte, kind string) []byte {
 		t.Fatalf("no %s in the rendered manifests", kind)
 	}
 	return []byte(strings.Join(kept, "\n---\n"))
-}
-
-func list(cpu, mem string) corev1.ResourceList {
-	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}
-}
-
-func checkRecommendation(t *testing.T, got, want vpatypes.RecommendedContainerResources) {
-	t.Helper()
-	if got.ContainerName != want.ContainerName {
-		t.Errorf("container = %q, want %q", got.ContainerName, want.ContainerName)
-	}
-	for _, c := range []struct {
-		name      string
-		got, want corev1.ResourceList
-	}{
-		{"target", got.Target, want.Target}, {"lowerBound", got.LowerBound, want.LowerBound},
-		{"upperBound", got.UpperBound, want.UpperBound}, {"uncappedTarget", got.UncappedTarget, want.UncappedTarget},
-	} {
-		if len(c.got) != len(c.want) {
-			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
-			continue
-		}
-		for res, q := range c.want {
-			if g, ok := c.got[res]; !ok || g.Cmp(q) != 0 {
-				t.Errorf("%s[%s] = %v, want %s", c.name, res, c.got[res], q.String())
-			}
-		}
-	}
-}
-
-func providedCondition(v *vpatypes.VerticalPodAutoscaler) *vpatypes.VerticalPodAutoscalerCondition {
-	for i := range v.Status.Conditions {
-		if v.Status.Conditions[i].Type == vpatypes.RecommendationProvided {
-			return &v.Status.Conditions[i]
-		}
-	}
-	return nil
 }
 
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
