@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -365,48 +364,13 @@ func TestPrometheusTriggerReadsForesightSeries(t *testing.T) {
 	}
 	srv := promtest.Start(t, promtest.Options{Backfill: backfill})
 
-	if got := promQuery(t, srv.URL(), query, now.Add(15*time.Second)); len(got) != 1 || got[0] != "4" {
+	if got := srv.Query(t, query, now.Add(15*time.Second)); len(got) != 1 || got[0] != "4" {
 		t.Errorf("query %q = %v, want one value 4", query, got)
 	}
 	// Past Prometheus' 5 minute lookback the series is gone, as when
 	// Foresight stops exporting an expired prediction: the result is empty,
 	// which KEDA with ignoreNullValues "false" reports as an error.
-	if got := promQuery(t, srv.URL(), query, now.Add(6*time.Minute)); len(got) != 0 {
+	if got := srv.Query(t, query, now.Add(6*time.Minute)); len(got) != 0 {
 		t.Errorf("query %q after the series ended = %v, want no result", query, got)
 	}
-}
-
-// promQuery runs an instant query and returns the sample values.
-func promQuery(t *testing.T, base, query string, at time.Time) []string {
-	t.Helper()
-	u := base + "/api/v1/query?" + url.Values{"query": {query}, "time": {at.Format(time.RFC3339)}}.Encode()
-	req, err := http.NewRequestWithContext(callCtx(t), http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string
-		Error  string
-		Data   struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	if body.Status != "success" {
-		t.Fatalf("query %q: %s %s", query, body.Status, body.Error)
-	}
-	var out []string
-	for _, r := range body.Data.Result {
-		out = append(out, fmt.Sprint(r.Value[1]))
-	}
-	return out
 }

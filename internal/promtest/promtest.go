@@ -8,10 +8,12 @@ package promtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,4 +251,46 @@ func start(t testing.TB, bin, configFile, dataDir string, readyTimeout time.Dura
 		}
 	})
 	return &Server{url: url}, nil
+}
+
+// queryTimeout bounds one Query.
+const queryTimeout = 10 * time.Second
+
+// Query runs an instant PromQL query evaluated at at and returns the
+// samples' values as Prometheus formats them ("0.5", "NaN"). A failed
+// request or query fails the test.
+func (s *Server) Query(t testing.TB, expr string, at time.Time) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	u := s.url + "/api/v1/query?" + url.Values{"query": {expr}, "time": {at.Format(time.RFC3339Nano)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("query %q: %v", expr, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("query %q: decoding the answer: %v", expr, err)
+	}
+	if body.Status != "success" {
+		t.Fatalf("query %q: %s: %s", expr, body.Status, body.Error)
+	}
+	out := make([]string, 0, len(body.Data.Result))
+	for _, r := range body.Data.Result {
+		out = append(out, fmt.Sprint(r.Value[1]))
+	}
+	return out
 }

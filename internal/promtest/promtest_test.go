@@ -1,11 +1,7 @@
 package promtest_test
 
 import (
-	"context"
-	"encoding/json"
 	"math"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,33 +119,9 @@ func TestStartBackfillAndQuery(t *testing.T) {
 	srv := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "shop", data)})
 
 	at := t0.Add(5 * 30 * time.Second)
-	u := srv.URL() + "/api/v1/query?" + url.Values{
-		"query": {`service:foresight_cpu_cores:rate1m{namespace="shop",service="frontend"}`},
-		"time":  {at.Format(time.RFC3339)},
-	}.Encode()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	if len(body.Data.Result) != 1 || body.Data.Result[0].Value[1] != "0.5" {
-		t.Fatalf("query at %v = %+v, want one sample of 0.5 from the backfilled history", at, body.Data.Result)
+	got := srv.Query(t, `service:foresight_cpu_cores:rate1m{namespace="shop",service="frontend"}`, at)
+	if len(got) != 1 || got[0] != "0.5" {
+		t.Fatalf("query at %v = %v, want one sample of 0.5 from the backfilled history", at, got)
 	}
 }
 
