@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	vpaclientset "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/foresightscale/foresight/adapter"
 	"github.com/foresightscale/foresight/adapter/keda"
@@ -207,13 +208,9 @@ func (o *serveOptions) budgeter(cfg config.Config, services []string, registry *
 		if o.demo {
 			return nil, errors.New("a budget on a ResourceQuota needs a cluster; it cannot run with --demo (use totalCPU)")
 		}
-		restCfg, err := o.adapter.ClientConfig()
+		_, client, err := o.kubeClient("budgets")
 		if err != nil {
-			return nil, fmt.Errorf("budgets: Kubernetes client configuration: %w", err)
-		}
-		client, err := kubernetes.NewForConfig(restCfg)
-		if err != nil {
-			return nil, fmt.Errorf("budgets: Kubernetes client: %w", err)
+			return nil, err
 		}
 		getQuota = func(ctx context.Context, namespace, name string) (*corev1.ResourceQuota, error) {
 			return client.CoreV1().ResourceQuotas(namespace).Get(ctx, name, metav1.GetOptions{})
@@ -251,23 +248,33 @@ func (o *serveOptions) kedaScaler(store *snapshot.Store, registry *prometheus.Re
 	return func(ctx context.Context) error { return scaler.Serve(ctx, lis, creds) }, nil
 }
 
+// kubeClient is the Kubernetes client of the adapter's configuration
+// (--lister-kubeconfig, else in-cluster); purpose prefixes its errors.
+func (o *serveOptions) kubeClient(purpose string) (*rest.Config, kubernetes.Interface, error) {
+	restCfg, err := o.adapter.ClientConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: Kubernetes client configuration: %w", purpose, err)
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: Kubernetes client: %w", purpose, err)
+	}
+	return restCfg, client, nil
+}
+
 // vpaRecommenderFor builds the VPA recommender with the adapter's
 // Kubernetes client configuration (--lister-kubeconfig, else in-cluster).
 func (o *serveOptions) vpaRecommenderFor(cfg config.Config, store *snapshot.Store, registry *prometheus.Registry, log *slog.Logger) (*vpa.Recommender, error) {
 	if o.demo {
 		return nil, errors.New("--vpa-recommender needs a cluster; it cannot run with --demo")
 	}
-	restCfg, err := o.adapter.ClientConfig()
+	restCfg, kubeClient, err := o.kubeClient("VPA recommender")
 	if err != nil {
-		return nil, fmt.Errorf("VPA recommender: Kubernetes client configuration: %w", err)
+		return nil, err
 	}
 	vpaClient, err := vpaclientset.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("VPA recommender: VPA client: %w", err)
-	}
-	kubeClient, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("VPA recommender: Kubernetes client: %w", err)
 	}
 	opts := vpa.Options{VPAClient: vpaClient, KubeClient: kubeClient, Reader: store, Name: o.vpaRecommender,
 		// Predictions exist only for the configured namespace.
