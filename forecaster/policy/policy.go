@@ -73,30 +73,53 @@ func Default() Config {
 	}
 }
 
+// Bounds of the numeric settings. They are far outside any sane setting, so
+// they refuse typos and absurd values (a capacity of 1e-300 req/s per pod
+// would size every service at +Inf replicas) without getting in the way.
+const (
+	// minRate and maxRate bound capacityPerPod and podRate, in req/s.
+	minRate, maxRate = 1e-6, 1e9
+	// maxHeadroom bounds headroom: 10 is eleven times the forecast.
+	maxHeadroom = 10
+	// maxReplicasLimit bounds every maxReplicas; the HPA's replicas are
+	// int32, and no Deployment runs a million pods.
+	maxReplicasLimit = 1_000_000
+	// maxLeadTime bounds leadTime (the forecaster also refuses a lead time
+	// longer than its model's horizon).
+	maxLeadTime = 24 * time.Hour
+	// maxLatencyP99 bounds a service's latencyP99 budget.
+	maxLatencyP99 = time.Hour
+)
+
 // Validate checks the configuration for the given services; errors name the field.
 func (c Config) Validate(services []string) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Headroom < 0 || c.Headroom > 10 || math.IsNaN(c.Headroom) {
-		bad("policy.headroom: must be between 0 and 10, got %v", c.Headroom)
+	// Comparisons are written so that NaN fails them: !(x >= lo) is true for NaN.
+	if !(c.Headroom >= 0 && c.Headroom <= maxHeadroom) {
+		bad("policy.headroom: must be between 0 and %d, got %v", maxHeadroom, c.Headroom)
 	}
 	if !(c.Quantile > 0 && c.Quantile < 1) {
 		bad("policy.quantile: must be in (0,1), got %v", c.Quantile)
 	}
 	if c.LeadTime <= 0 {
 		bad("policy.leadTime: must be positive, got %v", c.LeadTime)
+	} else if time.Duration(c.LeadTime) > maxLeadTime {
+		bad("policy.leadTime: must be at most %v, got %v", model.Duration(maxLeadTime), c.LeadTime)
 	}
 	if c.MinReplicas < 1 {
 		bad("policy.minReplicas: must be at least 1, got %d (publishing 0 would let the HPA scale a service away)", c.MinReplicas)
 	}
 	if c.MaxReplicas < c.MinReplicas {
 		bad("policy.maxReplicas: %d is below minReplicas %d", c.MaxReplicas, c.MinReplicas)
+	} else if c.MaxReplicas > maxReplicasLimit {
+		bad("policy.maxReplicas: must be at most %d, got %d", maxReplicasLimit, c.MaxReplicas)
 	}
-	if c.MaxScaleDownPercent <= 0 || c.MaxScaleDownPercent > 100 {
+	if !(c.MaxScaleDownPercent > 0 && c.MaxScaleDownPercent <= 100) {
 		bad("policy.maxScaleDownPercent: must be in (0,100], got %v", c.MaxScaleDownPercent)
 	}
-	if c.CapacityPerPod < 0 || math.IsNaN(c.CapacityPerPod) || math.IsInf(c.CapacityPerPod, 0) {
-		bad("policy.capacityPerPod: must be a positive request rate, got %v", c.CapacityPerPod)
+	if err := checkRate(c.CapacityPerPod); err != nil {
+		bad("policy.capacityPerPod: %v", err)
 	}
 	known := make(map[string]bool, len(services))
 	for _, s := range services {
@@ -111,38 +134,60 @@ func (c Config) Validate(services []string) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		sc := c.Services[name]
 		if !known[name] {
 			bad("policy.services.%s: not a service of the model (services: %v)", name, services)
 		}
-		if sc.CapacityPerPod < 0 || math.IsNaN(sc.CapacityPerPod) || math.IsInf(sc.CapacityPerPod, 0) {
-			bad("policy.services.%s.capacityPerPod: must be positive, got %v", name, sc.CapacityPerPod)
-		}
-		if sc.PodRate < 0 || math.IsNaN(sc.PodRate) || math.IsInf(sc.PodRate, 0) {
-			bad("policy.services.%s.podRate: must be a positive request rate, got %v", name, sc.PodRate)
-		}
-		if sc.LatencyP99 < 0 {
-			bad("policy.services.%s.latencyP99: must be positive, got %v", name, sc.LatencyP99)
-		}
-		if (sc.PodRate > 0) != (sc.LatencyP99 > 0) {
-			bad("policy.services.%s: podRate and latencyP99 go together (queueing sizing needs both)", name)
-		} else if sc.PodRate > 0 {
-			// An idle pod's own p99 is ln(100)/podRate: a budget below it
-			// cannot be met by any number of pods.
-			if floor := -math.Log(1-queueingQuantile) / sc.PodRate; time.Duration(sc.LatencyP99).Seconds() <= floor {
-				bad("policy.services.%s.latencyP99: %v is below what one request takes at the 99th percentile even on an idle pod (%v at podRate %v)",
-					name, sc.LatencyP99, time.Duration(floor*float64(time.Second)).Round(time.Millisecond), sc.PodRate)
-			}
-		}
-		if sc.MinReplicas < 0 {
-			bad("policy.services.%s.minReplicas: must not be negative, got %d", name, sc.MinReplicas)
-		}
-		lo, hi := c.bounds(name)
-		if hi < lo {
-			bad("policy.services.%s: maxReplicas %d is below minReplicas %d", name, hi, lo)
-		}
+		errs = append(errs, c.validateService(name)...)
 	}
 	return errors.Join(errs...)
+}
+
+// validateService checks one entry of policy.services.
+func (c Config) validateService(name string) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	sc := c.Services[name]
+	if err := checkRate(sc.CapacityPerPod); err != nil {
+		bad("policy.services.%s.capacityPerPod: %v", name, err)
+	}
+	podRateErr := checkRate(sc.PodRate)
+	if podRateErr != nil {
+		bad("policy.services.%s.podRate: %v", name, podRateErr)
+	}
+	latencyOK := sc.LatencyP99 >= 0 && time.Duration(sc.LatencyP99) <= maxLatencyP99
+	if !latencyOK {
+		bad("policy.services.%s.latencyP99: must be between 0 (unset) and %v, got %v", name, model.Duration(maxLatencyP99), sc.LatencyP99)
+	}
+	if (sc.PodRate > 0) != (sc.LatencyP99 > 0) {
+		bad("policy.services.%s: podRate and latencyP99 go together (queueing sizing needs both)", name)
+	} else if sc.PodRate > 0 && podRateErr == nil && latencyOK {
+		// An idle pod's own p99 is ln(100)/podRate: a budget below it
+		// cannot be met by any number of pods.
+		if floor := -math.Log(1-queueingQuantile) / sc.PodRate; time.Duration(sc.LatencyP99).Seconds() <= floor {
+			bad("policy.services.%s.latencyP99: %v is below what one request takes at the 99th percentile even on an idle pod (%v at podRate %v)",
+				name, sc.LatencyP99, time.Duration(floor*float64(time.Second)).Round(time.Millisecond), sc.PodRate)
+		}
+	}
+	// 0 inherits the default; a negative bound is a typo, not "unset".
+	if sc.MinReplicas < 0 {
+		bad("policy.services.%s.minReplicas: must not be negative (0 inherits policy.minReplicas), got %d", name, sc.MinReplicas)
+	}
+	if sc.MaxReplicas < 0 || sc.MaxReplicas > maxReplicasLimit {
+		bad("policy.services.%s.maxReplicas: must be between 0 (inherit) and %d, got %d", name, maxReplicasLimit, sc.MaxReplicas)
+	}
+	if lo, hi := c.bounds(name); hi < lo {
+		bad("policy.services.%s: maxReplicas %d is below minReplicas %d", name, hi, lo)
+	}
+	return errs
+}
+
+// checkRate checks a request rate setting: 0 (unset, inherit) or within
+// [minRate, maxRate]. NaN and Inf fail the range test.
+func checkRate(v float64) error {
+	if v == 0 || (v >= minRate && v <= maxRate) {
+		return nil
+	}
+	return fmt.Errorf("must be a request rate between %g and %g req/s, got %v", float64(minRate), float64(maxRate), v)
 }
 
 func (c Config) capacity(service string) float64 {
@@ -188,8 +233,18 @@ func (c Config) LeadSteps(step time.Duration, horizon int) int {
 type Decision struct {
 	Replicas     int64
 	PeakRequests float64 // forecast peak over the lead time, req/s
-	Raw          int64   // before clamping and the scale-down limit
-	Limited      string  // "", "min", "max" or "scale_down_step"
+	// Raw is the replica count the load asks for, before clamping and the
+	// scale-down limit. It saturates at math.MaxInt64 when the count does
+	// not fit an int64 (a load/capacity of 2^63 or more, or +Inf). Under
+	// queueing sizing, a load that no count up to maxReplicas serves within
+	// the latency budget gives the pods needed just to keep up, or
+	// maxReplicas+1 when even that is within maxReplicas.
+	Raw     int64
+	Limited string // "", "min", "max" or "scale_down_step"
+	// Saturated reports that the load exceeds what maxReplicas can serve:
+	// Replicas is maxReplicas (Limited is "max") and the service is short of
+	// capacity, or its input is wrong. Callers should say so loudly.
+	Saturated bool
 }
 
 // ErrBadForecast reports a forecast that must not be turned into replicas.
@@ -198,6 +253,10 @@ var ErrBadForecast = errors.New("bad forecast")
 // Decide sizes a service for the peak of forecast (req/s per step, step 1
 // first) within the lead time. previous is the replicas last published for
 // the service (0 if none), for the scale-down limit.
+//
+// A load beyond what maxReplicas serves always gives maxReplicas, however
+// large (even +Inf after the headroom): the arithmetic is done in float64
+// and saturates, because under overload the wrong answer is the minimum.
 func (c Config) Decide(service string, forecast []float64, step time.Duration, previous int64) (Decision, error) {
 	if len(forecast) == 0 {
 		return Decision{}, fmt.Errorf("%w: %s: empty forecast", ErrBadForecast, service)
@@ -206,24 +265,28 @@ func (c Config) Decide(service string, forecast []float64, step time.Duration, p
 	if capacity <= 0 && !c.queueing(service) {
 		return Decision{}, fmt.Errorf("%s: no capacity per pod configured", service)
 	}
+	lo, hi := c.bounds(service)
+	if lo < 1 || hi < lo || hi > maxReplicasLimit {
+		// Validate refuses these; a policy that skipped it must not
+		// publish 0 or wrap around.
+		return Decision{}, fmt.Errorf("%s: replica bounds [%d, %d] are not valid (policy not validated?)", service, lo, hi)
+	}
 	peak, err := Peak(forecast[:c.LeadSteps(step, len(forecast))])
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: %s: %v", ErrBadForecast, service, err)
 	}
-	lo, hi := c.bounds(service)
-	load := peak * (1 + c.Headroom)
-	var raw int64
-	if c.queueing(service) {
-		sc := c.Services[service]
-		n, ok := queueing.ServersFor(load, sc.PodRate, queueingQuantile, time.Duration(sc.LatencyP99).Seconds(), int(min(hi, math.MaxInt32)))
-		raw = int64(n)
-		if !ok {
-			raw = hi + 1 // not even maxReplicas meets the budget: the clamp below says so
-		}
-	} else {
-		raw = int64(math.Ceil(load / capacity))
+	load := peak * (1 + c.Headroom) // +Inf for a peak near MaxFloat64: saturates below
+	if math.IsNaN(load) {
+		return Decision{}, fmt.Errorf("%s: load %v × (1 + headroom %v) is not a number (policy not validated?)", service, peak, c.Headroom)
 	}
+	raw := c.rawReplicas(service, load, hi)
 	d := Decision{PeakRequests: peak, Raw: raw, Replicas: raw}
+	if raw > hi {
+		// Checked before the scale-down limit: however large the load, the
+		// answer is max, never a step down from the last prediction.
+		d.Replicas, d.Limited, d.Saturated = hi, "max", true
+		return d, nil
+	}
 	if previous > 0 && d.Replicas < previous {
 		step := max(1, int64(math.Floor(float64(previous)*c.MaxScaleDownPercent/100)))
 		if floor := previous - step; d.Replicas < floor {
@@ -234,9 +297,48 @@ func (c Config) Decide(service string, forecast []float64, step time.Duration, p
 	case d.Replicas < lo:
 		d.Replicas, d.Limited = lo, "min"
 	case d.Replicas > hi:
+		// A previous prediction above a since-lowered maxReplicas.
 		d.Replicas, d.Limited = hi, "max"
 	}
 	return d, nil
+}
+
+// rawReplicas is the replica count load (req/s, not NaN, ≥ 0) asks for; see
+// Decision.Raw. hi is the service's maxReplicas (at most maxReplicasLimit).
+func (c Config) rawReplicas(service string, load float64, hi int64) int64 {
+	if !c.queueing(service) {
+		return ceilInt64(load / c.capacity(service))
+	}
+	sc := c.Services[service]
+	// An M/M/c queue at 100 % never drains: keeping up at all takes more
+	// than load/podRate pods. Past maxReplicas there is nothing to search
+	// (and ServersFor converts that ratio to an int, which a huge load
+	// would overflow).
+	keepUp := load / sc.PodRate
+	if keepUp >= float64(hi) {
+		return max(hi+1, ceilInt64(keepUp))
+	}
+	n, ok := queueing.ServersFor(load, sc.PodRate, queueingQuantile, time.Duration(sc.LatencyP99).Seconds(), int(hi))
+	if !ok {
+		return hi + 1 // not even maxReplicas meets the budget
+	}
+	return int64(n)
+}
+
+// ceilInt64 is ceil(x) for x ≥ 0, saturating at math.MaxInt64 for x at or
+// above 2^63 and for +Inf: converting such a float64 to int64 is undefined
+// in Go and gives math.MinInt64 on amd64, which the clamp then turned into
+// minReplicas.
+func ceilInt64(x float64) int64 {
+	const twoTo63 = 1 << 63 // float64(math.MaxInt64) rounds up to this
+	switch {
+	case !(x > 0):
+		return 0
+	case x >= twoTo63:
+		return math.MaxInt64
+	default:
+		return int64(math.Ceil(x))
+	}
 }
 
 // Peak returns the largest value, treating a negative forecast (a linear

@@ -35,7 +35,7 @@ func TestDecide(t *testing.T) {
 		{"negative forecast treated as no load", "frontend", []float64{-5, -3, -1, -2}, 0,
 			Decision{Replicas: 1, Raw: 0, PeakRequests: 0, Limited: "min"}},
 		{"service capacity and max", "cart", []float64{100}, 0,
-			Decision{Replicas: 4, Raw: 24, PeakRequests: 100, Limited: "max"}},
+			Decision{Replicas: 4, Raw: 24, PeakRequests: 100, Limited: "max", Saturated: true}},
 		{"scale down limited to 25%", "frontend", []float64{10, 10, 10, 10}, 20,
 			Decision{Replicas: 15, Raw: 2, PeakRequests: 10, Limited: "scale_down_step"}},
 		{"scale down at least one replica", "frontend", []float64{1}, 2,
@@ -89,7 +89,7 @@ func TestDecideWithQueueing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Replicas != 50 || d.Limited != "max" {
+	if d.Replicas != 50 || d.Limited != "max" || !d.Saturated {
 		t.Errorf("1e6 req/s: %+v, want 50 replicas limited by max", d)
 	}
 }
@@ -152,6 +152,34 @@ func TestValidate(t *testing.T) {
 		{"negative pod rate", func(c *Config) {
 			c.Services["frontend"] = ServiceConfig{PodRate: -1, LatencyP99: model.Duration(time.Second)}
 		}, "policy.services.frontend.podRate"},
+		// Issue 12, defect 2: every numeric is bounded and named.
+		{"capacity 1e-300", func(c *Config) { c.CapacityPerPod = 1e-300 }, "policy.capacityPerPod"},
+		{"capacity too large", func(c *Config) { c.CapacityPerPod = 1e10 }, "policy.capacityPerPod"},
+		{"capacity NaN", func(c *Config) { c.CapacityPerPod = math.NaN() }, "policy.capacityPerPod"},
+		{"capacity Inf", func(c *Config) { c.CapacityPerPod = math.Inf(1) }, "policy.capacityPerPod"},
+		{"capacity negative", func(c *Config) { c.CapacityPerPod = -1 }, "policy.capacityPerPod"},
+		{"smallest capacity", func(c *Config) { c.CapacityPerPod = 1e-6 }, ""},
+		{"service capacity 1e-300", func(c *Config) { c.Services["cart"] = ServiceConfig{CapacityPerPod: 1e-300} }, "policy.services.cart.capacityPerPod"},
+		{"pod rate 1e-300", func(c *Config) {
+			c.Services["frontend"] = ServiceConfig{PodRate: 1e-300, LatencyP99: model.Duration(time.Second)}
+		}, "policy.services.frontend.podRate"},
+		{"pod rate too large", func(c *Config) {
+			c.Services["frontend"] = ServiceConfig{PodRate: 1e12, LatencyP99: model.Duration(time.Second)}
+		}, "policy.services.frontend.podRate"},
+		{"latency over an hour", func(c *Config) {
+			c.Services["frontend"] = ServiceConfig{PodRate: 100, LatencyP99: model.Duration(2 * time.Hour)}
+		}, "policy.services.frontend.latencyP99"},
+		{"negative service max", func(c *Config) { c.Services["cart"] = ServiceConfig{MaxReplicas: -1} }, "policy.services.cart.maxReplicas"},
+		{"negative service min", func(c *Config) { c.Services["cart"] = ServiceConfig{MinReplicas: -1} }, "policy.services.cart.minReplicas"},
+		{"service max too large", func(c *Config) { c.Services["cart"] = ServiceConfig{MaxReplicas: 2_000_000} }, "policy.services.cart.maxReplicas"},
+		{"max too large", func(c *Config) { c.MaxReplicas = 2_000_000 }, "policy.maxReplicas"},
+		{"lead time 100y", func(c *Config) { c.LeadTime = model.Duration(100 * 365 * 24 * time.Hour) }, "policy.leadTime"},
+		{"lead time 24h", func(c *Config) { c.LeadTime = model.Duration(24 * time.Hour) }, ""},
+		{"headroom NaN", func(c *Config) { c.Headroom = math.NaN() }, "policy.headroom"},
+		{"headroom Inf", func(c *Config) { c.Headroom = math.Inf(1) }, "policy.headroom"},
+		{"quantile NaN", func(c *Config) { c.Quantile = math.NaN() }, "policy.quantile"},
+		{"scale-down percent NaN", func(c *Config) { c.MaxScaleDownPercent = math.NaN() }, "policy.maxScaleDownPercent"},
+		{"scale-down percent above 100", func(c *Config) { c.MaxScaleDownPercent = 101 }, "policy.maxScaleDownPercent"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,5 +193,121 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error = %v, want one naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecideSaturatesAtMax is issue 12's defect 2: load/capacity past ~9.2e18
+// overflowed int64 to MinInt64, which the clamp turned into minReplicas (or
+// a 25 % step down from the last prediction). However large the load, the
+// answer is maxReplicas, and Raw never wraps negative.
+func TestDecideSaturatesAtMax(t *testing.T) {
+	step := 30 * time.Second
+	capacity := func(rate float64) func(*Config) {
+		return func(c *Config) { c.CapacityPerPod = rate }
+	}
+	queueing := func(c *Config) {
+		c.Services["frontend"] = ServiceConfig{PodRate: 100, LatencyP99: model.Duration(100 * time.Millisecond), MaxReplicas: 50}
+	}
+	tests := []struct {
+		name     string
+		mutate   func(*Config)
+		forecast []float64
+		previous int64
+		wantMax  int64
+		wantRaw  int64 // 0: only check Raw > max
+	}{
+		{"1e25 req/s", capacity(10), []float64{1e25}, 0, 100, math.MaxInt64},
+		{"1e25 req/s after 4 replicas", capacity(10), []float64{1e25}, 4, 100, math.MaxInt64},
+		{"1e25 req/s after more than max", capacity(10), []float64{1e25}, 150, 100, math.MaxInt64},
+		{"just past int64", capacity(10), []float64{1e20}, 4, 100, math.MaxInt64},
+		{"1e300 req/s", capacity(10), []float64{1, 1e300, 1}, 4, 100, math.MaxInt64},
+		{"MaxFloat64 (load +Inf after headroom)", capacity(10), []float64{math.MaxFloat64}, 4, 100, math.MaxInt64},
+		{"capacity 1e-300 (unvalidated)", capacity(1e-300), []float64{1}, 4, 100, math.MaxInt64},
+		{"smallest valid capacity", capacity(1e-6), []float64{1000}, 4, 100, 1_200_000_000},
+		{"per-service max", capacity(10), []float64{1e25}, 3, 4, 0}, // cart: max 4
+		{"queueing, huge load", queueing, []float64{1e25}, 4, 50, math.MaxInt64},
+		{"queueing, MaxFloat64", queueing, []float64{math.MaxFloat64}, 4, 50, math.MaxInt64},
+		{"queueing, just past max", queueing, []float64{5000}, 40, 50, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig()
+			tc.mutate(&c)
+			service := "frontend"
+			if tc.wantMax == 4 {
+				service = "cart"
+			}
+			d, err := c.Decide(service, tc.forecast, step, tc.previous)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Replicas != tc.wantMax || d.Limited != "max" || !d.Saturated {
+				t.Errorf("Decide = %+v, want %d replicas, limited by max, saturated", d, tc.wantMax)
+			}
+			if d.Raw <= tc.wantMax || (tc.wantRaw != 0 && d.Raw != tc.wantRaw) {
+				t.Errorf("Raw = %d, want above max %d (exactly %d if set)", d.Raw, tc.wantMax, tc.wantRaw)
+			}
+		})
+	}
+}
+
+// TestDecideNotSaturated: a load within max is not flagged, nor is a cap at
+// max that comes from stepping down from a prediction above a lowered max.
+func TestDecideNotSaturated(t *testing.T) {
+	c := testConfig()
+	for _, tc := range []struct {
+		forecast []float64
+		previous int64
+		want     Decision
+	}{
+		{[]float64{800}, 0, Decision{Replicas: 96, Raw: 96, PeakRequests: 800}},
+		{[]float64{10}, 1000, Decision{Replicas: 100, Raw: 2, PeakRequests: 10, Limited: "max"}},
+	} {
+		d, err := c.Decide("frontend", tc.forecast, 30*time.Second, tc.previous)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != tc.want {
+			t.Errorf("Decide(%v, previous %d) = %+v, want %+v", tc.forecast, tc.previous, d, tc.want)
+		}
+	}
+}
+
+// TestDecideRefusesUnvalidatedBounds: a policy that skipped Validate must
+// get an error, not 0 replicas or a wrapped maxReplicas+1.
+func TestDecideRefusesUnvalidatedBounds(t *testing.T) {
+	for _, mutate := range []func(*Config){
+		func(c *Config) { c.MinReplicas = 0 },
+		func(c *Config) { c.MaxReplicas = 0 },
+		func(c *Config) { c.MaxReplicas = math.MaxInt64 },
+	} {
+		c := testConfig()
+		mutate(&c)
+		if d, err := c.Decide("frontend", []float64{1e25}, 30*time.Second, 0); err == nil {
+			t.Errorf("min %d max %d: Decide = %+v, want an error", c.MinReplicas, c.MaxReplicas, d)
+		}
+	}
+}
+
+func TestCeilInt64(t *testing.T) {
+	tests := []struct {
+		x    float64
+		want int64
+	}{
+		{0, 0},
+		{-1, 0},
+		{0.1, 1},
+		{2, 2},
+		{1 << 62, 1 << 62},
+		{0x1p63 - 1024, math.MaxInt64 - 1023}, // largest float64 below 2^63
+		{0x1p63, math.MaxInt64},
+		{1e25, math.MaxInt64},
+		{math.MaxFloat64, math.MaxInt64},
+		{math.Inf(1), math.MaxInt64},
+	}
+	for _, tc := range tests {
+		if got := ceilInt64(tc.x); got != tc.want {
+			t.Errorf("ceilInt64(%v) = %d, want %d", tc.x, got, tc.want)
+		}
 	}
 }
