@@ -6,8 +6,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"reflect"
+	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
@@ -35,9 +40,14 @@ type Config struct {
 	StaleAfter model.Duration `yaml:"staleAfter"`
 	// MaxMissingFraction is the largest share of a service's input window
 	// that may be imputed before its forecast is held.
-	MaxMissingFraction float64       `yaml:"maxMissingFraction"`
-	Source             SourceConfig  `yaml:"source"`
-	Policy             policy.Config `yaml:"policy"`
+	MaxMissingFraction float64 `yaml:"maxMissingFraction"`
+	// MaxInputAge is how old a service's newest real input sample may be
+	// before its forecast is held as stale: a forecast from old input would
+	// be published as if it were fresh. 0 means automatic (the forecaster
+	// picks it from the model's step and the interval).
+	MaxInputAge model.Duration `yaml:"maxInputAge"`
+	Source      SourceConfig   `yaml:"source"`
+	Policy      policy.Config  `yaml:"policy"`
 	// Budgets are optional shared CPU budgets: their services' replicas
 	// are allocated by priority and predicted need so that the sum fits.
 	Budgets []budget.Config `yaml:"budgets"`
@@ -77,11 +87,38 @@ func Default() Config {
 	}
 }
 
+// maxFileSize bounds a configuration file: a real one is a few KiB, and a
+// huge one (a wrong path, a generated runaway) should not be read whole.
+const maxFileSize = 1 << 20
+
+// Bounds of the settings, far outside any sane value: they catch typos and
+// values that would flood Prometheus or never publish anything.
+const (
+	minInterval   = time.Second // a cycle is a set of Prometheus range queries
+	maxInterval   = time.Hour
+	minTimeout    = 100 * time.Millisecond
+	maxStaleAfter = 24 * time.Hour
+	maxInputAge   = time.Hour
+	minDayLength  = time.Minute
+	maxDayLength  = 365 * 24 * time.Hour
+)
+
+// namespaceName is a Kubernetes namespace name: an RFC 1123 label.
+var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
 // Load reads and validates a configuration file on top of the defaults.
 func Load(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return Config{}, fmt.Errorf("config %s: larger than %d bytes; is it the right file?", path, maxFileSize)
 	}
 	c, err := Parse(b)
 	if err != nil {
@@ -91,11 +128,11 @@ func Load(path string) (Config, error) {
 }
 
 // Parse decodes YAML strictly (an unknown or misspelt key is an error) on top
-// of the defaults and validates the result.
+// of the defaults and validates the result. Errors name the key path.
 func Parse(b []byte) (Config, error) {
 	c := Default()
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
-		return Config{}, err
+		return Config{}, locate(b, reflect.TypeFor[Config](), err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -104,43 +141,278 @@ func Parse(b []byte) (Config, error) {
 }
 
 // Validate checks what can be checked without the model (the policy is
-// checked against the model's services when the model is loaded).
+// checked against the model's services when the model is loaded, and
+// staleAfter against the model's step when interval is 0).
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Namespace == "" {
+	switch {
+	case c.Namespace == "":
 		bad("namespace: must not be empty")
+	case len(c.Namespace) > 63 || !namespaceName.MatchString(c.Namespace):
+		bad("namespace: %q is not a Kubernetes namespace name (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", truncate(c.Namespace))
 	}
-	if c.Interval < 0 || c.Timeout < 0 || c.StaleAfter < 0 {
-		bad("interval, timeout, staleAfter: must not be negative")
+	if c.Model != "" && (strings.TrimSpace(c.Model) == "" || strings.ContainsFunc(c.Model, unicode.IsControl)) {
+		bad("model: %q is not a directory path", truncate(c.Model))
 	}
-	if c.Interval > 0 && c.Timeout > c.Interval {
-		bad("timeout: %v is longer than the interval %v; cycles would overlap", c.Timeout, c.Interval)
-	}
-	if c.MaxMissingFraction <= 0 || c.MaxMissingFraction > 1 {
+	errs = append(errs, c.validateTiming()...)
+	if !(c.MaxMissingFraction > 0 && c.MaxMissingFraction <= 1) {
 		bad("maxMissingFraction: must be in (0,1], got %v", c.MaxMissingFraction)
 	}
+	errs = append(errs, c.Source.validate()...)
+	return errors.Join(errs...)
+}
+
+// validateTiming checks interval, timeout, staleAfter and maxInputAge.
+func (c Config) validateTiming() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	interval, timeout, stale := time.Duration(c.Interval), time.Duration(c.Timeout), time.Duration(c.StaleAfter)
+	if interval != 0 && (interval < minInterval || interval > maxInterval) {
+		// 1ms would be thousands of cycles, each a set of Prometheus
+		// queries, every second.
+		bad("interval: must be 0 (the model's step) or between %v and %v, got %v", model.Duration(minInterval), model.Duration(maxInterval), c.Interval)
+	}
+	switch {
+	case timeout < 0:
+		bad("timeout: must not be negative, got %v", timeout)
+	case timeout != 0 && timeout < minTimeout:
+		bad("timeout: must be 0 (80%% of the interval) or at least %v, got %v", minTimeout, timeout)
+	case interval > 0 && timeout > interval:
+		bad("timeout: %v is longer than the interval %v; cycles would overlap", c.Timeout, c.Interval)
+	case interval == 0 && timeout > maxInterval:
+		bad("timeout: must be at most %v, got %v", model.Duration(maxInterval), c.Timeout)
+	}
+	switch {
+	case stale < 0:
+		bad("staleAfter: must not be negative, got %v", stale)
+	case stale > maxStaleAfter:
+		bad("staleAfter: must be at most %v, got %v", model.Duration(maxStaleAfter), c.StaleAfter)
+	case stale != 0 && interval > 0 && stale <= interval:
+		// Every prediction would expire before the next cycle replaced
+		// it: nothing would ever be served.
+		bad("staleAfter: %v must be longer than the interval %v, or no prediction would outlive its cycle", c.StaleAfter, c.Interval)
+	}
+	if age := time.Duration(c.MaxInputAge); age < 0 || age > maxInputAge {
+		bad("maxInputAge: must be 0 (automatic) or at most %v, got %v", model.Duration(maxInputAge), age)
+	}
+	return errs
+}
+
+// validate checks that at most one source is set, and the one that is.
+func (s SourceConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	n := 0
-	if c.Source.Prometheus != nil {
+	if s.Prometheus != nil {
 		n++
-		if err := c.Source.Prometheus.Validate(); err != nil {
-			bad("source.prometheus: %v", err)
+		if err := s.Prometheus.Validate(); err != nil {
+			errs = append(errs, prefixField("source.prometheus", err))
 		}
 	}
-	if c.Source.CSV != nil {
+	if s.CSV != nil {
 		n++
-		if c.Source.CSV.Path == "" {
+		if s.CSV.Path == "" {
 			bad("source.csv.path: must not be empty")
 		}
 	}
-	if c.Source.Synthetic != nil {
+	if s.Synthetic != nil {
 		n++
-		if c.Source.Synthetic.DayLength < 0 {
-			bad("source.synthetic.dayLength: must not be negative")
+		if d := time.Duration(s.Synthetic.DayLength); d != 0 && (d < minDayLength || d > maxDayLength) {
+			bad("source.synthetic.dayLength: must be 0 (24h) or between %v and %v, got %v", model.Duration(minDayLength), model.Duration(maxDayLength), d)
 		}
 	}
 	if n > 1 {
 		bad("source: set exactly one of prometheus, csv, synthetic (got %d)", n)
 	}
+	return errs
+}
+
+// fieldFirst matches an error that starts with a key path, as
+// source.PrometheusConfig.Validate's do ("timeout -1s: must not be negative").
+var fieldFirst = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.]*[ :]`)
+
+// prefixField puts the path of the block in front of an error from its own
+// Validate: source.prometheus.timeout when the error starts with the key,
+// source.prometheus: otherwise.
+func prefixField(path string, err error) error {
+	if fieldFirst.MatchString(err.Error()) {
+		return fmt.Errorf("%s.%w", path, err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// truncate bounds a user's value echoed in an error.
+func truncate(s string) string {
+	const n = 80
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// locate turns a decoding error into errors that name their key path.
+// yaml.v2 reports a type's own UnmarshalYAML error (`not a valid duration
+// string: "30"`) without a position and a type mismatch with a line but no
+// key, so on failure the document is decoded again generically and each
+// value re-decoded on its own into its field's type, descending into
+// structs, maps and lists while the failure reproduces there.
+func locate(doc []byte, t reflect.Type, decodeErr error) error {
+	var tree yaml.MapSlice
+	if yaml.Unmarshal(doc, &tree) != nil {
+		return decodeErr // not a mapping, or not YAML: the parser's own error has the line
+	}
+	errs := walk("", tree, t)
+	if len(errs) == 0 {
+		return decodeErr
+	}
 	return errors.Join(errs...)
+}
+
+// walk returns the errors of decoding v into a t, each naming the deepest
+// key path at which it reproduces.
+func walk(path string, v any, t reflect.Type) []error {
+	err := decodeAs(v, t)
+	if err == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var errs []error
+	switch v := v.(type) {
+	case yaml.MapSlice:
+		switch t.Kind() {
+		case reflect.Struct:
+			fields := yamlFields(t)
+			for _, item := range v {
+				key := fmt.Sprint(item.Key)
+				ft, ok := fields[key]
+				if !ok {
+					errs = append(errs, fmt.Errorf("%s: unknown key (misspelt?)", join(path, truncate(key))))
+					continue
+				}
+				errs = append(errs, walk(join(path, key), item.Value, ft)...)
+			}
+		case reflect.Map:
+			for _, item := range v {
+				errs = append(errs, walk(join(path, truncate(fmt.Sprint(item.Key))), item.Value, t.Elem())...)
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, e := range v {
+				errs = append(errs, walk(fmt.Sprintf("%s[%d]", path, i), e, t.Elem())...)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	// The value fails as a whole: a wrong kind, a scalar its type refuses,
+	// or a check across its fields.
+	if path == "" {
+		return []error{plainMessage(err)}
+	}
+	if t == reflect.TypeFor[model.Duration]() {
+		if s, ok := scalar(v); ok {
+			return []error{durationError(path, s)}
+		}
+	}
+	return []error{fmt.Errorf("%s: %w", path, plainMessage(err))}
+}
+
+// decodeAs decodes v (from a generic decode) into a new t, strictly.
+func decodeAs(v any, t reflect.Type) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return yaml.UnmarshalStrict(b, reflect.New(t).Interface())
+}
+
+// lineNumber is yaml.v2's position prefix; it is relative to the re-encoded
+// value, not the file, so it is dropped in favour of the key path.
+var lineNumber = regexp.MustCompile(`^line \d+: `)
+
+// plainMessage is the message of a re-decoding error without yaml.v2's
+// framing and line numbers.
+func plainMessage(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = lineNumber.ReplaceAllString(m, "")
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// durationError explains a value that is not a model.Duration.
+func durationError(path, s string) error {
+	if d, err := model.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && strings.HasPrefix(s, "-") {
+		if positiveDurations[path] {
+			return fmt.Errorf("%s: must be positive, got -%v", path, d)
+		}
+		return fmt.Errorf("%s: must not be negative, got -%v", path, d)
+	}
+	_, err := model.ParseDuration(s)
+	if err == nil || strings.HasPrefix(err.Error(), "not a valid duration string") {
+		return fmt.Errorf("%s: %q is not a duration (use a unit, e.g. 30s)", path, truncate(s))
+	}
+	return fmt.Errorf("%s: %q is not a duration: %w", path, truncate(s), err) // out of range, unknown unit
+}
+
+// positiveDurations are the duration keys for which 0 is not a setting.
+var positiveDurations = map[string]bool{"policy.leadTime": true}
+
+// scalar is v as the string a YAML scalar would be, if it is one.
+func scalar(v any) (string, bool) {
+	switch v.(type) {
+	case yaml.MapSlice, []any, nil:
+		return "", false
+	}
+	return fmt.Sprint(v), true
+}
+
+// yamlFields maps a struct's YAML keys to their field types, including the
+// fields of inlined structs.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(","+opts+",", ",inline,") {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range yamlFields(ft) {
+					fields[k] = v
+				}
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	return fields
+}
+
+// join appends key to a key path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
