@@ -1,0 +1,113 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// FuzzParse: no input makes Parse panic; a refused input gets a non-empty
+// error and no configuration; an accepted one is within every bound.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile(filepath.Join("..", "..", "docs", "foresight.example.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	for _, seed := range []string{
+		"",
+		// Issue 12, defect 5.
+		"interval: 30s\nstaleAfter: 10s\n",
+		"interval: 1ms\n",
+		"policy:\n  services:\n    frontend: {maxReplicas: -3}\n",
+		"policy:\n  leadTime: 100y\n",
+		"namespace: 'Bad\"NS'\n",
+		"interval: 30\n",
+		"policy:\n  leadTime: -1m\n",
+		"source:\n  prometheus: {url: 'http://127.0.0.1:9090', timeout: -1s}\n",
+		// Defect 2's policy, decoded here and refused with the model.
+		"policy:\n  capacityPerPod: 1e-300\n",
+		// Shapes and types.
+		"- 1\n",
+		"policy: [1, 2\n",
+		"budgets:\n  - {name: shop, totalCPU: x, services: {a: {cpuRequest: 1}}}\n",
+		"source:\n  prometheus: {url: 'http://127.0.0.1:9090', http: {basic_auth: {username: a}, bearer_token: b}}\n",
+		"a: &a [*a]\n",
+		"interval: &d 1s\ntimeout: *d\nstaleAfter: 2s\nmaxInputAge: 1h\n",
+		"maxMissingFraction: .nan\n",
+		"source:\n  synthetic: {dayLength: 5x, seed: 2}\n",
+		"source:\n  csv: {path: a.csv}\n  synthetic: {seed: 2}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// A hang is a finding too, but the fuzzer only reports crashes:
+		// crash the worker so that it saves the input.
+		watchdog := time.AfterFunc(parseDeadline, func() { panic(fmt.Sprintf("Parse took over %v on %q", parseDeadline, b)) })
+		defer watchdog.Stop()
+		c, err := Parse(b)
+		if err != nil {
+			if err.Error() == "" || !utf8.ValidString(err.Error()) && utf8.Valid(b) {
+				t.Fatalf("error %q is empty or garbles valid UTF-8 input", err)
+			}
+			if !reflect.DeepEqual(c, Config{}) {
+				t.Fatalf("refused input returned a configuration: %+v", c)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted configuration fails Validate: %v", err)
+		}
+		checkBounds(t, c)
+	})
+}
+
+// parseDeadline is far above what Parse takes on a file of a fuzzer's size
+// (well under a millisecond), so a slow machine cannot trip it.
+const parseDeadline = 10 * time.Second
+
+// checkBounds restates the bounds independently of Validate, so that a
+// change to one without the other fails here.
+func checkBounds(t *testing.T, c Config) {
+	t.Helper()
+	interval, timeout, stale := time.Duration(c.Interval), time.Duration(c.Timeout), time.Duration(c.StaleAfter)
+	if interval != 0 && (interval < time.Second || interval > time.Hour) {
+		t.Errorf("accepted interval %v", interval)
+	}
+	if timeout < 0 || (timeout > 0 && timeout < 100*time.Millisecond) || (interval > 0 && timeout > interval) || timeout > time.Hour {
+		t.Errorf("accepted timeout %v with interval %v", timeout, interval)
+	}
+	if stale < 0 || stale > 24*time.Hour || (stale > 0 && interval > 0 && stale <= interval) {
+		t.Errorf("accepted staleAfter %v with interval %v", stale, interval)
+	}
+	if age := time.Duration(c.MaxInputAge); age < 0 || age > time.Hour {
+		t.Errorf("accepted maxInputAge %v", age)
+	}
+	if math.IsNaN(c.MaxMissingFraction) || c.MaxMissingFraction <= 0 || c.MaxMissingFraction > 1 {
+		t.Errorf("accepted maxMissingFraction %v", c.MaxMissingFraction)
+	}
+	if n := c.Namespace; n == "" || len(n) > 63 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || n[0] == '-' || n[len(n)-1] == '-' {
+		t.Errorf("accepted namespace %q", n)
+	}
+	sources := 0
+	for _, set := range []bool{c.Source.Prometheus != nil, c.Source.CSV != nil, c.Source.Synthetic != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 {
+		t.Errorf("accepted %d sources", sources)
+	}
+	if c.Source.CSV != nil && c.Source.CSV.Path == "" {
+		t.Error("accepted an empty source.csv.path")
+	}
+	if p := c.Source.Prometheus; p != nil && (p.URL == "" || p.Timeout < 0) {
+		t.Errorf("accepted prometheus %+v", p)
+	}
+}
