@@ -296,7 +296,9 @@ func serviceFromSelector(sel labels.Selector, workload string) (string, error) {
 	for _, r := range reqs {
 		vals := r.Values().UnsortedList()
 		if r.Key() != LabelService || (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals && r.Operator() != selection.In) || len(vals) != 1 {
-			return "", fmt.Errorf("metric selector %q: only `service: <name>` (matchLabels) is supported for custom metrics", sel.String())
+			// A prefix: the selector may be kilobytes long, and the error is
+			// both logged and sent back.
+			return "", fmt.Errorf("metric selector %s: only `service: <name>` (matchLabels) is supported for custom metrics", quotePrefix(sel.String(), logPrefixBytes))
 		}
 		service = vals[0]
 	}

@@ -2,15 +2,19 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/authorization/path"
@@ -37,6 +42,26 @@ const (
 	DefaultSecurePort         = 6443
 	DefaultMetricsBindAddress = "127.0.0.1:8080"
 )
+
+// MaxRequestURIBytes bounds the request target (path and query, as sent) of
+// every request to the metrics APIs. The library parses labelSelector and
+// metricLabelSelector before authentication (the request-info filter decodes
+// list options) and again in the provider, and a 400 KB selector × 100
+// concurrent requests took the process to 1.3 GB; the API server's own limit
+// is its 1 MiB MaxHeaderBytes. 8 KiB is far beyond any real caller: an HPA or
+// KEDA selector is a handful of `key=value` or `key in (...)` requirements
+// (label keys are at most 317 bytes, values 63), Knative's is one
+// requirement, the longest path (custom metrics of a named Deployment) is
+// under 500 bytes, and many proxies in front of API servers (nginx, Apache)
+// already refuse request lines over 8 KiB.
+const MaxRequestURIBytes = 8 << 10
+
+// logPrefixBytes bounds how much of a refused request target the log quotes.
+const logPrefixBytes = 200
+
+// RejectReasonURITooLong is the reason label of a request refused for its
+// URI length.
+const RejectReasonURITooLong = "uri_too_long"
 
 // httpShutdownTimeout bounds how long the /metrics server waits for in-flight
 // scrapes when stopping.
@@ -240,11 +265,15 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	}
 	a.WithCustomMetrics(custom)
 
+	rejected, err := registerRejectedRequests(registry)
+	if err != nil {
+		return err
+	}
 	metricsListener, err := net.Listen("tcp", a.MetricsBindAddress)
 	if err != nil {
 		return fmt.Errorf("listening for /metrics on %s: %w", a.MetricsBindAddress, err)
 	}
-	apiServer, err := a.buildAPIServer()
+	apiServer, err := a.buildAPIServer(rejected)
 	if err != nil {
 		metricsListener.Close()
 		// Building binds the secure port; release it so a retry can bind again.
@@ -303,11 +332,21 @@ func (a *Adapter) podLister() (PodLister, error) {
 	}, nil
 }
 
-// buildAPIServer is AdapterBase.Server with the demo authorizer swapped in.
-func (a *Adapter) buildAPIServer() (*genericapiserver.GenericAPIServer, error) {
+// buildAPIServer is AdapterBase.Server with the demo authorizer swapped in
+// and oversized requests refused in front of the library's handler chain.
+func (a *Adapter) buildAPIServer(rejected *prometheus.CounterVec) (*genericapiserver.GenericAPIServer, error) {
 	cfg, err := a.Config()
 	if err != nil {
 		return nil, fmt.Errorf("configuring the external metrics API server: %w", err)
+	}
+	chain := cfg.GenericConfig.BuildHandlerChainFunc
+	if chain == nil {
+		chain = genericapiserver.DefaultBuildHandlerChain
+	}
+	cfg.GenericConfig.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
+		// Outermost: the chain's request-info filter already parses the
+		// selectors, before authentication.
+		return limitRequestURI(chain(apiHandler, c), MaxRequestURIBytes, rejected, a.log())
 	}
 	if a.Demo {
 		authz, err := demoAuthorizer(a.Authorization.AlwaysAllowGroups, a.Authorization.AlwaysAllowPaths)
@@ -365,4 +404,101 @@ func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	}
 	<-served // http.ErrServerClosed
 	return nil
+}
+
+// newRejectedRequestsCounter returns foresight_api_requests_rejected_total,
+// the requests the metrics APIs refused before handling them, by reason.
+// Run registers it on the registry it serves as /metrics.
+func newRejectedRequestsCounter() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "foresight_api_requests_rejected_total",
+		Help: "Requests to the external and custom metrics APIs refused before any parsing, by reason (uri_too_long: request target over the bound).",
+	}, []string{"reason"})
+	// Present at 0 from the start, so rate() and alerts see the series.
+	c.WithLabelValues(RejectReasonURITooLong)
+	return c
+}
+
+// registerRejectedRequests registers the counter on registry, reusing one
+// already there (a registry shared by two adapters in one process).
+func registerRejectedRequests(registry *prometheus.Registry) (*prometheus.CounterVec, error) {
+	c := newRejectedRequestsCounter()
+	err := registry.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing, nil
+		}
+	}
+	return nil, fmt.Errorf("registering foresight_api_requests_rejected_total: %w", err)
+}
+
+// limitRequestURI answers 414 with a short Status, before next parses
+// anything, to a request whose target (path and query as sent) is longer
+// than maxBytes, counting it in rejected (may be nil) and logging only a
+// prefix of it and its length.
+func limitRequestURI(next http.Handler, maxBytes int, rejected *prometheus.CounterVec, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uri := r.RequestURI
+		if uri == "" { // a request built in-process rather than read off the wire
+			uri = r.URL.RequestURI()
+		}
+		if len(uri) <= maxBytes {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if rejected != nil {
+			rejected.WithLabelValues(RejectReasonURITooLong).Inc()
+		}
+		log.Warn("refusing a request whose URI is too long (label selector?)",
+			"uri_prefix", truncate(uri, logPrefixBytes), "uri_bytes", len(uri), "max_bytes", maxBytes, "remote", r.RemoteAddr)
+		writeStatus(w, http.StatusRequestURITooLong, "RequestURITooLong", fmt.Sprintf(
+			"request URI is %d bytes, over Foresight's limit of %d: shorten the label selector (an HPA selects a service with matchLabels {service: <name>})",
+			len(uri), maxBytes))
+	})
+}
+
+// writeStatus answers with a Kubernetes Status object, the error body
+// clients of an aggregated API expect.
+func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, message string) {
+	status := metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure, Message: message, Reason: reason, Code: int32(code),
+	}
+	body, err := json.Marshal(status)
+	if err != nil { // cannot happen with these fields; still answer the code
+		body = []byte(`{"kind":"Status","apiVersion":"v1","status":"Failure"}`)
+	}
+	w.Header().Set("Content-Type", runtime.ContentTypeJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n')) // a write error means the client hung up
+}
+
+// quotePrefix quotes at most n bytes of s and says how long s was when it
+// had to cut: what errors show of an input that may be megabytes long.
+func quotePrefix(s string, n int) string {
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(truncate(s, n)), len(s))
+}
+
+// truncate returns a prefix of at most n bytes of s, never cut inside a rune
+// and made valid UTF-8, for logs that must not echo a whole hostile input.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "\uFFFD")
 }
