@@ -96,8 +96,13 @@ func FuzzDecide(f *testing.F) {
 		if queueing {
 			perPod = podRate // at 100 % busy: the queue needs even more
 		}
-		if load := d.PeakRequests * (1 + headroom) / perPod; load > float64(hi) && d.Replicas != hi {
+		load := d.PeakRequests * (1 + headroom) / perPod
+		if load > float64(hi) && d.Replicas != hi {
 			t.Fatalf("load of %v pods over max %d gave %+v, want max", load, hi, d)
+		}
+		// Never fewer pods than the load needs at full use, unless max.
+		if need := math.Min(math.Ceil(load), float64(hi)); float64(d.Replicas) < need {
+			t.Fatalf("load of %v pods gave %+v, want at least %v", load, d, need)
 		}
 	})
 }
