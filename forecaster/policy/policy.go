@@ -93,6 +93,42 @@ const (
 
 // Validate checks the configuration for the given services; errors name the field.
 func (c Config) Validate(services []string) error {
+	errs := c.settingErrors()
+	known := make(map[string]bool, len(services))
+	for _, s := range services {
+		known[s] = true
+		if c.capacity(s) <= 0 && !c.queueing(s) {
+			errs = append(errs, fmt.Errorf("policy.services.%s.capacityPerPod: not set and no policy.capacityPerPod default (req/s one pod serves), nor podRate and latencyP99", s))
+		}
+	}
+	for _, name := range c.serviceNames() {
+		if !known[name] {
+			errs = append(errs, fmt.Errorf("policy.services.%s: not a service of the model (services: %v)", name, services))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateSettings checks what does not depend on the model's services:
+// every bound, in the defaults and in each policy.services entry. A
+// configuration file is checked with it when it is read, before the model
+// is loaded; Validate checks the same and the services.
+func (c Config) ValidateSettings() error {
+	return errors.Join(c.settingErrors()...)
+}
+
+// serviceNames are the keys of c.Services, sorted for stable messages.
+func (c Config) serviceNames() []string {
+	names := make([]string, 0, len(c.Services))
+	for name := range c.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// settingErrors are ValidateSettings' errors.
+func (c Config) settingErrors() []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	// Comparisons are written so that NaN fails them: !(x >= lo) is true for NaN.
@@ -121,25 +157,10 @@ func (c Config) Validate(services []string) error {
 	if err := checkRate(c.CapacityPerPod); err != nil {
 		bad("policy.capacityPerPod: %v", err)
 	}
-	known := make(map[string]bool, len(services))
-	for _, s := range services {
-		known[s] = true
-		if c.capacity(s) <= 0 && !c.queueing(s) {
-			bad("policy.services.%s.capacityPerPod: not set and no policy.capacityPerPod default (req/s one pod serves), nor podRate and latencyP99", s)
-		}
-	}
-	names := make([]string, 0, len(c.Services))
-	for name := range c.Services {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if !known[name] {
-			bad("policy.services.%s: not a service of the model (services: %v)", name, services)
-		}
+	for _, name := range c.serviceNames() {
 		errs = append(errs, c.validateService(name)...)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // validateService checks one entry of policy.services.

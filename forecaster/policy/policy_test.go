@@ -311,3 +311,33 @@ func TestCeilInt64(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateSettings checks the bounds without the model's services: a
+// config file is checked with it when read, so it must not need capacities
+// for services it does not know yet.
+func TestValidateSettings(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"defaults without a capacity", func(*Config) {}, ""},
+		{"service with only a max", func(c *Config) { c.Services = map[string]ServiceConfig{"frontend": {MaxReplicas: 10}} }, ""},
+		{"capacity 1e-300", func(c *Config) { c.CapacityPerPod = 1e-300 }, "policy.capacityPerPod"},
+		{"lead time 100y", func(c *Config) { c.LeadTime = model.Duration(100 * 365 * 24 * time.Hour) }, "policy.leadTime"},
+		{"negative service max", func(c *Config) { c.Services = map[string]ServiceConfig{"frontend": {MaxReplicas: -3}} }, "policy.services.frontend.maxReplicas"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.ValidateSettings()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
