@@ -140,9 +140,10 @@ func Parse(b []byte) (Config, error) {
 	return c, nil
 }
 
-// Validate checks what can be checked without the model (the policy is
-// checked against the model's services when the model is loaded, and
-// staleAfter against the model's step when interval is 0).
+// Validate checks what can be checked without the model: every bound,
+// including the policy's (the policy is checked against the model's services
+// when the model is loaded, and staleAfter against the model's step when
+// interval is 0).
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -160,6 +161,11 @@ func (c Config) Validate() error {
 		bad("maxMissingFraction: must be in (0,1], got %v", c.MaxMissingFraction)
 	}
 	errs = append(errs, c.Source.validate()...)
+	// The policy's bounds do not need the model: refusing them here names
+	// the field before anything is loaded.
+	if err := c.Policy.ValidateSettings(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -175,9 +181,9 @@ func (c Config) validateTiming() []error {
 	}
 	switch {
 	case timeout < 0:
-		bad("timeout: must not be negative, got %v", timeout)
+		bad("timeout: must not be negative, got %v", c.Timeout)
 	case timeout != 0 && timeout < minTimeout:
-		bad("timeout: must be 0 (80%% of the interval) or at least %v, got %v", minTimeout, timeout)
+		bad("timeout: must be 0 (80%% of the interval) or at least %v, got %v", minTimeout, c.Timeout)
 	case interval > 0 && timeout > interval:
 		bad("timeout: %v is longer than the interval %v; cycles would overlap", c.Timeout, c.Interval)
 	case interval == 0 && timeout > maxInterval:
@@ -185,7 +191,7 @@ func (c Config) validateTiming() []error {
 	}
 	switch {
 	case stale < 0:
-		bad("staleAfter: must not be negative, got %v", stale)
+		bad("staleAfter: must not be negative, got %v", c.StaleAfter)
 	case stale > maxStaleAfter:
 		bad("staleAfter: must be at most %v, got %v", model.Duration(maxStaleAfter), c.StaleAfter)
 	case stale != 0 && interval > 0 && stale <= interval:
@@ -194,7 +200,7 @@ func (c Config) validateTiming() []error {
 		bad("staleAfter: %v must be longer than the interval %v, or no prediction would outlive its cycle", c.StaleAfter, c.Interval)
 	}
 	if age := time.Duration(c.MaxInputAge); age < 0 || age > maxInputAge {
-		bad("maxInputAge: must be 0 (automatic) or at most %v, got %v", model.Duration(maxInputAge), age)
+		bad("maxInputAge: must be 0 (automatic) or at most %v, got %v", model.Duration(maxInputAge), c.MaxInputAge)
 	}
 	return errs
 }
@@ -219,7 +225,7 @@ func (s SourceConfig) validate() []error {
 	if s.Synthetic != nil {
 		n++
 		if d := time.Duration(s.Synthetic.DayLength); d != 0 && (d < minDayLength || d > maxDayLength) {
-			bad("source.synthetic.dayLength: must be 0 (24h) or between %v and %v, got %v", model.Duration(minDayLength), model.Duration(maxDayLength), d)
+			bad("source.synthetic.dayLength: must be 0 (24h) or between %v and %v, got %v", model.Duration(minDayLength), model.Duration(maxDayLength), s.Synthetic.DayLength)
 		}
 	}
 	if n > 1 {
@@ -312,7 +318,7 @@ func walk(path string, v any, t reflect.Type) []error {
 	// The value fails as a whole: a wrong kind, a scalar its type refuses,
 	// or a check across its fields.
 	if path == "" {
-		return []error{plainMessage(err)}
+		return nil // the caller's own error has the file's line numbers
 	}
 	if t == reflect.TypeFor[model.Duration]() {
 		if s, ok := scalar(v); ok {

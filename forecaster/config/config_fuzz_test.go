@@ -31,8 +31,9 @@ func FuzzParse(f *testing.F) {
 		"interval: 30\n",
 		"policy:\n  leadTime: -1m\n",
 		"source:\n  prometheus: {url: 'http://127.0.0.1:9090', timeout: -1s}\n",
-		// Defect 2's policy, decoded here and refused with the model.
+		// Defect 2's policy.
 		"policy:\n  capacityPerPod: 1e-300\n",
+		"policy:\n  capacityPerPod: 10\n  maxReplicas: 100\n  services:\n    frontend: {podRate: 100, latencyP99: 100ms, maxReplicas: 50}\n",
 		// Shapes and types.
 		"- 1\n",
 		"policy: [1, 2\n",
@@ -63,6 +64,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("accepted configuration fails Validate: %v", err)
+		}
+		if err := c.Policy.ValidateSettings(); err != nil {
+			t.Fatalf("accepted policy fails ValidateSettings: %v", err)
 		}
 		checkBounds(t, c)
 	})
@@ -109,5 +113,24 @@ func checkBounds(t *testing.T, c Config) {
 	}
 	if p := c.Source.Prometheus; p != nil && (p.URL == "" || p.Timeout < 0) {
 		t.Errorf("accepted prometheus %+v", p)
+	}
+	pol := c.Policy
+	if pol.MinReplicas < 1 || pol.MaxReplicas < pol.MinReplicas || pol.MaxReplicas > 1_000_000 {
+		t.Errorf("accepted policy replicas [%d, %d]", pol.MinReplicas, pol.MaxReplicas)
+	}
+	if lead := time.Duration(pol.LeadTime); lead <= 0 || lead > 24*time.Hour {
+		t.Errorf("accepted policy.leadTime %v", lead)
+	}
+	rates := []float64{pol.CapacityPerPod}
+	for name, sc := range pol.Services {
+		rates = append(rates, sc.CapacityPerPod, sc.PodRate)
+		if sc.MinReplicas < 0 || sc.MaxReplicas < 0 || sc.MaxReplicas > 1_000_000 {
+			t.Errorf("accepted policy.services.%s replicas [%d, %d]", name, sc.MinReplicas, sc.MaxReplicas)
+		}
+	}
+	for _, r := range rates {
+		if r != 0 && !(r >= 1e-6 && r <= 1e9) {
+			t.Errorf("accepted a request rate of %v", r)
+		}
 	}
 }

@@ -141,6 +141,10 @@ func TestParseNamesTheField(t *testing.T) {
 		{"model with a newline", "model: \"a\\nb\"\n", "model: "},
 		{"dayLength too short", "source:\n  synthetic: {dayLength: 1s}\n", "source.synthetic.dayLength: must be 0 (24h) or between 1m and"},
 		{"prometheus url", "source:\n  prometheus: {url: 'not a url'}\n", "source.prometheus.url"},
+		// The policy's bounds are checked at load, before the model.
+		{"negative per-service maxReplicas", "policy:\n  services:\n    frontend: {maxReplicas: -3}\n", "policy.services.frontend.maxReplicas"},
+		{"leadTime 100y", "policy:\n  leadTime: 100y\n", "policy.leadTime: must be at most 1d, got 100y"},
+		{"capacityPerPod 1e-300", "policy:\n  capacityPerPod: 1e-300\n", "policy.capacityPerPod: must be a request rate between 1e-06 and 1e+09 req/s, got 1e-300"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
