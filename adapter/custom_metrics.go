@@ -284,36 +284,72 @@ func (p *CustomMetricsProvider) prediction(namespace, service string) (snapshot.
 }
 
 // serviceFromSelector reads `service=<name>` from an HPA's metric selector,
-// defaulting to the workload's name. Any other requirement is refused: the
-// custom metric has exactly one value per workload, so a selector that could
-// filter it out or pick between services would be ambiguous.
+// defaulting to the workload's name. Any other requirement is refused, and
+// so are two different names: the custom metric has exactly one value per
+// workload, so a selector that could filter it out or pick between services
+// would be ambiguous.
 func serviceFromSelector(sel labels.Selector, workload string) (string, error) {
 	if sel == nil || sel.Empty() {
 		return workload, nil
 	}
 	reqs, _ := sel.Requirements()
-	service := workload
+	service, named := workload, false
 	for _, r := range reqs {
 		vals := r.Values().UnsortedList()
-		if r.Key() != LabelService || (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals && r.Operator() != selection.In) || len(vals) != 1 {
+		if r.Key() != LabelService || (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals && r.Operator() != selection.In) || len(vals) != 1 ||
+			(named && vals[0] != service) {
 			// A prefix: the selector may be kilobytes long, and the error is
 			// both logged and sent back.
 			return "", fmt.Errorf("metric selector %s: only `service: <name>` (matchLabels) is supported for custom metrics", quotePrefix(sel.String(), logPrefixBytes))
 		}
-		service = vals[0]
+		service, named = vals[0], true
 	}
 	return service, nil
 }
 
 // labelSelector echoes the request's metric selector in the answer, as the
-// API expects; nil when it selected everything.
+// API expects; nil when it selected everything. It is built from the
+// requirements rather than by re-parsing sel.String(): that round trip
+// drops `!=` and `notin` and keeps only the last of two `key=value`
+// requirements on one key, echoing a selector that selects something else.
 func labelSelector(sel labels.Selector) *metav1.LabelSelector {
 	if sel == nil || sel.Empty() {
 		return nil
 	}
-	ls, err := metav1.ParseToLabelSelector(sel.String())
-	if err != nil {
-		return nil
+	reqs, _ := sel.Requirements()
+	perKey := make(map[string]int, len(reqs))
+	for _, r := range reqs {
+		perKey[r.Key()]++
 	}
-	return ls
+	out := &metav1.LabelSelector{}
+	for _, r := range reqs {
+		values := r.Values().List()
+		var op metav1.LabelSelectorOperator
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals:
+			if perKey[r.Key()] == 1 {
+				if out.MatchLabels == nil {
+					out.MatchLabels = map[string]string{}
+				}
+				out.MatchLabels[r.Key()] = values[0]
+				continue
+			}
+			op = metav1.LabelSelectorOpIn
+		case selection.In:
+			op = metav1.LabelSelectorOpIn
+		case selection.NotEquals, selection.NotIn:
+			op = metav1.LabelSelectorOpNotIn
+		case selection.Exists:
+			op, values = metav1.LabelSelectorOpExists, nil
+		case selection.DoesNotExist:
+			op, values = metav1.LabelSelectorOpDoesNotExist, nil
+		default:
+			// gt and lt have no LabelSelector form. They compare integers,
+			// and no label Foresight serves is one, so such a selector
+			// matches no item and is never echoed.
+			return nil
+		}
+		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{Key: r.Key(), Operator: op, Values: values})
+	}
+	return out
 }
