@@ -43,7 +43,7 @@ func FuzzSelector(f *testing.F) {
 		"service=\x00", "service=fr\xffontend", "service gt 3", "service>1", "a b c",
 		strings.Repeat("a", 64) + "=" + strings.Repeat("b", 64),
 		"service in (" + strings.Repeat("x,", 5000) + "frontend)", // over the URI bound once escaped
-		hugeSelector(400 << 10), // the 400 KB selector
+		hugeSelector(400 << 10),                                   // the 400 KB selector
 	} {
 		f.Add(s)
 	}
