@@ -20,6 +20,7 @@ import (
 	"sync"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -59,6 +60,17 @@ func DefaultQueries() map[Feature]string {
 // not say otherwise: well inside the 30 s forecasting period.
 const DefaultPrometheusTimeout = 10 * time.Second
 
+// DefaultMaxResponseBytes bounds one query's answer when the configuration
+// does not say otherwise. A forecast window of 500 services is well under
+// 1 MiB of JSON; decoding costs roughly 15 times the body in memory, and up to
+// five features are fetched at once, so 8 MiB keeps the worst case inside the
+// shipped Deployment's 256Mi limit.
+const DefaultMaxResponseBytes = 8 << 20
+
+// maxResponseBytesLimit is the largest maxResponseBytes a user may set: far
+// beyond any forecast window, enough for a training history fetch.
+const maxResponseBytesLimit = 1 << 30
+
 // maxPointsPerSeries is the Prometheus server's own limit for a range query;
 // checking it here turns a server-side 400 into a clear error about the query.
 const maxPointsPerSeries = 11000
@@ -84,6 +96,11 @@ type PrometheusConfig struct {
 	// Timeout bounds each range query (0 means DefaultPrometheusTimeout). It is
 	// also sent to Prometheus so the server stops evaluating a query we gave up on.
 	Timeout model.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxResponseBytes bounds the size of one query's answer (after
+	// decompression); a larger answer is refused as a bad response before it
+	// is decoded, so a runaway query or a misbehaving proxy cannot exhaust
+	// memory. 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64 `yaml:"maxResponseBytes,omitempty" json:"maxResponseBytes,omitempty"`
 	// Queries overrides the PromQL template of some features; the others use
 	// DefaultQueries. A template is a Go text/template evaluated with
 	// .Namespace, and must return one series per service, each carrying a
@@ -96,8 +113,9 @@ type PrometheusConfig struct {
 // are applied: Prometheus' default HTTP client settings and the default timeout.
 func DefaultPrometheusConfig() PrometheusConfig {
 	return PrometheusConfig{
-		HTTP:    config.DefaultHTTPClientConfig,
-		Timeout: model.Duration(DefaultPrometheusTimeout),
+		HTTP:             config.DefaultHTTPClientConfig,
+		Timeout:          model.Duration(DefaultPrometheusTimeout),
+		MaxResponseBytes: DefaultMaxResponseBytes,
 	}
 }
 
@@ -150,6 +168,12 @@ func (c PrometheusConfig) Validate() error {
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("timeout %v: must not be negative", c.Timeout)
+	}
+	if c.Timeout > model.Duration(time.Hour) {
+		return fmt.Errorf("timeout %v: at most 1h", c.Timeout)
+	}
+	if c.MaxResponseBytes < 0 || c.MaxResponseBytes > maxResponseBytesLimit || (c.MaxResponseBytes > 0 && c.MaxResponseBytes < 1024) {
+		return fmt.Errorf("maxResponseBytes %d: must be 0 (default %d) or between 1024 and %d", c.MaxResponseBytes, DefaultMaxResponseBytes, maxResponseBytesLimit)
 	}
 	for f, text := range c.Queries {
 		if _, err := ParseFeature(string(f)); err != nil {
@@ -215,6 +239,11 @@ func NewPrometheus(cfg PrometheusConfig, logger *slog.Logger) (*Prometheus, erro
 	if cfg.Tenant != "" {
 		client.Transport = &tenantRoundTripper{tenant: cfg.Tenant, next: client.Transport}
 	}
+	maxBytes := cfg.MaxResponseBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxResponseBytes
+	}
+	client.Transport = &limitBodyRoundTripper{limit: maxBytes, next: client.Transport}
 	apiClient, err := api.NewClient(api.Config{Address: cfg.URL, Client: client})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus source: client for %s: %w", cfg.URL, err)
@@ -354,6 +383,12 @@ func (p *Prometheus) fetchFeature(ctx context.Context, f Feature, query string, 
 		}
 		return nil, &FetchError{Kind: classifyPrometheusError(err), Feature: f, Err: fmt.Errorf("query %q: %w", query, err)}
 	}
+	if value == nil {
+		// HTTP 200 with `{}`, `null` or no data field: a proxy or a broken
+		// backend, not "no series" (that is an empty matrix).
+		return nil, &FetchError{Kind: ErrBadData, Feature: f,
+			Err: fmt.Errorf("query %q: the answer has no result (status success without data)", query)}
+	}
 	matrix, ok := value.(model.Matrix)
 	if !ok {
 		return nil, &FetchError{Kind: ErrBadData, Feature: f,
@@ -368,20 +403,23 @@ func (p *Prometheus) convertMatrix(ctx context.Context, f Feature, query string,
 	seen := make(map[string]bool, len(matrix))
 	var ignored []string
 	for _, stream := range matrix {
+		if stream == nil {
+			return nil, &FetchError{Kind: ErrBadData, Feature: f, Err: fmt.Errorf("query %q: the result holds a null series", query)}
+		}
 		service, ok := stream.Metric[serviceLabel]
 		if !ok || service == "" {
 			return nil, &FetchError{Kind: ErrBadData, Feature: f,
-				Err: fmt.Errorf("query %q: series %v has no %q label; aggregate with `by (service)` or label_replace", query, stream.Metric, serviceLabel)}
+				Err: fmt.Errorf("query %q: series %s has no %q label; aggregate with `by (service)` or label_replace", query, truncate(stream.Metric.String(), maxLoggedLabels), serviceLabel)}
 		}
 		name := string(service)
 		if seen[name] {
 			return nil, &FetchError{Kind: ErrBadData, Feature: f,
-				Err: fmt.Errorf("query %q: more than one series for service %q (e.g. %v); aggregate with `by (service)`", query, name, stream.Metric)}
+				Err: fmt.Errorf("query %q: more than one series for service %q (e.g. %s); aggregate with `by (service)`", query, truncate(name, maxLoggedLabels), truncate(stream.Metric.String(), maxLoggedLabels))}
 		}
 		seen[name] = true
 		if len(stream.Histograms) > 0 {
 			return nil, &FetchError{Kind: ErrBadData, Feature: f,
-				Err: fmt.Errorf("query %q: service %q returned native histogram samples, want floats", query, name)}
+				Err: fmt.Errorf("query %q: service %q returned native histogram samples, want floats", query, truncate(name, maxLoggedLabels))}
 		}
 		if !wanted[name] {
 			ignored = append(ignored, name)
@@ -415,6 +453,9 @@ func (p *Prometheus) convertMatrix(ctx context.Context, f Feature, query string,
 // classifyPrometheusError maps a client error to the kind counted in
 // source_errors_total.
 func classifyPrometheusError(err error) ErrorKind {
+	if errors.Is(err, errResponseTooLarge) {
+		return ErrBadResponse
+	}
 	var apiErr *v1.Error
 	if errors.As(err, &apiErr) {
 		errType := apiErr.Type
@@ -488,13 +529,85 @@ func apiErrorMessage(err error) string {
 	if body, ok := parseErrorBody(apiErr); ok {
 		return body.Error
 	}
-	const maxDetail = 200 // a proxy's HTML error page need not be logged whole
-	detail := strings.TrimSpace(apiErr.Detail)
-	if len(detail) > maxDetail {
-		detail = detail[:maxDetail] + "…"
-	}
-	return detail
+	// A proxy's HTML error page need not be logged whole.
+	return truncate(strings.TrimSpace(apiErr.Detail), 200)
 }
+
+// maxLoggedLabels bounds how much of a label set or label value goes into an
+// error: a runaway query can return series with kilobytes of labels.
+const maxLoggedLabels = 200
+
+// truncate returns s cut to at most n bytes (on a rune boundary), saying how
+// long it was.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+}
+
+// errResponseTooLarge is returned while reading an answer larger than the
+// configured maxResponseBytes.
+var errResponseTooLarge = errors.New("response too large")
+
+// limitBodyRoundTripper refuses answers larger than limit: by Content-Length
+// before reading, and by counting while the client reads a body of unknown
+// length. Without it a runaway query (hundreds of thousands of series) is
+// read and decoded whole, and decoding cannot be cancelled.
+type limitBodyRoundTripper struct {
+	limit int64
+	next  http.RoundTripper
+}
+
+func (rt *limitBodyRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > rt.limit {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: Content-Length %d is more than source.prometheus.maxResponseBytes (%d)", errResponseTooLarge, resp.ContentLength, rt.limit)
+	}
+	resp.Body = &limitedBody{body: resp.Body, remaining: rt.limit, limit: rt.limit}
+	return resp, nil
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the transport.
+func (rt *limitBodyRoundTripper) CloseIdleConnections() {
+	if c, ok := rt.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// limitedBody reads at most limit bytes and fails, instead of returning EOF,
+// on the first byte beyond it.
+type limitedBody struct {
+	body      io.ReadCloser
+	remaining int64
+	limit     int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.remaining < 0 {
+		return 0, fmt.Errorf("%w: more than source.prometheus.maxResponseBytes (%d)", errResponseTooLarge, b.limit)
+	}
+	// Read one byte past the limit so an answer of exactly limit bytes passes.
+	if int64(len(p)) > b.remaining+1 {
+		p = p[:b.remaining+1]
+	}
+	n, err := b.body.Read(p)
+	b.remaining -= int64(n)
+	if b.remaining < 0 {
+		return n, fmt.Errorf("%w: more than source.prometheus.maxResponseBytes (%d)", errResponseTooLarge, b.limit)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.body.Close() }
 
 // tenantRoundTripper adds the tenant header to every request.
 type tenantRoundTripper struct {
