@@ -38,6 +38,19 @@ const (
 	HeldBadForecast = "bad_forecast"
 	HeldModelError  = "model_error"
 	HeldTimeout     = "timeout"
+	// HeldStaleInput: the newest real sample of a feature replicas are sized
+	// from is older than MaxInputAge, so a forecast would be about the past.
+	HeldStaleInput = "stale_input"
+)
+
+// Bounds of the loop's timing, checked by New.
+const (
+	// MinInterval keeps a misconfigured loop from sending thousands of
+	// queries a second to the metrics backend.
+	MinInterval = time.Second
+	// DefaultMaxInputAge is the default bound on input staleness; it is
+	// raised to two model steps for models with a long step.
+	DefaultMaxInputAge = 2 * time.Minute
 )
 
 const (
@@ -62,13 +75,19 @@ type Options struct {
 	// cycles fail; after that the service is not published at all and the
 	// HPA holds its current replicas. Default 5m.
 	StaleAfter time.Duration
-	// MaxMissingFraction is the largest share of a service's window (in any
-	// feature) that may be imputed before its forecast is not trusted.
-	// Default 0.5.
+	// MaxMissingFraction is the largest share of a service's window (in a
+	// feature replicas are sized from: requests, CPU) that may be imputed
+	// before its forecast is not trusted. Default 0.5. Other features
+	// (latency, memory, replicas) are filled and counted but never block a
+	// forecast: an idle service has no latency series at all.
 	MaxMissingFraction float64
-	Registerer         prometheus.Registerer
-	Logger             *slog.Logger
-	Now                func() time.Time
+	// MaxInputAge is how old the newest real sample of a sizing feature may
+	// be before the service is held as stale_input. Default: the larger of
+	// DefaultMaxInputAge and two model steps.
+	MaxInputAge time.Duration
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// Budgeter, if set, fits the published replicas into shared budgets.
 	Budgeter *budget.Budgeter
 }
@@ -87,8 +106,14 @@ type Forecaster struct {
 	sizeRequests, pointRequests model.Output
 	sizeCPU                     *model.Output
 	accuracy                    *accuracy
-	readyMu                     sync.RWMutex
-	readyErr                    error
+	// primary are the window indices of the features replicas are sized
+	// from; only their gaps and staleness hold a forecast.
+	primary []int
+	readyMu sync.RWMutex
+	// lastFresh is when a cycle last produced a fresh prediction; lastErr
+	// the last cycle's failure, for /readyz.
+	lastFresh time.Time
+	lastErr   error
 }
 
 // New checks the options and registers the loop's metrics.
@@ -124,6 +149,12 @@ func New(opts Options) (*Forecaster, error) {
 	if opts.MaxMissingFraction <= 0 {
 		opts.MaxMissingFraction = 0.5
 	}
+	if opts.MaxInputAge <= 0 {
+		opts.MaxInputAge = max(DefaultMaxInputAge, 2*step)
+	}
+	if err := checkTiming(opts, step, m.Horizon); err != nil {
+		return nil, fmt.Errorf("forecaster: %w", err)
+	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
@@ -145,25 +176,67 @@ func New(opts Options) (*Forecaster, error) {
 		o := sizingOutput(m, source.CPU, opts.Policy.Quantile, log)
 		sizeCPU = &o
 	}
+	spec := window.SpecFor(m)
+	var primary []int
+	for i, feat := range spec.Features {
+		if feat == source.Requests || feat == source.CPU {
+			primary = append(primary, i)
+		}
+	}
 	return &Forecaster{
 		opts:          opts,
+		primary:       primary,
 		sizeRequests:  sizeRequests,
 		pointRequests: pointRequests,
 		sizeCPU:       sizeCPU,
 		accuracy:      newAccuracy(step, m.Horizon, AccuracyWindow, met, log),
-		spec:          window.SpecFor(m),
+		spec:          spec,
 		metrics:       met,
 		log:           log,
 		lastGood:      make(map[string]snapshot.Prediction),
-		readyErr:      errors.New("no forecast cycle has completed yet"),
 	}, nil
 }
 
-// Ready returns nil once a cycle has produced a fresh prediction.
+// checkTiming refuses loop settings under which nothing useful could ever be
+// published, instead of running and staying silent.
+func checkTiming(o Options, step time.Duration, horizon int) error {
+	var errs []error
+	if o.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("interval %v: must be at least %v (each cycle queries the metrics backend)", o.Interval, MinInterval))
+	}
+	if o.Timeout > o.Interval {
+		errs = append(errs, fmt.Errorf("timeout %v: longer than the interval %v; cycles would overlap", o.Timeout, o.Interval))
+	}
+	if o.StaleAfter <= o.Interval {
+		errs = append(errs, fmt.Errorf("staleAfter %v: must be longer than the interval %v, or every prediction expires before the next cycle replaces it and nothing is ever served", o.StaleAfter, o.Interval))
+	}
+	if o.MaxInputAge < step {
+		errs = append(errs, fmt.Errorf("maxInputAge %v: must be at least the model's step %v", o.MaxInputAge, step))
+	}
+	if reach := time.Duration(horizon) * step; time.Duration(o.Policy.LeadTime) > reach {
+		errs = append(errs, fmt.Errorf("policy.leadTime %v: beyond what the model forecasts (%d steps of %v = %v); lower it or use a model with a longer horizon", o.Policy.LeadTime, horizon, step, reach))
+	}
+	return errors.Join(errs...)
+}
+
+// Ready returns nil while the loop serves something: a cycle produced a fresh
+// prediction within StaleAfter. Before the first good cycle, and once every
+// service's prediction has expired, it says why not.
 func (f *Forecaster) Ready() error {
 	f.readyMu.RLock()
 	defer f.readyMu.RUnlock()
-	return f.readyErr
+	reason := "no cycle has run yet"
+	if f.lastErr != nil {
+		reason = "last cycle: " + truncate(f.lastErr.Error(), 300)
+	}
+	if f.lastFresh.IsZero() {
+		return fmt.Errorf("no fresh forecast yet (%s)", reason)
+	}
+	if now := f.opts.Now(); now.Sub(f.lastFresh) > f.opts.StaleAfter {
+		return fmt.Errorf("no fresh forecast for %v, longer than staleAfter %v: nothing is served (%s)",
+			now.Sub(f.lastFresh).Round(time.Second), f.opts.StaleAfter, reason)
+	}
+	return nil
 }
 
 // Run cycles every Interval until ctx is cancelled. A failed cycle is logged
@@ -220,15 +293,16 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 		result = resultDegraded
 	}
 	f.metrics.cycles.WithLabelValues(result).Inc()
-	if len(fresh) > 0 {
-		f.metrics.lastSuccess.SetToCurrentTime()
-		f.readyMu.Lock()
-		f.readyErr = nil
-		f.readyMu.Unlock()
-	}
 	if err == nil && len(fresh) == 0 {
 		err = fmt.Errorf("no service had enough data for a forecast (held: %v)", held)
 	}
+	f.readyMu.Lock()
+	if len(fresh) > 0 {
+		f.metrics.lastSuccess.SetToCurrentTime()
+		f.lastFresh = now
+	}
+	f.lastErr = err
+	f.readyMu.Unlock()
 	return snap, err
 }
 
@@ -259,15 +333,21 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}
 	}
 	reasons := make(map[string]string)
+	clipped := make(map[string]bool)
 	for n, svc := range m.Services {
 		for fi, feat := range f.spec.Features {
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "carried").Set(float64(win.Carried[fi][n]))
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "imputed").Set(float64(win.Imputed[fi][n]))
+			if c := win.Clipped[fi][n]; c > 0 {
+				clipped[svc] = true
+				f.metrics.inputOutOfRange.WithLabelValues(svc, string(feat)).Add(float64(c))
+				f.log.Warn("input far outside anything seen in training; clipped for this service only (check the exporter or query)",
+					"service", svc, "feature", feat, "steps", c, "latest", win.Latest(fi, n))
+			}
 		}
-		if frac := win.MissingFraction(n); frac > f.opts.MaxMissingFraction {
-			reasons[svc] = HeldMissingData
-			f.log.Warn("not enough data for a forecast; holding last good prediction",
-				"service", svc, "missingFraction", frac, "limit", f.opts.MaxMissingFraction)
+		if reason, attrs := f.unusable(win, n, end); reason != "" {
+			reasons[svc] = reason
+			f.log.Warn("input unusable for a forecast; holding last good prediction", append([]any{"service", svc, "reason", reason}, attrs...)...)
 		}
 	}
 	if len(reasons) == len(m.Services) {
@@ -330,13 +410,54 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			ObservedReplicas:  latestObserved(win, source.Replicas, n),
 			ComputedAt:        now,
 			ExpiresAt:         now.Add(f.opts.StaleAfter),
+			InputAt:           f.inputAt(win, n),
 		}
 		p.PeakMemoryPerPodBytes = peakMemoryPerPod(win, n)
+		if clipped[svc] {
+			// The load numbers come from clipped input: only the replica
+			// count (at the policy's bound) means something. NaN is never
+			// published, so consumers see no made-up rate.
+			p.PredictedRequests, p.PredictedCPUCores, p.RequestsByStep = math.NaN(), math.NaN(), nil
+		}
+		if dec.Limited == "max" {
+			f.log.Warn("forecast load needs more than maxReplicas; publishing maxReplicas", "service", svc,
+				"replicas", dec.Replicas, "peakRequests", dec.PeakRequests, "inputClipped", clipped[svc])
+		}
 		fresh[svc] = p
 		f.log.Debug("prediction", "service", svc, "replicas", dec.Replicas, "rawReplicas", dec.Raw,
 			"limitedBy", dec.Limited, "peakRequests", dec.PeakRequests, "cpuCores", cpuPeak)
 	}
 	return fresh, reasons, nil
+}
+
+// unusable says why service n's window must not be forecast from, or "".
+// Only the features replicas are sized from count: an idle service has no
+// latency series, and that must not stop it from scaling down.
+func (f *Forecaster) unusable(win *window.Window, n int, end time.Time) (string, []any) {
+	for _, fi := range f.primary {
+		last := win.LastSample[fi][n]
+		if !last.IsZero() && end.Sub(last) > f.opts.MaxInputAge {
+			return HeldStaleInput, []any{"feature", f.spec.Features[fi], "newestSample", last, "maxInputAge", f.opts.MaxInputAge}
+		}
+	}
+	for _, fi := range f.primary {
+		if frac := win.FeatureMissingFraction(fi, n); frac > f.opts.MaxMissingFraction {
+			return HeldMissingData, []any{"feature", f.spec.Features[fi], "missingFraction", frac, "limit", f.opts.MaxMissingFraction}
+		}
+	}
+	return "", nil
+}
+
+// inputAt is the newest real sample time of the stalest sizing feature.
+func (f *Forecaster) inputAt(win *window.Window, n int) time.Time {
+	var at time.Time
+	for _, fi := range f.primary {
+		last := win.LastSample[fi][n]
+		if !last.IsZero() && (at.IsZero() || last.Before(at)) {
+			at = last
+		}
+	}
+	return at
 }
 
 // latestObserved is the window's latest value of feat for service n, or NaN
@@ -416,6 +537,9 @@ func (f *Forecaster) denormalised(outputs map[string][]float64, out model.Output
 func (f *Forecaster) publish(ctx context.Context, now time.Time, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
 	m := f.opts.Manifest
 	snap := &snapshot.Snapshot{CreatedAt: now, Model: m.Name, Step: time.Duration(m.Step)}
+	unpublished := func(svc, reason string, since time.Time) {
+		snap.Unpublished = append(snap.Unpublished, snapshot.Unpublished{Namespace: f.opts.Namespace, Service: svc, Reason: reason, Since: since})
+	}
 	for _, svc := range m.Services {
 		if p, ok := fresh[svc]; ok {
 			f.lastGood[svc] = p
@@ -428,9 +552,11 @@ func (f *Forecaster) publish(ctx context.Context, now time.Time, fresh map[strin
 		switch {
 		case !ok:
 			f.log.Warn("no prediction published for service: no good forecast yet", "service", svc, "reason", reason)
+			unpublished(svc, reason, time.Time{})
 		case !now.Before(last.ExpiresAt):
 			f.log.Warn("last good prediction expired; publishing nothing for service so the HPA holds its replicas",
 				"service", svc, "reason", reason, "computedAt", last.ComputedAt)
+			unpublished(svc, reason, last.ExpiresAt)
 		default:
 			last.HeldReason = reason
 			snap.Predictions = append(snap.Predictions, last)
@@ -481,6 +607,14 @@ func column(values []float64, n, width int) []float64 {
 		out = append(out, values[i])
 	}
 	return out
+}
+
+// truncate cuts s to at most n bytes for a log line or status message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func clampNonNegative(values []float64) []float64 {

@@ -14,6 +14,7 @@ type metrics struct {
 	sourceErrors      *prometheus.CounterVec
 	held              *prometheus.CounterVec
 	imputed           *prometheus.GaugeVec
+	inputOutOfRange   *prometheus.CounterVec
 	lastSuccess       prometheus.Gauge
 	modelInfo         *prometheus.GaugeVec
 	// Forecast accuracy, kept by accuracy.go.
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_window_imputed_samples",
 			Help: "Samples of the last input window that were missing and filled, by service, feature and method: carried (from a sample within the 5m lookback, as Prometheus itself does) or imputed (no recent sample; counts towards holding the forecast).",
 		}, []string{"service", "feature", "method"}),
+		inputOutOfRange: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_input_out_of_range_total",
+			Help: "Input samples beyond a million training standard deviations (a broken exporter or query), clipped before the model so they cannot overflow it; by service and feature.",
+		}, []string{"service", "feature"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "foresight_last_success_timestamp_seconds",
 			Help: "Unix time of the last cycle that produced at least one fresh prediction.",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Request-rate forecasts scored against the rate later observed, by service and step ahead.",
 		}, []string{"service", "step"}),
 	}
-	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.lastSuccess, m.modelInfo,
+	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.inputOutOfRange, m.lastSuccess, m.modelInfo,
 		m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -38,6 +38,12 @@ type Prediction struct {
 	// stale and no publisher may serve them.
 	ComputedAt time.Time
 	ExpiresAt  time.Time
+	// InputAt is the time of the newest real sample the forecast started
+	// from (the stalest of the features replicas are sized from); zero when
+	// unknown. The age of what is served is measured from it, not from
+	// ComputedAt: a forecast computed now from data eight minutes old is not
+	// fresh.
+	InputAt time.Time
 	// HeldReason is empty for a fresh prediction; otherwise it says why the
 	// last good values are being held instead (e.g. "missing_data").
 	HeldReason string
@@ -49,6 +55,23 @@ type Snapshot struct {
 	Model       string
 	Step        time.Duration
 	Predictions []Prediction
+	// Unpublished lists the model's services for which nothing is served:
+	// no good forecast yet, or the last one expired. They stay visible (on
+	// /metrics) with the reason, so an alert on a held service keeps firing
+	// after staleAfter instead of going quiet.
+	Unpublished []Unpublished
+}
+
+// Unpublished is a service Foresight knows but serves nothing for.
+type Unpublished struct {
+	Namespace string
+	Service   string
+	// Reason is why its forecast failed (a held reason such as
+	// "source_error").
+	Reason string
+	// Since is when the last good prediction expired; zero when there never
+	// was one.
+	Since time.Time
 }
 
 // Fresh returns the predictions that have not expired at now, in namespace

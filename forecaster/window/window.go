@@ -78,7 +78,22 @@ type Window struct {
 	// was filled with the training mean: a forecast for that service would
 	// be a guess.
 	NoData [][]bool
+	// Clipped[f][n] counts the steps whose normalised value lay beyond
+	// ±MaxAbsInput and was clipped to it.
+	Clipped [][]int
+	// LastSample[f][n] is the time of the newest usable sample at or before
+	// End (zero when there was none): how fresh the input really is, which
+	// carried and filled steps hide.
+	LastSample [][]time.Time
 }
+
+// MaxAbsInput bounds a normalised input: a million training standard
+// deviations is far beyond any real load change, yet small enough that the
+// model's float32 arithmetic stays finite. A sample beyond it (a broken
+// exporter reporting 1e41 req/s) is clipped, so it cannot overflow the model
+// and turn every other service's forecast into NaN; the caller is told
+// through Clipped.
+const MaxAbsInput = 1e6
 
 // Build aligns data to the steps of the window ending at end, fills gaps and
 // normalises. Gap filling, in order: the latest sample at or before the step
@@ -91,14 +106,16 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 	}
 	nF, nT, nN := len(spec.Features), spec.Length, len(spec.Services)
 	w := &Window{
-		End:      end,
-		Spec:     spec,
-		Values:   make([][][]float64, nF),
-		Observed: make([][][]bool, nF),
-		Input:    make([]float64, nF*nT*nN),
-		Carried:  make([][]int, nF),
-		Imputed:  make([][]int, nF),
-		NoData:   make([][]bool, nF),
+		End:        end,
+		Spec:       spec,
+		Values:     make([][][]float64, nF),
+		Observed:   make([][][]bool, nF),
+		Input:      make([]float64, nF*nT*nN),
+		Carried:    make([][]int, nF),
+		Imputed:    make([][]int, nF),
+		NoData:     make([][]bool, nF),
+		Clipped:    make([][]int, nF),
+		LastSample: make([][]time.Time, nF),
 	}
 	steps := make([]time.Time, nT)
 	for t := range nT {
@@ -115,8 +132,11 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 		w.Carried[f] = make([]int, nN)
 		w.Imputed[f] = make([]int, nN)
 		w.NoData[f] = make([]bool, nN)
+		w.Clipped[f] = make([]int, nN)
+		w.LastSample[f] = make([]time.Time, nN)
 		for n, svc := range spec.Services {
 			col, own, carried, imputed, ok := alignSeries(data[feat][svc], steps, spec.Step, spec.MaxCarry)
+			w.LastSample[f][n] = lastUsable(data[feat][svc], end)
 			if !ok {
 				w.NoData[f][n] = true
 				carried, imputed = 0, nT
@@ -128,7 +148,12 @@ func Build(spec Spec, data source.Data, end time.Time) (*Window, error) {
 			for t, v := range col {
 				w.Values[f][t][n] = v
 				w.Observed[f][t][n] = own[t]
-				w.Input[(f*nT+t)*nN+n] = (v - st.Mean[n]) / st.Std[n]
+				z := (v - st.Mean[n]) / st.Std[n]
+				if math.Abs(z) > MaxAbsInput {
+					z = math.Copysign(MaxAbsInput, z)
+					w.Clipped[f][n]++
+				}
+				w.Input[(f*nT+t)*nN+n] = z
 			}
 		}
 	}
@@ -196,6 +221,17 @@ func alignSeries(samples []source.Sample, steps []time.Time, step, maxCarry time
 
 func isUsable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+// lastUsable is the time of the newest usable sample at or before end.
+// Samples after end (a clock running ahead) do not make the input fresher.
+func lastUsable(samples []source.Sample, end time.Time) time.Time {
+	for i := len(samples) - 1; i >= 0; i-- {
+		if !samples[i].Time.After(end) && isUsable(samples[i].Value) {
+			return samples[i].Time
+		}
+	}
+	return time.Time{}
+}
+
 func (s Spec) validate() error {
 	switch {
 	case len(s.Services) == 0:
@@ -229,6 +265,14 @@ func (w *Window) MissingFraction(n int) float64 {
 		worst = math.Max(worst, frac)
 	}
 	return worst
+}
+
+// FeatureMissingFraction is MissingFraction for feature f alone.
+func (w *Window) FeatureMissingFraction(f, n int) float64 {
+	if w.NoData[f][n] {
+		return 1
+	}
+	return float64(w.Imputed[f][n]) / float64(w.Spec.Length)
 }
 
 // Latest returns the newest (aligned, possibly imputed) value of feature f for service n.
