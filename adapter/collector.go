@@ -34,12 +34,19 @@ var (
 		"Latest replica count the forecast started from.",
 		[]string{"namespace", "service"}, nil)
 	predictionAgeDesc = prometheus.NewDesc("foresight_prediction_age_seconds",
-		"Seconds since the served prediction was computed.",
+		"Seconds since the newest real input sample the served prediction was computed from.",
 		[]string{"namespace", "service"}, nil)
 	predictionHeldDesc = prometheus.NewDesc("foresight_prediction_held",
-		"1 when the last good prediction is being held instead of a new one (reason says why), else 0.",
+		"1 while a service has no fresh prediction (reason says why): its last good one is held, or, after staleAfter, nothing is served; 0 when fresh.",
 		[]string{"namespace", "service", "reason"}, nil)
+	predictionPublishedDesc = prometheus.NewDesc("foresight_prediction_published",
+		"1 while a prediction is served for the service (fresh or held), 0 when nothing is and the HPA keeps its current replicas.",
+		[]string{"namespace", "service"}, nil)
 )
+
+// reasonExpired marks a prediction that expired between two cycles (the
+// loop itself stopped publishing), so it carries no held reason of its own.
+const reasonExpired = "expired"
 
 // snapshotCollector reads the latest snapshot at scrape time, so a service
 // whose prediction expired disappears from /metrics instead of lingering with
@@ -60,16 +67,19 @@ func NewCollector(reader snapshot.Reader, now func() time.Time) prometheus.Colle
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{predictedReplicasDesc, predictedRequestsDesc, predictedCPUCoresDesc,
 		forecastRequestsDesc, observedRequestsDesc, observedCPUCoresDesc, observedReplicasDesc,
-		predictionAgeDesc, predictionHeldDesc} {
+		predictionAgeDesc, predictionHeldDesc, predictionPublishedDesc} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector. Invalid values (NaN, ±Inf,
 // negative, replicas below 1) are left out and logged, never exported.
+// Services with nothing to serve keep their held and published series.
 func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
-	for _, p := range onePerService(c.reader.Latest().Fresh(now, ""), c.log) {
+	snap := c.reader.Latest()
+	c.collectUnpublished(ch, snap, now)
+	for _, p := range onePerService(snap.Fresh(now, ""), c.log) {
 		if p.Service == "" {
 			c.log.Warn("skipping a prediction without a service name", "namespace", p.Namespace)
 			continue
@@ -82,9 +92,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			c.log.Error("not exporting an invalid prediction", "namespace", p.Namespace, "service", p.Service, "err", err)
 		}
 
+		published := 0.0
 		if err := checkReplicas(p.PredictedReplicas); err != nil {
 			skip(err)
 		} else {
+			published = 1
 			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.Namespace, p.Service, horizon)
 		}
 		if err := checkRate("predicted requests", p.PredictedRequests); err != nil {
@@ -116,12 +128,55 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 
-		// A computation time in the future (clock skew) reads as age 0, not negative.
-		gauge(predictionAgeDesc, max(now.Sub(p.ComputedAt).Seconds(), 0), p.Namespace, p.Service)
+		// An input time in the future (clock skew) reads as age 0, not negative.
+		inputAt := p.InputAt
+		if inputAt.IsZero() {
+			inputAt = p.ComputedAt
+		}
+		gauge(predictionAgeDesc, max(now.Sub(inputAt).Seconds(), 0), p.Namespace, p.Service)
 		held := 0.0
 		if p.HeldReason != "" {
 			held = 1
 		}
 		gauge(predictionHeldDesc, held, p.Namespace, p.Service, p.HeldReason)
+		gauge(predictionPublishedDesc, published, p.Namespace, p.Service)
+	}
+}
+
+// collectUnpublished exports held=1 and published=0 for every service the
+// snapshot serves nothing for: those the forecaster listed, and those whose
+// prediction expired after the snapshot was made.
+func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap *snapshot.Snapshot, now time.Time) {
+	if snap == nil {
+		return
+	}
+	seen := make(map[serviceKey]bool)
+	emit := func(namespace, service, reason string) {
+		k := serviceKey{namespace, service}
+		if service == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		ch <- prometheus.MustNewConstMetric(predictionHeldDesc, prometheus.GaugeValue, 1, namespace, service, reason)
+		ch <- prometheus.MustNewConstMetric(predictionPublishedDesc, prometheus.GaugeValue, 0, namespace, service)
+	}
+	fresh := make(map[serviceKey]bool)
+	for _, p := range snap.Fresh(now, "") {
+		fresh[serviceKey{p.Namespace, p.Service}] = true
+	}
+	for _, u := range snap.Unpublished {
+		if !fresh[serviceKey{u.Namespace, u.Service}] {
+			emit(u.Namespace, u.Service, u.Reason)
+		}
+	}
+	for _, p := range snap.Predictions {
+		if fresh[serviceKey{p.Namespace, p.Service}] {
+			continue
+		}
+		reason := p.HeldReason
+		if reason == "" {
+			reason = reasonExpired
+		}
+		emit(p.Namespace, p.Service, reason)
 	}
 }

@@ -21,6 +21,8 @@ func TestCollector(t *testing.T) {
 	}
 	observed := func(p *snapshot.Prediction) {
 		p.ObservedRequests, p.ObservedCPUCores, p.ObservedReplicas = 98, 0.6, 3
+		// The age counts from the newest input sample, not the computation.
+		p.InputAt = testNow.Add(-40 * time.Second)
 	}
 	snap := &snapshot.Snapshot{
 		Model: "gru-v1",
@@ -29,6 +31,12 @@ func TestCollector(t *testing.T) {
 			prediction("shop", "cartservice", 2, 10, 0.25, held),
 			prediction("default", "adservice", 9, 1, 1, expired),
 			prediction("default", "broken", 0, -3, math.Inf(1), steps(-1, 5)),
+		},
+		Unpublished: []snapshot.Unpublished{
+			{Namespace: "shop", Service: "checkout", Reason: "source_error", Since: testNow.Add(-time.Minute)},
+			// Listed twice, or also fresh: exported once, as fresh wins.
+			{Namespace: "shop", Service: "checkout", Reason: "source_error"},
+			{Namespace: "default", Service: "frontend", Reason: "timeout"},
 		},
 	}
 
@@ -64,21 +72,38 @@ foresight_predicted_replicas{horizon="120s",namespace="shop",service="cartservic
 # TYPE foresight_predicted_requests gauge
 foresight_predicted_requests{horizon="120s",namespace="default",service="frontend"} 123.5
 foresight_predicted_requests{horizon="120s",namespace="shop",service="cartservice"} 10
-# HELP foresight_prediction_age_seconds Seconds since the served prediction was computed.
+# HELP foresight_prediction_age_seconds Seconds since the newest real input sample the served prediction was computed from.
 # TYPE foresight_prediction_age_seconds gauge
 foresight_prediction_age_seconds{namespace="default",service="broken"} 10
-foresight_prediction_age_seconds{namespace="default",service="frontend"} 10
+foresight_prediction_age_seconds{namespace="default",service="frontend"} 40
 foresight_prediction_age_seconds{namespace="shop",service="cartservice"} 90
-# HELP foresight_prediction_held 1 when the last good prediction is being held instead of a new one (reason says why), else 0.
+# HELP foresight_prediction_held 1 while a service has no fresh prediction (reason says why): its last good one is held, or, after staleAfter, nothing is served; 0 when fresh.
 # TYPE foresight_prediction_held gauge
 foresight_prediction_held{namespace="default",reason="",service="broken"} 0
 foresight_prediction_held{namespace="default",reason="",service="frontend"} 0
+foresight_prediction_held{namespace="default",reason="expired",service="adservice"} 1
 foresight_prediction_held{namespace="shop",reason="missing_data",service="cartservice"} 1
+foresight_prediction_held{namespace="shop",reason="source_error",service="checkout"} 1
+# HELP foresight_prediction_published 1 while a prediction is served for the service (fresh or held), 0 when nothing is and the HPA keeps its current replicas.
+# TYPE foresight_prediction_published gauge
+foresight_prediction_published{namespace="default",service="adservice"} 0
+foresight_prediction_published{namespace="default",service="broken"} 0
+foresight_prediction_published{namespace="default",service="frontend"} 1
+foresight_prediction_published{namespace="shop",service="cartservice"} 1
+foresight_prediction_published{namespace="shop",service="checkout"} 0
 `},
-		// Nothing fresh: every series disappears rather than keeping its last value.
 		{name: "before the first cycle", snap: nil, want: ""},
+		// Nothing fresh: no value keeps its last number, but the service
+		// stays visible as held and unpublished, so an alert keeps firing.
 		{name: "all expired", snap: &snapshot.Snapshot{Predictions: []snapshot.Prediction{
-			prediction("default", "frontend", 4, 1, 1, expired)}}, want: ""},
+			prediction("default", "frontend", 4, 1, 1, expired, func(p *snapshot.Prediction) { p.HeldReason = "timeout" })}}, want: `
+# HELP foresight_prediction_held 1 while a service has no fresh prediction (reason says why): its last good one is held, or, after staleAfter, nothing is served; 0 when fresh.
+# TYPE foresight_prediction_held gauge
+foresight_prediction_held{namespace="default",reason="timeout",service="frontend"} 1
+# HELP foresight_prediction_published 1 while a prediction is served for the service (fresh or held), 0 when nothing is and the HPA keeps its current replicas.
+# TYPE foresight_prediction_published gauge
+foresight_prediction_published{namespace="default",service="frontend"} 0
+`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
