@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // csvMetrics maps the column suffix of the wide CSV format to a feature.
@@ -36,6 +38,22 @@ const csvTimeLayout = "2006-01-02T15:04:05"
 // maxCSVPoints bounds the samples per series one fetch may return (the same
 // limit Prometheus applies), so a tiny step cannot exhaust memory.
 const maxCSVPoints = 11000
+
+// Bounds on what ParseCSV reads, so a wrong or hostile file fails with a
+// clear error instead of exhausting memory: the recorded Online Boutique file
+// (50 columns, 36 h at 30 s) is 3.4 MB with 700-byte lines. A line of 1 MiB
+// holds thousands of columns; 256 MiB is months of that file.
+const (
+	MaxCSVLineBytes = 1 << 20
+	MaxCSVFileBytes = 256 << 20
+)
+
+// ErrCSVTooLarge reports a CSV line or file over MaxCSVLineBytes or MaxCSVFileBytes.
+var ErrCSVTooLarge = errors.New("too large")
+
+// maxQuotedCell bounds how much of one cell or header an error quotes: a 31
+// MB cell once became a 31 MB log line.
+const maxQuotedCell = 64
 
 // DefaultZeroIsMissing lists the features whose recorded 0 means "no sample":
 // the collector wrote a missing request rate or latency as 0.
@@ -77,7 +95,9 @@ func NewCSV(path string, opts CSVOptions) (*CSV, error) {
 	return ParseCSV(f, path, opts)
 }
 
-// ParseCSV reads a wide-format CSV from r; name identifies it in errors.
+// ParseCSV reads a wide-format CSV from r; name identifies it in errors,
+// which read "csv source <name>:<line>: ..." and quote at most a short
+// prefix of a cell.
 func ParseCSV(r io.Reader, name string, opts CSVOptions) (*CSV, error) {
 	zeroMissing := opts.ZeroIsMissing
 	if zeroMissing == nil {
@@ -89,76 +109,41 @@ func ParseCSV(r io.Reader, name string, opts CSVOptions) (*CSV, error) {
 		}
 	}
 
-	reader := csv.NewReader(r)
+	bounded := &boundedLines{r: r, maxLine: MaxCSVLineBytes, maxTotal: MaxCSVFileBytes, line: 1}
+	reader := csv.NewReader(bounded)
 	reader.ReuseRecord = true
 	record, err := reader.Read()
 	if err != nil {
-		return nil, fmt.Errorf("csv source %s: read header: %w", name, err)
+		return nil, readError(name, "read header", err)
 	}
-	header := slices.Clone(record) // the reader reuses record for the next line
 	c := &CSV{name: name, values: make(map[Feature]map[string][]float64), replay: opts.Replay}
-
-	// columns[i] says where column i goes; timeCol is the timestamp column.
-	type column struct {
-		feature     Feature
-		service     string
-		zeroMissing bool
-	}
-	columns := make([]*column, len(header))
-	timeCol := -1
-	seen := make(map[string]bool, len(header))
-	for i := range header {
-		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
-		h := header[i]
-		if seen[h] {
-			return nil, fmt.Errorf("csv source %s: column %d %q appears twice", name, i+1, h)
-		}
-		seen[h] = true
-		switch {
-		case h == csvTimeColumn:
-			timeCol = i
-			continue
-		case csvIgnoredColumns[h]:
-			continue
-		}
-		// Service names may contain underscores: the metric is after the last one.
-		cut := strings.LastIndexByte(h, '_')
-		if cut <= 0 {
-			return nil, fmt.Errorf("csv source %s: column %d %q is not <service>_<metric>", name, i+1, h)
-		}
-		service, metric := h[:cut], h[cut+1:]
-		f, ok := csvMetrics[metric]
-		if !ok {
-			return nil, fmt.Errorf("csv source %s: column %d %q: unknown metric %q (known: cpu, mem, req, res, pod)", name, i+1, h, metric)
-		}
-		columns[i] = &column{feature: f, service: service, zeroMissing: slices.Contains(zeroMissing, f)}
-		if !slices.Contains(c.services, service) {
-			c.services = append(c.services, service)
-		}
-	}
-	if timeCol < 0 {
-		return nil, fmt.Errorf("csv source %s: no %q column", name, csvTimeColumn)
-	}
-	if len(c.services) == 0 {
-		return nil, fmt.Errorf("csv source %s: no <service>_<metric> columns", name)
+	header, columns, timeCol, err := c.parseHeader(name, record, zeroMissing)
+	if err != nil {
+		return nil, err
 	}
 
 	series := make([][]float64, len(header))
-	for line := 2; ; line++ {
+	for {
 		record, err := reader.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("csv source %s: %w", name, err)
+			return nil, readError(name, "read", err)
 		}
+		line, _ := reader.FieldPos(timeCol)
 		t, err := parseCSVTime(record[timeCol])
 		if err != nil {
-			return nil, fmt.Errorf("csv source %s: line %d column %q: %w", name, line, csvTimeColumn, err)
+			return nil, fmt.Errorf("csv source %s:%d: column %q: %w", name, line, csvTimeColumn, err)
 		}
 		if n := len(c.times); n > 0 && !t.After(c.times[n-1]) {
-			return nil, fmt.Errorf("csv source %s: line %d: timestamp %s is not after the previous row's %s",
-				name, line, record[timeCol], c.times[n-1].Format(csvTimeLayout))
+			return nil, fmt.Errorf("csv source %s:%d: timestamp %s is not after the previous row's %s",
+				name, line, t.Format(time.RFC3339), c.times[n-1].Format(time.RFC3339))
+		}
+		if n := len(c.times); c.replay && n > 1 && t.Sub(c.times[n-1]) != c.times[1].Sub(c.times[0]) {
+			// Replay computes row indices arithmetically: every gap must be one interval.
+			return nil, fmt.Errorf("csv source %s:%d: rows %v apart, expected %v; replay needs evenly spaced rows",
+				name, line, t.Sub(c.times[n-1]), c.times[1].Sub(c.times[0]))
 		}
 		c.times = append(c.times, t)
 		for i, col := range columns {
@@ -167,7 +152,8 @@ func ParseCSV(r io.Reader, name string, opts CSVOptions) (*CSV, error) {
 			}
 			v, err := parseCSVValue(record[i], col.zeroMissing)
 			if err != nil {
-				return nil, fmt.Errorf("csv source %s: line %d column %q: %w", name, line, header[i], err)
+				line, _ := reader.FieldPos(i)
+				return nil, fmt.Errorf("csv source %s:%d: column %s: %w", name, line, quoteCell(header[i]), err)
 			}
 			series[i] = append(series[i], v)
 		}
@@ -186,23 +172,149 @@ func ParseCSV(r io.Reader, name string, opts CSVOptions) (*CSV, error) {
 		}
 		m[col.service] = series[i]
 	}
+	if err := c.setInterval(); err != nil {
+		return nil, fmt.Errorf("csv source %s: %w", name, err)
+	}
+	return c, nil
+}
 
-	// The interval is the smallest gap: rows missing from the file only widen
-	// some gaps.
+// csvColumn says where one value column goes.
+type csvColumn struct {
+	feature     Feature
+	service     string
+	zeroMissing bool
+}
+
+// parseHeader reads the header line (line 1) into the service list and
+// returns the trimmed header, each column's destination (nil for the time
+// and ignored columns) and the time column's index.
+func (c *CSV) parseHeader(name string, record []string, zeroMissing []Feature) ([]string, []*csvColumn, int, error) {
+	header := slices.Clone(record) // the reader reuses record for the next line
+	columns := make([]*csvColumn, len(header))
+	timeCol := -1
+	seen := make(map[string]bool, len(header))
+	for i := range header {
+		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
+		h := header[i]
+		if seen[h] {
+			return nil, nil, 0, fmt.Errorf("csv source %s:1: column %d %s appears twice", name, i+1, quoteCell(h))
+		}
+		seen[h] = true
+		switch {
+		case h == csvTimeColumn:
+			timeCol = i
+			continue
+		case csvIgnoredColumns[h]:
+			continue
+		}
+		// Service names may contain underscores: the metric is after the last one.
+		cut := strings.LastIndexByte(h, '_')
+		if cut <= 0 {
+			return nil, nil, 0, fmt.Errorf("csv source %s:1: column %d %s is not <service>_<metric>", name, i+1, quoteCell(h))
+		}
+		service, metric := h[:cut], h[cut+1:]
+		f, ok := csvMetrics[metric]
+		if !ok {
+			return nil, nil, 0, fmt.Errorf("csv source %s:1: column %d %s: unknown metric %s (known: cpu, mem, req, res, pod)",
+				name, i+1, quoteCell(h), quoteCell(metric))
+		}
+		columns[i] = &csvColumn{feature: f, service: service, zeroMissing: slices.Contains(zeroMissing, f)}
+		if !slices.Contains(c.services, service) {
+			c.services = append(c.services, service)
+		}
+	}
+	if timeCol < 0 {
+		return nil, nil, 0, fmt.Errorf("csv source %s:1: no %q column", name, csvTimeColumn)
+	}
+	if len(c.services) == 0 {
+		return nil, nil, 0, fmt.Errorf("csv source %s:1: no <service>_<metric> columns", name)
+	}
+	return header, columns, timeCol, nil
+}
+
+// setInterval sets the interval to the smallest gap between rows (rows
+// missing from the file only widen some gaps) and checks that the file's
+// span, and with Replay its cycle, fit a time.Duration: beyond about 292
+// years time.Sub saturates and the replay arithmetic would overflow.
+func (c *CSV) setInterval() error {
+	first, last := c.times[0], c.times[len(c.times)-1]
+	span := last.Sub(first)
+	if !first.Add(span).Equal(last) {
+		return fmt.Errorf("rows from %s to %s span more than %v", first.Format(time.RFC3339), last.Format(time.RFC3339), time.Duration(math.MaxInt64))
+	}
 	c.interval = c.times[1].Sub(c.times[0])
 	for i := 2; i < len(c.times); i++ {
 		c.interval = min(c.interval, c.times[i].Sub(c.times[i-1]))
 	}
-	if c.replay {
-		// Replay computes row indices arithmetically: every gap must be one interval.
-		for i := 1; i < len(c.times); i++ {
-			if d := c.times[i].Sub(c.times[i-1]); d != c.interval {
-				return nil, fmt.Errorf("csv source %s: line %d: rows %v apart, expected %v; replay needs evenly spaced rows",
-					name, i+2, d, c.interval)
-			}
-		}
+	// ParseCSV checked that replayed rows are evenly spaced.
+	if c.replay && span > math.MaxInt64-c.interval {
+		return fmt.Errorf("replay cycle of %d rows × %v is longer than %v", len(c.times), c.interval, time.Duration(math.MaxInt64))
 	}
-	return c, nil
+	return nil
+}
+
+// readError wraps an error of the CSV reader with the file and line.
+func readError(name, what string, err error) error {
+	var tooLarge *csvSizeError
+	if errors.As(err, &tooLarge) {
+		return fmt.Errorf("csv source %s:%d: %w", name, tooLarge.line, tooLarge)
+	}
+	var pe *csv.ParseError
+	if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+		return fmt.Errorf("csv source %s:%d: %w (every row has the header's columns)", name, pe.Line, pe.Err)
+	}
+	if errors.As(err, &pe) {
+		return fmt.Errorf("csv source %s:%d: column %d: %w", name, pe.Line, pe.Column, pe.Err)
+	}
+	return fmt.Errorf("csv source %s: %s: %w", name, what, err)
+}
+
+// csvSizeError is a line or file over its bound; it wraps ErrCSVTooLarge.
+type csvSizeError struct {
+	line  int
+	what  string
+	limit int64
+}
+
+func (e *csvSizeError) Error() string {
+	return fmt.Sprintf("%s is over the %d MiB limit", e.what, e.limit>>20)
+}
+
+func (e *csvSizeError) Unwrap() error { return ErrCSVTooLarge }
+
+// boundedLines fails a read once a line (bytes between newlines) exceeds
+// maxLine or the input exceeds maxTotal, before encoding/csv would buffer a
+// line of any length. line counts newlines, so it is the line being read.
+type boundedLines struct {
+	r                 io.Reader
+	maxLine, maxTotal int64
+	lineLen, total    int64
+	line              int
+}
+
+func (b *boundedLines) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	for rest := p[:n]; ; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			b.lineLen += int64(len(rest))
+			break
+		}
+		if b.lineLen += int64(i); b.lineLen > b.maxLine {
+			break
+		}
+		b.lineLen = 0
+		b.line++
+		rest = rest[i+1:]
+	}
+	b.total += int64(n)
+	switch {
+	case b.lineLen > b.maxLine:
+		return 0, &csvSizeError{line: b.line, what: "line", limit: b.maxLine}
+	case b.total > b.maxTotal:
+		return 0, &csvSizeError{line: b.line, what: "file", limit: b.maxTotal}
+	}
+	return n, err
 }
 
 func parseCSVTime(s string) (time.Time, error) {
@@ -212,7 +324,7 @@ func parseCSVTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(csvTimeLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("timestamp %q: want %s (read as UTC) or RFC 3339", s, csvTimeLayout)
+		return time.Time{}, fmt.Errorf("timestamp %s: want %s (read as UTC) or RFC 3339", quoteCell(s), csvTimeLayout)
 	}
 	return t, nil
 }
@@ -225,16 +337,33 @@ func parseCSVValue(s string, zeroMissing bool) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("value %s is out of range", quoteCell(s))
 	case err != nil || math.IsNaN(v):
-		return 0, fmt.Errorf("value %q is not a number", s)
+		return 0, fmt.Errorf("value %s is not a number", quoteCell(s))
 	case math.IsInf(v, 0):
-		return 0, fmt.Errorf("value %q is infinite", s)
+		return 0, fmt.Errorf("value %s is infinite", quoteCell(s))
 	case v < 0:
-		return 0, fmt.Errorf("value %q is negative", s)
+		return 0, fmt.Errorf("value %s is negative", quoteCell(s))
 	case v == 0 && zeroMissing:
 		return math.NaN(), nil
+	case v == 0:
+		return 0, nil // "-0" would otherwise be published as -0
 	}
 	return v, nil
+}
+
+// quoteCell quotes a cell or header for an error: whole when short, else its
+// first maxQuotedCell bytes (never cut inside a rune) and its length.
+func quoteCell(s string) string {
+	if len(s) <= maxQuotedCell {
+		return strconv.Quote(s)
+	}
+	cut := maxQuotedCell
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 // Name implements Source.

@@ -110,18 +110,18 @@ func TestParseCSVErrors(t *testing.T) {
 		want string
 	}{
 		{"no timestamp column", "step,web_req\n0,1\n1,2\n", source.CSVOptions{}, `no "timestamp_local" column`},
-		{"column without metric", "timestamp_local,web\n", source.CSVOptions{}, `column 2 "web" is not <service>_<metric>`},
+		{"column without metric", "timestamp_local,web\n", source.CSVOptions{}, `test.csv:1: column 2 "web" is not <service>_<metric>`},
 		{"unknown metric", "timestamp_local,web_disk\n", source.CSVOptions{}, `unknown metric "disk"`},
-		{"duplicate column", "timestamp_local,web_req,web_req\n", source.CSVOptions{}, `column 3 "web_req" appears twice`},
+		{"duplicate column", "timestamp_local,web_req,web_req\n", source.CSVOptions{}, `test.csv:1: column 3 "web_req" appears twice`},
 		{"no value columns", "step,timestamp_local\n0,2024-04-06T11:30:00\n", source.CSVOptions{}, "no <service>_<metric> columns"},
-		{"unparsable number", header + "0,2024-04-06T11:30:00,1\n1,2024-04-06T11:30:30,1.2.3\n", source.CSVOptions{}, `test.csv: line 3 column "web_req": value "1.2.3" is not a number`},
-		{"negative", header + "0,2024-04-06T11:30:00,-1\n", source.CSVOptions{}, `line 2 column "web_req": value "-1" is negative`},
+		{"unparsable number", header + "0,2024-04-06T11:30:00,1\n1,2024-04-06T11:30:30,1.2.3\n", source.CSVOptions{}, `test.csv:3: column "web_req": value "1.2.3" is not a number`},
+		{"negative", header + "0,2024-04-06T11:30:00,-1\n", source.CSVOptions{}, `test.csv:2: column "web_req": value "-1" is negative`},
 		{"infinite", header + "0,2024-04-06T11:30:00,+Inf\n", source.CSVOptions{}, `value "+Inf" is infinite`},
-		{"bad timestamp", header + "0,06/04/2024 11:30,1\n", source.CSVOptions{}, `line 2 column "timestamp_local": timestamp "06/04/2024 11:30"`},
-		{"time goes back", header + "0,2024-04-06T11:30:30,1\n1,2024-04-06T11:30:00,1\n", source.CSVOptions{}, "line 3: timestamp 2024-04-06T11:30:00 is not after"},
+		{"bad timestamp", header + "0,06/04/2024 11:30,1\n", source.CSVOptions{}, `test.csv:2: column "timestamp_local": timestamp "06/04/2024 11:30"`},
+		{"time goes back", header + "0,2024-04-06T11:30:30,1\n1,2024-04-06T11:30:00,1\n", source.CSVOptions{}, "test.csv:3: timestamp 2024-04-06T11:30:00Z is not after"},
 		{"one row", header + "0,2024-04-06T11:30:00,1\n", source.CSVOptions{}, "need at least two"},
-		{"short row", header + "0,2024-04-06T11:30:00\n", source.CSVOptions{}, "line 2"},
-		{"uneven rows with replay", header + "0,2024-04-06T11:30:00,1\n1,2024-04-06T11:30:30,1\n2,2024-04-06T11:31:30,1\n", source.CSVOptions{Replay: true}, "line 4: rows 1m0s apart, expected 30s"},
+		{"short row", header + "0,2024-04-06T11:30:00\n", source.CSVOptions{}, "test.csv:2: wrong number of fields"},
+		{"uneven rows with replay", header + "0,2024-04-06T11:30:00,1\n1,2024-04-06T11:30:30,1\n2,2024-04-06T11:31:30,1\n", source.CSVOptions{Replay: true}, "test.csv:4: rows 1m0s apart, expected 30s"},
 		{"bad zero-missing feature", header, source.CSVOptions{ZeroIsMissing: []source.Feature{"disk"}}, `ZeroIsMissing: unknown feature "disk"`},
 	}
 	for _, tt := range tests {
