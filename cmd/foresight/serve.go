@@ -143,6 +143,7 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		Timeout:            time.Duration(cfg.Timeout),
 		StaleAfter:         time.Duration(cfg.StaleAfter),
 		MaxMissingFraction: cfg.MaxMissingFraction,
+		MaxInputAge:        time.Duration(cfg.MaxInputAge),
 		Registerer:         registry,
 		Logger:             log,
 		Budgeter:           budgeter,

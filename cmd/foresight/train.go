@@ -137,6 +137,9 @@ func (o *trainOptions) config() (training.Config, error) {
 	default:
 		p := source.DefaultPrometheusConfig()
 		p.URL = o.prometheusURL
+		// A history of weeks at the model's step is one large answer per
+		// feature, unlike serve's windows of minutes.
+		p.MaxResponseBytes = 1 << 30
 		prom, err := source.NewPrometheus(p, slog.Default())
 		if err != nil {
 			return cfg, err
