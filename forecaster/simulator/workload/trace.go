@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // LineError is a problem at one line of a trace file. Its message is
@@ -188,17 +189,17 @@ func parseRate(text string) (float64, error) {
 	v, err := strconv.ParseFloat(text, 64)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("%w: %q is out of range", ErrNotFinite, text)
+			return 0, fmt.Errorf("%w: %s is out of range", ErrNotFinite, quoteText(text))
 		}
-		return 0, fmt.Errorf("%w: %q", ErrSyntax, text)
+		return 0, fmt.Errorf("%w: %s", ErrSyntax, quoteText(text))
 	}
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
-		return 0, fmt.Errorf("%w: %q", ErrNotFinite, text)
+		return 0, fmt.Errorf("%w: %s", ErrNotFinite, quoteText(text))
 	case v < 0:
-		return 0, fmt.Errorf("%w: %q (a request rate is >= 0)", ErrNegative, text)
+		return 0, fmt.Errorf("%w: %s (a request rate is >= 0)", ErrNegative, quoteText(text))
 	case v > MaxRate:
-		return 0, fmt.Errorf("%w: %q is over the %g limit", ErrTooLarge, text, float64(MaxRate))
+		return 0, fmt.Errorf("%w: %s is over the %g limit", ErrTooLarge, quoteText(text), float64(MaxRate))
 	}
 	return v, nil
 }
@@ -207,7 +208,7 @@ func parseRate(text string) (float64, error) {
 func parseRow(text string) (time.Time, float64, error) {
 	stamp, count, _ := strings.Cut(text, ",")
 	if strings.Contains(count, ",") {
-		return time.Time{}, 0, fmt.Errorf("%w: %q has more than two fields, want timestamp,count", ErrSyntax, text)
+		return time.Time{}, 0, fmt.Errorf("%w: %s has more than two fields, want timestamp,count", ErrSyntax, quoteText(text))
 	}
 	stamp = strings.TrimSpace(stamp)
 	var ts time.Time
@@ -218,11 +219,28 @@ func parseRow(text string) (time.Time, float64, error) {
 		}
 	}
 	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("%w: %q, want %q or RFC 3339", ErrTimestamp, stamp, timestampLayouts[0])
+		return time.Time{}, 0, fmt.Errorf("%w: %s, want %q or RFC 3339", ErrTimestamp, quoteText(stamp), timestampLayouts[0])
 	}
 	v, err := parseRate(strings.TrimSpace(count))
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("count: %w", err)
 	}
 	return ts, v, nil
+}
+
+// maxQuotedText bounds how much of a line an error quotes: a line may be up
+// to 64 KiB (bufio.Scanner's limit), and errors end up in logs.
+const maxQuotedText = 64
+
+// quoteText quotes s whole when short, else its first maxQuotedText bytes
+// (never cut inside a rune) and its length.
+func quoteText(s string) string {
+	if len(s) <= maxQuotedText {
+		return strconv.Quote(s)
+	}
+	cut := maxQuotedText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
