@@ -107,6 +107,12 @@ func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Rep
 	if o.Foresight.LeadTime == 0 {
 		cfg := o.Config
 		o.Foresight.LeadTime = commonmodel.Duration(time.Duration(float64(cfg.StartupDelay)*(1+cfg.StartupJitter)) + 15*time.Second)
+		// A derived lead time cannot ask for more than the model forecasts;
+		// one the user set is refused by the forecaster instead.
+		if o.Model != nil {
+			m := o.Model.Manifest()
+			o.Foresight.LeadTime = min(o.Foresight.LeadTime, commonmodel.Duration(time.Duration(m.Horizon)*time.Duration(m.Step)))
+		}
 	}
 	type job struct {
 		name  string
