@@ -61,11 +61,12 @@ func DefaultQueries() map[Feature]string {
 const DefaultPrometheusTimeout = 10 * time.Second
 
 // DefaultMaxResponseBytes bounds one query's answer when the configuration
-// does not say otherwise. A forecast window of 500 services is well under
-// 1 MiB of JSON; decoding costs roughly 15 times the body in memory, and up to
-// five features are fetched at once, so 8 MiB keeps the worst case inside the
-// shipped Deployment's 256Mi limit.
-const DefaultMaxResponseBytes = 8 << 20
+// does not say otherwise. A forecast window of 500 services at a 30 s step is
+// about 300 KiB of JSON. Decoding costs about 15 times the body in memory
+// (BenchmarkPrometheusFetchLargestAnswer: 125 MB for 7.9 MiB), and the five
+// features are fetched at once, so 2 MiB keeps the worst case (five answers
+// at the bound, ~160 MB) inside the shipped Deployment's 256Mi limit.
+const DefaultMaxResponseBytes = 2 << 20
 
 // maxResponseBytesLimit is the largest maxResponseBytes a user may set: far
 // beyond any forecast window, enough for a training history fetch.

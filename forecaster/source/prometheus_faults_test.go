@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -114,4 +115,40 @@ func TestPrometheusConfigMaxResponseBytes(t *testing.T) {
 			t.Errorf("maxResponseBytes %d: %v, want ok=%v", tt.value, err, tt.ok)
 		}
 	}
+}
+
+// BenchmarkPrometheusFetchLargestAnswer measures what one answer just under
+// the default maxResponseBytes costs to decode (B/op): the bound's memory
+// worst case per concurrently fetched feature.
+func BenchmarkPrometheusFetchLargestAnswer(b *testing.B) {
+	var ss []series
+	values := make([]float64, 3)
+	for i := 0; ; i++ {
+		ss = append(ss, series{map[string]string{"service": fmt.Sprintf("service-%06d", i)}, values})
+		if i%1000 == 0 && len(matrixJSON(ss...)) > source.DefaultMaxResponseBytes-200_000 {
+			break
+		}
+	}
+	body := matrixJSON(ss...)
+	b.Logf("answer: %d series, %.1f MiB", len(ss), float64(len(body))/(1<<20))
+	prom := httptestServer(b, reply(body))
+	cfg := configFor(prom)
+	p, err := source.NewPrometheus(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	q := testQuery()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Fetch(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func httptestServer(b *testing.B, handle http.HandlerFunc) string {
+	srv := httptest.NewServer(handle)
+	b.Cleanup(srv.Close)
+	return srv.URL
 }
