@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
@@ -132,7 +133,7 @@ func Load(path string) (Config, error) {
 func Parse(b []byte) (Config, error) {
 	c := Default()
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
-		return Config{}, locate(b, reflect.TypeFor[Config](), err)
+		return Config{}, validUTF8(locate(b, reflect.TypeFor[Config](), err))
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -248,13 +249,27 @@ func prefixField(path string, err error) error {
 	return fmt.Errorf("%s: %w", path, err)
 }
 
-// truncate bounds a user's value echoed in an error.
+// truncate bounds a user's value echoed in an error, cutting on a
+// character boundary.
 func truncate(s string) string {
 	const n = 80
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// validUTF8 repairs a message that yaml.v2 cut short in the middle of a
+// character when quoting a long value, so that logs stay valid UTF-8.
+func validUTF8(err error) error {
+	if msg := err.Error(); !utf8.ValidString(msg) {
+		return errors.New(strings.ToValidUTF8(msg, "\uFFFD"))
+	}
+	return err
 }
 
 // locate turns a decoding error into errors that name their key path.

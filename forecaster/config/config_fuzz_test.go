@@ -44,6 +44,10 @@ func FuzzParse(f *testing.F) {
 		"maxMissingFraction: .nan\n",
 		"source:\n  synthetic: {dayLength: 5x, seed: 2}\n",
 		"source:\n  csv: {path: a.csv}\n  synthetic: {seed: 2}\n",
+		// Found by this target: yaml.v2 quotes a long value cut in the
+		// middle of a character.
+		"000000\u065c000",
+		"policy:\n  services:\n    " + strings.Repeat("é", 50) + ": {maxReplicas: x}\n",
 	} {
 		f.Add([]byte(seed))
 	}
