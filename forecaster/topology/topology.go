@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Edge is a call from Caller to Callee. FanOut is how many calls to the callee
@@ -27,10 +30,26 @@ type Graph struct {
 // Index returns the node index of a service, or -1.
 func (g Graph) Index(service string) int { return slices.Index(g.Services, service) }
 
-// Validate checks that every edge names known services and nothing repeats.
+// Limits on a topology, far above any real application, so that a wrong file
+// fails with a clear error instead of exhausting memory: Adjacency is a dense
+// N×N matrix (10000 services: 800 MB), TopologicalOrder and the models are
+// per service and per edge.
+const (
+	MaxServices = 10000
+	MaxEdges    = 100000
+)
+
+// Validate checks that every edge names known services, nothing repeats (a
+// service or a caller→callee edge: a repeated edge would count its calls
+// twice), fan-outs are finite and not negative, and the graph is within
+// MaxServices and MaxEdges.
 func (g Graph) Validate() error {
 	if len(g.Services) == 0 {
 		return errors.New("topology has no services")
+	}
+	if len(g.Services) > MaxServices || len(g.Edges) > MaxEdges {
+		return fmt.Errorf("topology has %d services and %d edges, over the limits of %d and %d",
+			len(g.Services), len(g.Edges), MaxServices, MaxEdges)
 	}
 	seen := make(map[string]bool, len(g.Services))
 	for i, s := range g.Services {
@@ -38,25 +57,48 @@ func (g Graph) Validate() error {
 			return fmt.Errorf("services[%d] is empty", i)
 		}
 		if seen[s] {
-			return fmt.Errorf("service %q listed twice", s)
+			return fmt.Errorf("services[%d]: service %s listed twice", i, quoteName(s))
 		}
 		seen[s] = true
 	}
+	edges := make(map[[2]string]int, len(g.Edges))
 	for i, e := range g.Edges {
 		if !seen[e.Caller] {
-			return fmt.Errorf("edges[%d]: unknown caller %q", i, e.Caller)
+			return fmt.Errorf("edges[%d]: unknown caller %s", i, quoteName(e.Caller))
 		}
 		if !seen[e.Callee] {
-			return fmt.Errorf("edges[%d]: unknown callee %q", i, e.Callee)
+			return fmt.Errorf("edges[%d]: unknown callee %s", i, quoteName(e.Callee))
 		}
 		if e.Caller == e.Callee {
-			return fmt.Errorf("edges[%d]: service %q calls itself", i, e.Caller)
+			return fmt.Errorf("edges[%d]: service %s calls itself", i, quoteName(e.Caller))
 		}
-		if e.FanOut < 0 {
-			return fmt.Errorf("edges[%d]: negative fan-out %v", i, e.FanOut)
+		// Written as !(x >= 0) so that NaN fails too.
+		if !(e.FanOut >= 0) || math.IsInf(e.FanOut, 0) {
+			return fmt.Errorf("edges[%d]: negative fan-out %v (a fan-out is finite and >= 0)", i, e.FanOut)
 		}
+		if j, dup := edges[[2]string{e.Caller, e.Callee}]; dup {
+			return fmt.Errorf("edges[%d]: %s→%s repeats edges[%d]", i, quoteName(e.Caller), quoteName(e.Callee), j)
+		}
+		edges[[2]string{e.Caller, e.Callee}] = i
 	}
 	return nil
+}
+
+// maxQuotedName bounds how much of a service name an error quotes.
+const maxQuotedName = 64
+
+// quoteName quotes a service name whole when short, else its first
+// maxQuotedName bytes (never cut inside a rune) and its length: names come
+// from files, and errors end up in logs.
+func quoteName(s string) string {
+	if len(s) <= maxQuotedName {
+		return strconv.Quote(s)
+	}
+	cut := maxQuotedName
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 // Roots returns the services nobody calls (where external load enters).
@@ -75,11 +117,14 @@ func (g Graph) Roots() []string {
 }
 
 // TopologicalOrder returns the services so that every caller comes before its
-// callees, or an error naming a service on a cycle.
+// callees, or an error naming a service on a cycle. It runs in
+// O(services + edges).
 func (g Graph) TopologicalOrder() ([]string, error) {
 	indegree := make(map[string]int, len(g.Services))
+	callees := make(map[string][]string, len(g.Services))
 	for _, e := range g.Edges {
 		indegree[e.Callee]++
+		callees[e.Caller] = append(callees[e.Caller], e.Callee)
 	}
 	var queue, order []string
 	for _, s := range g.Services {
@@ -91,19 +136,17 @@ func (g Graph) TopologicalOrder() ([]string, error) {
 		s := queue[0]
 		queue = queue[1:]
 		order = append(order, s)
-		for _, e := range g.Edges {
-			if e.Caller == s {
-				indegree[e.Callee]--
-				if indegree[e.Callee] == 0 {
-					queue = append(queue, e.Callee)
-				}
+		for _, callee := range callees[s] {
+			indegree[callee]--
+			if indegree[callee] == 0 {
+				queue = append(queue, callee)
 			}
 		}
 	}
 	if len(order) != len(g.Services) {
 		for _, s := range g.Services {
 			if indegree[s] > 0 {
-				return nil, fmt.Errorf("call graph has a cycle through %q", s)
+				return nil, fmt.Errorf("call graph has a cycle through %s", quoteName(s))
 			}
 		}
 	}
@@ -121,9 +164,16 @@ func (g Graph) Adjacency() [][]float64 {
 		a[i] = make([]float64, n)
 		a[i][i] = 1
 	}
+	index := make(map[string]int, n)
+	for i, s := range g.Services {
+		if _, dup := index[s]; !dup {
+			index[s] = i // the first, as Index
+		}
+	}
 	for _, e := range g.Edges {
-		i, j := g.Index(e.Caller), g.Index(e.Callee)
-		if i < 0 || j < 0 {
+		i, okI := index[e.Caller]
+		j, okJ := index[e.Callee]
+		if !okI || !okJ {
 			continue
 		}
 		a[i][j], a[j][i] = 1, 1
@@ -141,15 +191,23 @@ func (g Graph) Adjacency() [][]float64 {
 	return a
 }
 
+// MaxCallGraphBytes bounds the call graph CSV ParseCallGraphCSV reads: the
+// Online Boutique graph is 425 bytes.
+const MaxCallGraphBytes = 4 << 20
+
 // ParseCallGraphCSV reads "caller,callee" rows (with a header) and returns a
 // graph whose services are listed in order of first appearance unless
-// services is given, in which case that node order is kept.
+// services is given, in which case that node order is kept. The graph is
+// validated; errors name the line and quote at most a prefix of a name.
 func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
-	rows, err := csv.NewReader(r).ReadAll()
-	if err != nil {
-		return Graph{}, fmt.Errorf("reading call graph CSV: %w", err)
+	lr := &io.LimitedReader{R: r, N: MaxCallGraphBytes + 1}
+	reader := csv.NewReader(lr)
+	reader.FieldsPerRecord = -1 // a short row gets our error, naming the line
+	header, err := reader.Read()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return Graph{}, callGraphReadError(lr, err)
 	}
-	if len(rows) == 0 || len(rows[0]) < 2 || rows[0][0] != "caller" || rows[0][1] != "callee" {
+	if len(header) < 2 || header[0] != "caller" || header[1] != "callee" {
 		return Graph{}, errors.New(`call graph CSV must start with the header "caller,callee"`)
 	}
 	g := Graph{Services: slices.Clone(services)}
@@ -157,15 +215,23 @@ func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
 	for _, s := range services {
 		known[s] = true
 	}
-	for i, row := range rows[1:] {
-		if len(row) < 2 {
-			return Graph{}, fmt.Errorf("call graph CSV line %d: want caller,callee", i+2)
+	for {
+		row, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Graph{}, callGraphReadError(lr, err)
+		}
+		line, _ := reader.FieldPos(0)
+		if len(row) != 2 {
+			return Graph{}, fmt.Errorf("call graph CSV line %d: wrong number of fields, want caller,callee", line)
 		}
 		e := Edge{Caller: strings.TrimSpace(row[0]), Callee: strings.TrimSpace(row[1]), FanOut: 1}
 		for _, s := range []string{e.Caller, e.Callee} {
 			if !known[s] {
 				if services != nil {
-					return Graph{}, fmt.Errorf("call graph CSV line %d: service %q is not in the service list", i+2, s)
+					return Graph{}, fmt.Errorf("call graph CSV line %d: service %s is not in the service list", line, quoteName(s))
 				}
 				known[s] = true
 				g.Services = append(g.Services, s)
@@ -173,7 +239,22 @@ func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
 		}
 		g.Edges = append(g.Edges, e)
 	}
-	return g, g.Validate()
+	if lr.N <= 0 { // the limit cut the file short: never a graph from part of it
+		return Graph{}, callGraphReadError(lr, io.ErrUnexpectedEOF)
+	}
+	if err := g.Validate(); err != nil {
+		return Graph{}, fmt.Errorf("call graph CSV: %w", err)
+	}
+	return g, nil
+}
+
+// callGraphReadError wraps a read error, saying so when the input was over
+// MaxCallGraphBytes (the limited reader cut it short).
+func callGraphReadError(lr *io.LimitedReader, err error) error {
+	if lr.N <= 0 {
+		return fmt.Errorf("reading call graph CSV: over the %d MiB limit", MaxCallGraphBytes>>20)
+	}
+	return fmt.Errorf("reading call graph CSV: %w", err)
 }
 
 // OnlineBoutique is the call graph of Google's Online Boutique demo (10
