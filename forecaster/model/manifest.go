@@ -69,6 +69,17 @@ type Golden struct {
 	Outputs map[string][]float64 `json:"outputs"`
 }
 
+// Limits on a manifest, far above any real model, so that the sizes it
+// implies (window × features × services values per input) stay small enough
+// to allocate and can never overflow: a window is fetched in one range query,
+// and Prometheus answers at most 11000 points per series.
+const (
+	MaxWindow  = 10000
+	MaxHorizon = 10000
+	MinStep    = time.Second
+	MaxStep    = 24 * time.Hour
+)
+
 // GoldenTolerance is the largest absolute difference allowed between the
 // golden outputs and what the runtime computes.
 const GoldenTolerance = 1e-4
@@ -125,22 +136,35 @@ func (m *Manifest) Validate() error {
 	if f == 0 {
 		bad("features: must list at least one feature")
 	}
-	for i, feat := range m.Features {
-		if _, err := source.ParseFeature(string(feat)); err != nil {
-			bad("features[%d]: %v", i, err)
+	if f > len(source.AllFeatures) {
+		// Checked first: the duplicate check below is quadratic.
+		bad("features: %d listed, more than the %d there are", f, len(source.AllFeatures))
+	} else {
+		for i, feat := range m.Features {
+			if _, err := source.ParseFeature(string(feat)); err != nil {
+				bad("features[%d]: %v", i, err)
+			}
+			if slices.Index(m.Features, feat) != i {
+				bad("features[%d]: %q listed twice", i, feat)
+			}
 		}
-		if slices.Index(m.Features, feat) != i {
-			bad("features[%d]: %q listed twice", i, feat)
-		}
 	}
-	if m.Window < 1 {
-		bad("window: must be at least 1, got %d", m.Window)
+	if m.Window < 1 || m.Window > MaxWindow {
+		bad("window: must be between 1 and %d, got %d", MaxWindow, m.Window)
 	}
-	if m.Horizon < 1 {
-		bad("horizon: must be at least 1, got %d", m.Horizon)
+	if m.Horizon < 1 || m.Horizon > MaxHorizon {
+		bad("horizon: must be between 1 and %d, got %d", MaxHorizon, m.Horizon)
 	}
-	if m.Step <= 0 {
-		bad("step: must be positive, got %v", time.Duration(m.Step))
+	if m.Step < Duration(MinStep) || m.Step > Duration(MaxStep) {
+		bad("step: must be between %v and %v, got %v", MinStep, MaxStep, time.Duration(m.Step))
+	}
+	if n > topology.MaxServices {
+		bad("services: %d listed, over the limit of %d", n, topology.MaxServices)
+	}
+	if errs != nil {
+		// The sizes below multiply window, horizon and services: with any of
+		// them out of range the products may overflow and match by accident.
+		return errors.Join(errs...)
 	}
 	if m.Input.Name == "" {
 		bad("input.name: must not be empty")
@@ -158,7 +182,7 @@ func (m *Manifest) Validate() error {
 		if !slices.Contains(m.Features, o.Feature) {
 			bad("outputs[%d].feature: %q is not among the input features (its statistics denormalise the output)", i, o.Feature)
 		}
-		if o.Quantile <= 0 || o.Quantile >= 1 {
+		if !(o.Quantile > 0 && o.Quantile < 1) { // so that NaN fails too
 			bad("outputs[%d].quantile: must be in (0,1), got %v", i, o.Quantile)
 		}
 		if want := []int{m.Horizon, n}; !slices.Equal(o.Shape, want) {
@@ -187,9 +211,16 @@ func (m *Manifest) Validate() error {
 	if len(m.Golden.Input) != f*m.Window*n {
 		bad("golden.input: got %d values, want %d", len(m.Golden.Input), f*m.Window*n)
 	}
+	if i := slices.IndexFunc(m.Golden.Input, func(v float64) bool { return !finite(v) }); i >= 0 {
+		bad("golden.input[%d]: %v is not finite", i, m.Golden.Input[i])
+	}
 	for _, o := range m.Outputs {
-		if got := len(m.Golden.Outputs[o.Name]); got != m.Horizon*n {
+		out := m.Golden.Outputs[o.Name]
+		if got := len(out); got != m.Horizon*n {
 			bad("golden.outputs.%s: got %d values, want %d", o.Name, got, m.Horizon*n)
+		}
+		if i := slices.IndexFunc(out, func(v float64) bool { return !finite(v) }); i >= 0 {
+			bad("golden.outputs.%s[%d]: %v is not finite", o.Name, i, out[i])
 		}
 	}
 	return errors.Join(errs...)
