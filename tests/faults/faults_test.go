@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,7 +74,11 @@ func (e *env) run(t *testing.T, parent *testing.T, c faultCase) {
 
 	heldValue := map[string]int64{} // replicas of a held service when it was first seen held
 	var prev *obs
+	var states []string // how the held reasons changed, for the log
 	check := func(o *obs) {
+		if st := reasonSummary(o); len(states) == 0 || !strings.HasSuffix(states[len(states)-1], " "+st) {
+			states = append(states, fmt.Sprintf("%.1fs %s", o.at.Sub(faultAt).Seconds(), st))
+		}
 		if o.at.Sub(base.at) < staleAfter-time.Second {
 			// Within staleAfter of the last fresh cycle: still ready, and
 			// every service still served (fresh, or its last good value).
@@ -113,11 +118,11 @@ func (e *env) run(t *testing.T, parent *testing.T, c faultCase) {
 		prev = o
 	}
 
-	reachIn := cmpOr(c.reachIn, 8*time.Second)
+	reachIn := cmp.Or(c.reachIn, 8*time.Second)
 	reached := e.waitUntil(t, c.name+": the state the fault must lead to", reachIn, func(o *obs) error { return c.reach(base, o) }, check)
-	t.Logf("state reached %.1fs after the fault was switched on", reached.at.Sub(faultAt).Seconds())
+	t.Logf("state reached %.1fs after the fault was switched on; held reasons seen: %s", reached.at.Sub(faultAt).Seconds(), strings.Join(states, "; "))
 	last := reached
-	for time.Since(reached.at) < cmpOr(c.hold, 2*time.Second) {
+	for time.Since(reached.at) < cmp.Or(c.hold, 2*time.Second) {
 		time.Sleep(pollEvery)
 		o, err := e.observe(t)
 		if err != nil {
@@ -145,17 +150,10 @@ func (e *env) run(t *testing.T, parent *testing.T, c faultCase) {
 	fresh := e.waitUntil(t, "recovery: every service fresh again", 20*time.Second, e.allFresh, nil)
 	took := fresh.at.Sub(restored)
 	t.Logf("recovered %.1fs after Prometheus answered normally again", took.Seconds())
-	if limit := cmpOr(c.recoverIn, 5*time.Second); took > limit {
+	if limit := cmp.Or(c.recoverIn, 5*time.Second); took > limit {
 		t.Errorf("recovery took %v, want at most %v (a few %v cycles)", took.Round(100*time.Millisecond), limit, interval)
 	}
 	e.alive(t)
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // counter is the value of the series of a family with the given labels
@@ -221,6 +219,29 @@ func publishedWhileHeld(t *testing.T, e *env, base, reached, _ *obs) {
 	if bad := servicesWhere(e.services, func(svc string) bool { v, ok := reached.published[svc]; return !ok || v != 1 }); len(bad) > 0 {
 		t.Errorf("foresight_prediction_published is not 1 for %v while their held values are served (values %v)", bad, reached.published)
 	}
+}
+
+// reasonSummary counts the services by held reason ("fresh" for none), e.g.
+// "fresh=8 missing_data=2".
+func reasonSummary(o *obs) string {
+	counts := map[string]int{}
+	for _, h := range o.held {
+		r := h.reason
+		if h.value == 0 {
+			r = "fresh"
+		}
+		counts[r]++
+	}
+	keys := make([]string, 0, len(counts))
+	for r := range counts {
+		keys = append(keys, r)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, r := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", r, counts[r])
+	}
+	return strings.Join(parts, ",")
 }
 
 // servicesWhere lists the services for which bad holds.
@@ -342,18 +363,24 @@ func TestFaultMatrix(t *testing.T) {
 			}})
 	}
 	// NaN, ±Inf and negative samples of one service count as missing; a few
-	// of them leave it fresh.
-	for _, k := range []fakeprom.Kind{fakeprom.NaN, fakeprom.PosInf, fakeprom.NegInf, fakeprom.Negative} {
-		cases = append(cases, faultCase{name: "3 " + string(k) + " samples", faults: []fakeprom.Fault{{Kind: k, Service: sampleSvc, Feature: source.Requests, Count: 3}},
+	// of them leave it fresh. Feature "" spoils every feature's samples.
+	for _, sc := range []struct {
+		kind    fakeprom.Kind
+		feature source.Feature
+	}{{fakeprom.NaN, source.Requests}, {fakeprom.PosInf, ""}, {fakeprom.NegInf, source.CPU}, {fakeprom.Negative, source.Requests}} {
+		checked := cmp.Or(sc.feature, source.Requests)
+		key := sampleSvc + "/" + string(checked)
+		cases = append(cases, faultCase{name: fmt.Sprintf("3 %s samples of %s", sc.kind, cmp.Or(string(sc.feature), "every feature")),
+			faults: []fakeprom.Fault{{Kind: sc.kind, Service: sampleSvc, Feature: sc.feature, Count: 3}},
 			pre: func(o *obs) error {
-				if n := o.filled[sampleSvc+"/requests"]; n != 0 {
-					return fmt.Errorf("%s requests: %v samples still filled from an earlier case", sampleSvc, n)
+				if n := o.filled[key]; n != 0 {
+					return fmt.Errorf("%s: %v samples still filled from an earlier case", key, n)
 				}
 				return nil
 			},
 			reach: func(_, o *obs) error {
-				if n := o.filled[sampleSvc+"/requests"]; n < 3 {
-					return fmt.Errorf("%s requests: %v samples filled in the window, want the 3 bad ones counted missing", sampleSvc, n)
+				if n := o.filled[key]; n < 3 {
+					return fmt.Errorf("%s: %v samples filled in the window, want the 3 bad ones counted missing", key, n)
 				}
 				return othersFresh(services, o)
 			},
