@@ -17,11 +17,11 @@ import (
 	"github.com/foresightscale/foresight/internal/fakeprom"
 )
 
-// Soak parameters. The thresholds were set from runs on the shared 2-core
-// development machine (other builds running): p99 there was tens of
-// milliseconds and the resident set about 100 MB, so these leave a wide
-// margin for a busy CI runner while still catching a regression of an order
-// of magnitude.
+// Soak parameters. The thresholds come from runs on the shared 2-core
+// development machine with other builds running (load average ~15): p50
+// 5 ms, p99 about 100 ms, max under 1 s at ~1,750 requests/s, and a peak
+// resident set of about 180 MB (100 MB idle). They leave room for a busy CI
+// runner while still catching a regression of an order of magnitude.
 const (
 	defaultSoakDuration = 90 * time.Second
 	soakClients         = 24
@@ -148,8 +148,9 @@ func TestSoak(t *testing.T) {
 	if p(0.99) > soakP99Limit {
 		t.Errorf("p99 latency %v, want below %v", p(0.99), soakP99Limit)
 	}
-	if peakRSS > soakRSSLimit {
-		t.Errorf("peak RSS %.0f MB, want below %.0f MB", peakRSS/1e6, soakRSSLimit/1e6)
+	// VmHWM also catches a spike between two samples.
+	if peak := max(peakRSS, hwm); peak > soakRSSLimit {
+		t.Errorf("peak RSS %.0f MB, want below %.0f MB", peak/1e6, soakRSSLimit/1e6)
 	}
 	e.waitUntil(t, "every service fresh after the soak", 20*time.Second, e.allFresh, nil)
 }
