@@ -9,7 +9,12 @@ TEST_TIMEOUT ?= 30m
 DOCKER      ?= docker
 IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 
-.PHONY: run build test unit lint fmt bench models dashboards prometheus kube-binaries image clean
+# Fuzzing: `make fuzz` runs every fuzz target for FUZZTIME; `make test` runs
+# each for FUZZ_SMOKE_TIME, so every build fuzzes every target briefly.
+FUZZTIME        ?= 10m
+FUZZ_SMOKE_TIME ?= 3s
+
+.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus kube-binaries image clean
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -21,7 +26,7 @@ build:
 
 ## test: the whole test suite, with the real Prometheus and Kubernetes control plane it needs
 ## (installed or built when absent; the first control-plane build takes about 30 minutes)
-test: prometheus kube-binaries lint
+test: prometheus kube-binaries lint fuzz-smoke
 	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the tests that need nothing installed (the Prometheus and control-plane ones skip)
@@ -37,6 +42,14 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: run every fuzz target (each `func Fuzz...` in a *_test.go) for FUZZTIME (default 10m) each; FUZZTIME=1h make fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) hack/fuzz.sh
+
+## fuzz-smoke: every fuzz target for FUZZ_SMOKE_TIME (3s) each; part of `make test`
+fuzz-smoke:
+	FUZZTIME=$(FUZZ_SMOKE_TIME) GO=$(GO) hack/fuzz.sh
 
 ## bench: inference at 10/50/200 services, a full cycle, an external metric GET, an hour of simulation per policy, serve's memory
 bench:
