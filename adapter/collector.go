@@ -99,14 +99,21 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			published = 1
 			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.Namespace, p.Service, horizon)
 		}
-		if err := checkRate("predicted requests", p.PredictedRequests); err != nil {
+		// NaN is the forecaster's "no number" (a load forecast made from
+		// clipped, out-of-range input; it logs that itself): left out
+		// quietly. Anything else invalid is a bug worth an error.
+		switch err := checkRate("predicted requests", p.PredictedRequests); {
+		case math.IsNaN(p.PredictedRequests):
+		case err != nil:
 			skip(err)
-		} else {
+		default:
 			gauge(predictedRequestsDesc, p.PredictedRequests, p.Namespace, p.Service, horizon)
 		}
-		if err := checkRate("predicted CPU cores", p.PredictedCPUCores); err != nil {
+		switch err := checkRate("predicted CPU cores", p.PredictedCPUCores); {
+		case math.IsNaN(p.PredictedCPUCores):
+		case err != nil:
 			skip(err)
-		} else {
+		default:
 			gauge(predictedCPUCoresDesc, p.PredictedCPUCores, p.Namespace, p.Service, horizon)
 		}
 		for i, v := range p.RequestsByStep {
