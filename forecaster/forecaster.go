@@ -419,7 +419,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			// published, so consumers see no made-up rate.
 			p.PredictedRequests, p.PredictedCPUCores, p.RequestsByStep = math.NaN(), math.NaN(), nil
 		}
-		if dec.Limited == "max" {
+		if dec.Saturated {
 			f.log.Warn("forecast load needs more than maxReplicas; publishing maxReplicas", "service", svc,
 				"replicas", dec.Replicas, "peakRequests", dec.PeakRequests, "inputClipped", clipped[svc])
 		}

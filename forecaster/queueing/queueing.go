@@ -38,14 +38,14 @@ func erlangC(c int, a float64) float64 {
 }
 
 // survival is P(sojourn > t) of the station, t in seconds, for a station
-// below saturation.
-func (s Station) survival(t float64) float64 {
+// below saturation whose probability of waiting (Erlang C) is pWait. The
+// caller computes pWait once: it costs O(servers) and does not depend on t.
+func (s Station) survival(t, pWait float64) float64 {
 	if t < 0 {
 		return 1
 	}
 	mu := s.Mu
 	theta := float64(s.Servers)*mu - s.Lambda // rate of the wait when there is one
-	pWait := erlangC(s.Servers, s.Lambda/mu)
 	noWait := math.Exp(-mu * t)
 	var waited float64 // P(Exp(θ) + Exp(μ) > t)
 	if math.Abs(theta-mu) < 1e-9*mu {
@@ -73,13 +73,14 @@ func (s Station) Quantile(q, limit float64) float64 {
 	}
 	// Bisection on the survival function: monotone, 60 halvings reach
 	// double precision for any bracket below the limit.
+	pWait := erlangC(s.Servers, s.Lambda/s.Mu)
 	lo, hi := 0.0, limit-drain
-	if s.survival(hi) > 1-q {
+	if s.survival(hi, pWait) > 1-q {
 		return limit
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
-		if s.survival(mid) > 1-q {
+		if s.survival(mid, pWait) > 1-q {
 			lo = mid
 		} else {
 			hi = mid
@@ -93,18 +94,45 @@ func (s Station) Quantile(q, limit float64) float64 {
 // whether any count does: a budget below the service time's own quantile
 // cannot be met by adding pods.
 func ServersFor(lambda, mu, q, budget float64, maxServers int) (int, bool) {
-	if !(mu > 0) || !(budget > 0) || maxServers < 1 || lambda < 0 {
+	if !(mu > 0) || !(budget > 0) || maxServers < 1 || !(lambda >= 0) {
 		return 0, false
 	}
+	if -math.Log(1-q)/mu > budget {
+		return 0, false // even an idle server is slower than the budget
+	}
 	// Below saturation first: more servers than the load needs at full use.
-	c := max(int(math.Floor(lambda/mu))+1, 1)
-	for ; c <= maxServers; c++ {
-		if (Station{Servers: c, Mu: mu, Lambda: lambda}).Quantile(q, budget*2) <= budget {
-			return c, true
+	// Compared as floats, so a huge load cannot overflow the conversion.
+	if lambda/mu >= float64(maxServers) {
+		return 0, false
+	}
+	lo := max(int(math.Floor(lambda/mu))+1, 1)
+	meets := func(c int) bool {
+		return (Station{Servers: c, Mu: mu, Lambda: lambda}).Quantile(q, budget*2) <= budget
+	}
+	if meets(lo) {
+		return lo, true
+	}
+	// More servers never make the quantile worse, so gallop up from the
+	// saturation point and bisect: each check costs O(c), and scanning one
+	// by one made a large deployment's decision take seconds.
+	hi, step := lo, 1
+	for {
+		hi = min(lo+step, maxServers)
+		if meets(hi) {
+			break
 		}
-		if -math.Log(1-q)/mu > budget {
-			return 0, false // even an idle server is slower than the budget
+		if hi == maxServers {
+			return 0, false
+		}
+		lo, step = hi, step*2
+	}
+	for hi-lo > 1 { // meets(hi) and not meets(lo)
+		mid := lo + (hi-lo)/2
+		if meets(mid) {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return 0, false
+	return hi, true
 }

@@ -2,6 +2,7 @@ package queueing
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -105,5 +106,51 @@ func TestServersFor(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// linearServersFor is the one-by-one scan ServersFor replaced: the reference
+// its galloping search must agree with.
+func linearServersFor(lambda, mu, q, budget float64, maxServers int) (int, bool) {
+	for c := max(int(math.Floor(lambda/mu))+1, 1); c <= maxServers; c++ {
+		if (Station{Servers: c, Mu: mu, Lambda: lambda}).Quantile(q, budget*2) <= budget {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+func TestServersForMatchesTheLinearScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		mu := 10 + rng.Float64()*200
+		lambda := rng.Float64() * mu * 300
+		budget := -math.Log(0.01)/mu*(1.01+rng.Float64()*3) + rng.Float64()*0.05
+		maxServers := 1 + rng.IntN(500)
+		got, ok := ServersFor(lambda, mu, 0.99, budget, maxServers)
+		want, wantOK := linearServersFor(lambda, mu, 0.99, budget, maxServers)
+		if got != want || ok != wantOK {
+			t.Fatalf("ServersFor(%v, %v, 0.99, %v, %d) = %d, %v; the linear scan says %d, %v", lambda, mu, budget, maxServers, got, ok, want, wantOK)
+		}
+	}
+}
+
+// A load beyond any float-to-int conversion is simply more than maxServers.
+func TestServersForHugeLoad(t *testing.T) {
+	for _, lambda := range []float64{1e25, 1e300, math.MaxFloat64, math.Inf(1), math.NaN()} {
+		if got, ok := ServersFor(lambda, 100, 0.99, 0.1, 1_000_000); ok || got != 0 {
+			t.Errorf("ServersFor(%v) = %d, %v; want 0, false", lambda, got, ok)
+		}
+	}
+}
+
+// BenchmarkServersForLargeDeployment: half a million pods, the size a
+// clipped 1e25 req/s forecast asks for under a large maxReplicas (one by
+// one, this took seconds per decision).
+func BenchmarkServersForLargeDeployment(b *testing.B) {
+	for b.Loop() {
+		if _, ok := ServersFor(5e7, 100, 0.99, 0.047, 1_000_000); !ok {
+			b.Fatal("no server count meets the budget")
+		}
 	}
 }
