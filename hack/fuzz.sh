@@ -109,7 +109,12 @@ for t in "${targets[@]}"; do
 	elif grep -q 'no fuzz tests to fuzz\|no test files' "$log"; then
 		result=FAIL # found in a file the package does not build (a build tag?)
 	fi
-	printf '%-28s %-34s %6s %12s %8s %6ss\n' "$name" "./$pkg" "$result" "${execs:--}" "${new:--}" $((SECONDS - start))
+	printf '%-28s %-34s %6s %12s %8s %6ss\n' "$name" "./$pkg" "$result" "${execs:-0}" "${new:-0}" $((SECONDS - start))
+	if [[ -z $progress ]] && baseline=$(grep -o 'gathering baseline coverage: [0-9]*/[0-9]*' "$log" | tail -n 1) && [[ -n $baseline ]]; then
+		# Before mutating anything go re-runs the whole corpus (seeds, testdata
+		# and the inputs earlier runs found, kept in go's cache).
+		echo "    no new inputs tried: FUZZTIME ran out ${baseline/gathering/while gathering} (corpus in $($GO env GOCACHE)/fuzz)"
+	fi
 	if [[ $result == FAIL ]]; then
 		failed+=("$name ./$pkg")
 		((status == 124 || status == 137)) && echo "    killed after ${kill_after}s: the fuzz function hangs on some input"
