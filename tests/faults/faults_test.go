@@ -118,7 +118,7 @@ func (e *env) run(t *testing.T, parent *testing.T, c faultCase) {
 		prev = o
 	}
 
-	reachIn := cmp.Or(c.reachIn, 8*time.Second)
+	reachIn := cmp.Or(c.reachIn, 4*interval+4*time.Second)
 	reached := e.waitUntil(t, c.name+": the state the fault must lead to", reachIn, func(o *obs) error { return c.reach(base, o) }, check)
 	t.Logf("state reached %.1fs after the fault was switched on; held reasons seen: %s", reached.at.Sub(faultAt).Seconds(), strings.Join(states, "; "))
 	last := reached
@@ -150,7 +150,7 @@ func (e *env) run(t *testing.T, parent *testing.T, c faultCase) {
 	fresh := e.waitUntil(t, "recovery: every service fresh again", 20*time.Second, e.allFresh, nil)
 	took := fresh.at.Sub(restored)
 	t.Logf("recovered %.1fs after Prometheus answered normally again", took.Seconds())
-	if limit := cmp.Or(c.recoverIn, 5*time.Second); took > limit {
+	if limit := cmp.Or(c.recoverIn, 3*interval+2*time.Second); took > limit {
 		t.Errorf("recovery took %v, want at most %v (a few %v cycles)", took.Round(100*time.Millisecond), limit, interval)
 	}
 	e.alive(t)
@@ -342,7 +342,7 @@ func TestFaultMatrix(t *testing.T) {
 		{name: "HTTP 500", faults: []fakeprom.Fault{{Kind: fakeprom.ServerError}}, reach: allHeld(services, "source_error", "bad_response"), final: publishedWhileHeld},
 		{name: "HTML 503", faults: []fakeprom.Fault{{Kind: fakeprom.HTMLUnavailable}}, reach: allHeld(services, "source_error", "bad_response"), final: publishedWhileHeld},
 		{name: "malformed JSON", faults: []fakeprom.Fault{{Kind: fakeprom.Malformed}}, reach: allHeld(services, "source_error", "bad_response"), final: publishedWhileHeld},
-		{name: "slow", faults: []fakeprom.Fault{{Kind: fakeprom.Slow, Delay: 2 * time.Second}}, reach: allHeld(services, "timeout", "timeout"), final: publishedWhileHeld},
+		{name: "slow", faults: []fakeprom.Fault{{Kind: fakeprom.Slow, Delay: 3 * time.Second}}, reach: allHeld(services, "timeout", "timeout"), final: publishedWhileHeld},
 	}
 	// Defect 1: each of these used to panic the process (exit 2).
 	for _, k := range []fakeprom.Kind{fakeprom.EmptyObject, fakeprom.SuccessOnly, fakeprom.NullData, fakeprom.NullBody} {
@@ -352,7 +352,7 @@ func TestFaultMatrix(t *testing.T) {
 	// Defect 3: a huge answer is refused, and memory stays bounded.
 	for _, f := range []fakeprom.Fault{{Kind: fakeprom.HugeSeries, Size: 50 << 20}, {Kind: fakeprom.HugeLabel, Size: 20 << 20}} {
 		cases = append(cases, faultCase{name: fmt.Sprintf("%s %d MB", f.Kind, f.Size>>20), faults: []fakeprom.Fault{f},
-			reach: allHeld(services, "source_error", "bad_response"), reachIn: 10 * time.Second,
+			reach: allHeld(services, "source_error", "bad_response"), reachIn: 6 * interval,
 			each: rssBelow(300e6),
 			final: func(t *testing.T, e *env, base, reached, last *obs) {
 				publishedWhileHeld(t, e, base, reached, last)
@@ -395,7 +395,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, v := range []float64{1e25, 1e41} {
 		victim := victims[v]
 		cases = append(cases, faultCase{name: fmt.Sprintf("requests %g", v), faults: []fakeprom.Fault{{Kind: fakeprom.Value, Service: victim, Feature: source.Requests, Value: v}},
-			reachIn: 10 * time.Second,
+			reachIn: 6 * interval,
 			reach: func(_, o *obs) error {
 				if o.ext[victim] != maxReplicas || o.replicas[victim] != maxReplicas {
 					return fmt.Errorf("%s: api %d, /metrics %v; want maxReplicas %d", victim, o.ext[victim], o.replicas[victim], maxReplicas)
@@ -419,7 +419,7 @@ func TestFaultMatrix(t *testing.T) {
 				}
 				return othersFresh(services, o, absent...)
 			}},
-		faultCase{name: "idle service", faults: []fakeprom.Fault{{Kind: fakeprom.Idle, Service: idle}}, reachIn: 15 * time.Second,
+		faultCase{name: "idle service", faults: []fakeprom.Fault{{Kind: fakeprom.Idle, Service: idle}}, reachIn: 15 * interval,
 			reach: func(_, o *obs) error {
 				if !o.fresh(idle) || o.ext[idle] != minReplicas {
 					return fmt.Errorf("idle %s: held=%v(%s) api %d; want fresh at minReplicas %d", idle, o.held[idle].value, o.held[idle].reason, o.ext[idle], minReplicas)

@@ -36,23 +36,26 @@ import (
 	"github.com/foresightscale/foresight/models"
 )
 
-// The configuration every process here runs with: a cycle a second, held
-// values served for six, a Prometheus query timeout well inside the cycle.
+// The configuration every process here runs with: a cycle every two seconds,
+// held values served for sixteen, a Prometheus query timeout well inside the
+// cycle's own (1.6 s). Shorter cycles timed out on CI's two cores while the
+// control-plane tests ran beside this package, and a fault then held a
+// service for the wrong reason.
 const (
-	interval    = time.Second
-	staleAfter  = 6 * time.Second
+	interval    = 2 * time.Second
+	staleAfter  = 16 * time.Second
 	minReplicas = 1
 	maxReplicas = 50
 	namespace   = "default"
 )
 
 // baseConfig is the YAML configuration; %s is the fake's URL.
-const baseConfig = `interval: 1s
-staleAfter: 6s
+const baseConfig = `interval: 2s
+staleAfter: 16s
 source:
   prometheus:
     url: %s
-    timeout: 500ms
+    timeout: 1s
 policy:
   capacityPerPod: 10
   maxReplicas: 50
@@ -180,7 +183,7 @@ func startServe(t *testing.T, configPath string) *serveProc {
 	s := &serveProc{proc: p, demoDir: demoDir,
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d", metricsPort),
 		apiURL:     fmt.Sprintf("https://127.0.0.1:%d/apis/external.metrics.k8s.io/v1beta1/namespaces/%s/foresight_predicted_replicas", securePort, namespace),
-		plain:      &http.Client{Timeout: 5 * time.Second},
+		plain:      &http.Client{Timeout: 10 * time.Second},
 	}
 	t.Cleanup(func() {
 		p.Stop()
@@ -293,7 +296,7 @@ func demoClient(t *testing.T, dir string) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 64,
 	}}
