@@ -548,12 +548,12 @@ func TestConfigRefusals(t *testing.T) {
 	tests := []struct {
 		name, old, new, field string
 	}{
-		{"interval 1ms", "interval: 1s\n", "interval: 1ms\n", "interval"},
-		{"staleAfter below interval", "interval: 1s\nstaleAfter: 6s\n", "interval: 2s\nstaleAfter: 1s\n", "staleAfter"},
-		{"namespace with a quote", "interval: 1s\n", "namespace: 'Bad\"NS'\ninterval: 1s\n", "namespace"},
-		{"interval without unit", "interval: 1s\nstaleAfter: 6s\n", "interval: 30\nstaleAfter: 5m\n", "interval"},
+		{"interval 1ms", "interval: 2s\n", "interval: 1ms\n", "interval"},
+		{"staleAfter below interval", "interval: 2s\nstaleAfter: 16s\n", "interval: 2s\nstaleAfter: 1s\n", "staleAfter"},
+		{"namespace with a quote", "interval: 2s\n", "namespace: 'Bad\"NS'\ninterval: 2s\n", "namespace"},
+		{"interval without unit", "interval: 2s\nstaleAfter: 16s\n", "interval: 30\nstaleAfter: 5m\n", "interval"},
 		{"negative leadTime", "  capacityPerPod: 10\n", "  capacityPerPod: 10\n  leadTime: -1m\n", "policy.leadTime"},
-		{"negative prometheus timeout", "timeout: 500ms\n", "timeout: -1s\n", "source.prometheus.timeout"},
+		{"negative prometheus timeout", "timeout: 1s\n", "timeout: -1s\n", "source.prometheus.timeout"},
 		{"negative per-service maxReplicas", "  maxReplicas: 50\n", "  maxReplicas: 50\n  services:\n    " + services[0] + ": {maxReplicas: -3}\n",
 			"policy.services." + services[0] + ".maxReplicas"},
 		{"leadTime 100y", "  capacityPerPod: 10\n", "  capacityPerPod: 10\n  leadTime: 100y\n", "policy.leadTime"},
