@@ -349,7 +349,7 @@ func makeSource(cfg config.Config, m *model.Manifest, log *slog.Logger) (source.
 	case cfg.Source.CSV != nil:
 		c, err := source.NewCSV(cfg.Source.CSV.Path, source.CSVOptions{Replay: cfg.Source.CSV.Replay})
 		if err != nil {
-			return nil, nil, fmt.Errorf("csv source: %w", err)
+			return nil, nil, err // already reads "csv source <file>:<line>: ..."
 		}
 		return c, nil, nil
 	default:

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
+	"unicode"
 
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
@@ -192,16 +194,16 @@ func (m *Manifest) Validate() error {
 	for _, feat := range m.Features {
 		st, ok := m.Normalization[feat]
 		if !ok {
-			bad("normalization.%s: missing", feat)
+			bad("normalization.%s: missing", key(feat))
 			continue
 		}
 		if len(st.Mean) != n || len(st.Std) != n {
-			bad("normalization.%s: want %d means and stds, got %d and %d", feat, n, len(st.Mean), len(st.Std))
+			bad("normalization.%s: want %d means and stds, got %d and %d", key(feat), n, len(st.Mean), len(st.Std))
 			continue
 		}
 		for i := range n {
 			if !finite(st.Mean[i]) || !finite(st.Std[i]) || st.Std[i] <= 0 {
-				bad("normalization.%s[%s]: mean %v / std %v must be finite with std > 0", feat, m.Services[i], st.Mean[i], st.Std[i])
+				bad("normalization.%s[%s]: mean %v / std %v must be finite with std > 0", key(feat), key(m.Services[i]), st.Mean[i], st.Std[i])
 			}
 		}
 	}
@@ -217,13 +219,25 @@ func (m *Manifest) Validate() error {
 	for _, o := range m.Outputs {
 		out := m.Golden.Outputs[o.Name]
 		if got := len(out); got != m.Horizon*n {
-			bad("golden.outputs.%s: got %d values, want %d", o.Name, got, m.Horizon*n)
+			bad("golden.outputs.%s: got %d values, want %d", key(o.Name), got, m.Horizon*n)
 		}
 		if i := slices.IndexFunc(out, func(v float64) bool { return !finite(v) }); i >= 0 {
-			bad("golden.outputs.%s[%d]: %v is not finite", o.Name, i, out[i])
+			bad("golden.outputs.%s[%d]: %v is not finite", key(o.Name), i, out[i])
 		}
 	}
 	return errors.Join(errs...)
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// key renders a name taken from the manifest for an error message: as it is
+// when it is plain, quoted when it holds anything that could break the line
+// (a newline in a JSON key would otherwise split one error in two).
+func key[S ~string](name S) string {
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return strconv.Quote(string(name))
+		}
+	}
+	return string(name)
+}

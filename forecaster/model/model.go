@@ -134,12 +134,12 @@ func validateManifest(man *Manifest) error {
 	}
 	for feat := range man.Normalization {
 		if !slices.Contains(man.Features, feat) {
-			bad("normalization.%s: not among the features", feat)
+			bad("normalization.%s: not among the features", key(feat))
 		}
 	}
 	for name := range man.Golden.Outputs {
 		if !slices.ContainsFunc(man.Outputs, func(o Output) bool { return o.Name == name }) {
-			bad("golden.outputs.%s: no such output", name)
+			bad("golden.outputs.%s: no such output", key(name))
 		}
 	}
 	var all []error
