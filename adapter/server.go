@@ -9,12 +9,10 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +33,7 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
 	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // Defaults of the serving flags.
@@ -483,22 +482,10 @@ func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, me
 
 // quotePrefix quotes at most n bytes of s and says how long s was when it
 // had to cut: what errors show of an input that may be megabytes long.
-func quotePrefix(s string, n int) string {
-	if len(s) <= n {
-		return strconv.Quote(s)
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(truncate(s, n)), len(s))
-}
+func quotePrefix(s string, n int) string { return textlimit.Quote(s, n) }
 
 // truncate returns a prefix of at most n bytes of s, never cut inside a rune
 // and made valid UTF-8, for logs that must not echo a whole hostile input.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return strings.ToValidUTF8(s, "\uFFFD")
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strings.ToValidUTF8(s[:cut], "\uFFFD")
+	return strings.ToValidUTF8(textlimit.Prefix(s, n), "\uFFFD")
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/window"
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // Predictor runs a model on one normalised input tensor and returns its
@@ -227,7 +228,7 @@ func (f *Forecaster) Ready() error {
 	defer f.readyMu.RUnlock()
 	reason := "no cycle has run yet"
 	if f.lastErr != nil {
-		reason = "last cycle: " + truncate(f.lastErr.Error(), 300)
+		reason = "last cycle: " + textlimit.Cut(f.lastErr.Error(), 300)
 	}
 	if f.lastFresh.IsZero() {
 		return fmt.Errorf("no fresh forecast yet (%s)", reason)
@@ -607,14 +608,6 @@ func column(values []float64, n, width int) []float64 {
 		out = append(out, values[i])
 	}
 	return out
-}
-
-// truncate cuts s to at most n bytes for a log line or status message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func clampNonNegative(values []float64) []float64 {

@@ -21,6 +21,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // Config is the whole configuration file.
@@ -256,11 +257,7 @@ func truncate(s string) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return textlimit.Prefix(s, n) + "..."
 }
 
 // validUTF8 repairs a message that yaml.v2 cut short in the middle of a

@@ -14,7 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // csvMetrics maps the column suffix of the wide CSV format to a feature.
@@ -355,16 +356,7 @@ func parseCSVValue(s string, zeroMissing bool) (float64, error) {
 
 // quoteCell quotes a cell or header for an error: whole when short, else its
 // first maxQuotedCell bytes (never cut inside a rune) and its length.
-func quoteCell(s string) string {
-	if len(s) <= maxQuotedCell {
-		return strconv.Quote(s)
-	}
-	cut := maxQuotedCell
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
-}
+func quoteCell(s string) string { return textlimit.Quote(s, maxQuotedCell) }
 
 // Name implements Source.
 func (c *CSV) Name() string { return "csv" }

@@ -20,12 +20,13 @@ import (
 	"sync"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // RecordedMetrics names, per feature, the per-service series computed by the
@@ -540,16 +541,7 @@ const maxLoggedLabels = 200
 
 // truncate returns s cut to at most n bytes (on a rune boundary), saying how
 // long it was.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
-}
+func truncate(s string, n int) string { return textlimit.Cut(s, n) }
 
 // errResponseTooLarge is returned while reading an answer larger than the
 // configured maxResponseBytes.

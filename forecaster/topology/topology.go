@@ -8,9 +8,9 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // Edge is a call from Caller to Callee. FanOut is how many calls to the callee
@@ -90,16 +90,7 @@ const maxQuotedName = 64
 // quoteName quotes a service name whole when short, else its first
 // maxQuotedName bytes (never cut inside a rune) and its length: names come
 // from files, and errors end up in logs.
-func quoteName(s string) string {
-	if len(s) <= maxQuotedName {
-		return strconv.Quote(s)
-	}
-	cut := maxQuotedName
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
-}
+func quoteName(s string) string { return textlimit.Quote(s, maxQuotedName) }
 
 // Roots returns the services nobody calls (where external load enters).
 func (g Graph) Roots() []string {

@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // LineError is a problem at one line of a trace file. Its message is
@@ -234,13 +235,4 @@ const maxQuotedText = 64
 
 // quoteText quotes s whole when short, else its first maxQuotedText bytes
 // (never cut inside a rune) and its length.
-func quoteText(s string) string {
-	if len(s) <= maxQuotedText {
-		return strconv.Quote(s)
-	}
-	cut := maxQuotedText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
-}
+func quoteText(s string) string { return textlimit.Quote(s, maxQuotedText) }
