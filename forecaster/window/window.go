@@ -252,22 +252,9 @@ func (s Spec) validate() error {
 	return nil
 }
 
-// MissingFraction returns, for service n, the largest share of imputed steps
-// over all features (1 when a feature had no data at all). Carried steps do
-// not count: Prometheus would have returned them as samples.
-func (w *Window) MissingFraction(n int) float64 {
-	worst := 0.0
-	for f := range w.Spec.Features {
-		frac := float64(w.Imputed[f][n]) / float64(w.Spec.Length)
-		if w.NoData[f][n] {
-			frac = 1
-		}
-		worst = math.Max(worst, frac)
-	}
-	return worst
-}
-
-// FeatureMissingFraction is MissingFraction for feature f alone.
+// FeatureMissingFraction returns, for feature f of service n, the share of
+// imputed steps (1 when the series had no data at all). Carried steps do not
+// count: Prometheus would have returned them as samples.
 func (w *Window) FeatureMissingFraction(f, n int) float64 {
 	if w.NoData[f][n] {
 		return 1

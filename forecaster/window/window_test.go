@@ -76,8 +76,8 @@ func TestBuildAlignsImputesAndNormalises(t *testing.T) {
 					w.Carried[0][0], w.Imputed[0][0], w.NoData[0][0], tc.wantCarried, tc.wantImputed, tc.wantNoData)
 			}
 			// Service b never has data: filled with its mean, flagged.
-			if !w.NoData[0][1] || w.MissingFraction(1) != 1 {
-				t.Errorf("service b: noData %v, missing fraction %v", w.NoData[0][1], w.MissingFraction(1))
+			if !w.NoData[0][1] || w.FeatureMissingFraction(0, 1) != 1 {
+				t.Errorf("service b: noData %v, missing fraction %v", w.NoData[0][1], w.FeatureMissingFraction(0, 1))
 			}
 		})
 	}
