@@ -78,8 +78,9 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	snap := c.reader.Latest()
-	c.collectUnpublished(ch, snap, now)
-	for _, p := range onePerService(snap.Fresh(now, ""), c.log) {
+	fresh := snap.Fresh(now, "")
+	c.collectUnpublished(ch, snap, fresh)
+	for _, p := range onePerService(fresh, c.log) {
 		if p.Service == "" {
 			c.log.Warn("skipping a prediction without a service name", "namespace", p.Namespace)
 			continue
@@ -152,8 +153,8 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 
 // collectUnpublished exports held=1 and published=0 for every service the
 // snapshot serves nothing for: those the forecaster listed, and those whose
-// prediction expired after the snapshot was made.
-func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap *snapshot.Snapshot, now time.Time) {
+// prediction expired after the snapshot was made (those not in fresh).
+func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap *snapshot.Snapshot, fresh []snapshot.Prediction) {
 	if snap == nil {
 		return
 	}
@@ -167,17 +168,17 @@ func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap
 		ch <- prometheus.MustNewConstMetric(predictionHeldDesc, prometheus.GaugeValue, 1, namespace, service, reason)
 		ch <- prometheus.MustNewConstMetric(predictionPublishedDesc, prometheus.GaugeValue, 0, namespace, service)
 	}
-	fresh := make(map[serviceKey]bool)
-	for _, p := range snap.Fresh(now, "") {
-		fresh[serviceKey{p.Namespace, p.Service}] = true
+	served := make(map[serviceKey]bool, len(fresh))
+	for _, p := range fresh {
+		served[serviceKey{p.Namespace, p.Service}] = true
 	}
 	for _, u := range snap.Unpublished {
-		if !fresh[serviceKey{u.Namespace, u.Service}] {
+		if !served[serviceKey{u.Namespace, u.Service}] {
 			emit(u.Namespace, u.Service, u.Reason)
 		}
 	}
 	for _, p := range snap.Predictions {
-		if fresh[serviceKey{p.Namespace, p.Service}] {
+		if served[serviceKey{p.Namespace, p.Service}] {
 			continue
 		}
 		reason := p.HeldReason
