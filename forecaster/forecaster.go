@@ -68,6 +68,11 @@ type Options struct {
 	Policy    policy.Config
 	Store     *snapshot.Store
 	Namespace string // Kubernetes namespace of the model's services; default "default"
+	// Services, when set, are the services this loop owns in Namespace (an
+	// application sharing its namespace with others): series of any other
+	// service are ignored, and model services outside it are not published.
+	// Empty means every service in Namespace.
+	Services []string
 	// Interval between cycles; default: the model's step.
 	Interval time.Duration
 	// Timeout bounds one cycle; default: 80% of Interval.
