@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/foresightscale/foresight/internal/textlimit"
@@ -186,9 +187,10 @@ func (g Graph) Adjacency() [][]float64 {
 // Online Boutique graph is 425 bytes.
 const MaxCallGraphBytes = 4 << 20
 
-// ParseCallGraphCSV reads "caller,callee" rows (with a header) and returns a
-// graph whose services are listed in order of first appearance unless
-// services is given, in which case that node order is kept. The graph is
+// ParseCallGraphCSV reads "caller,callee[,fanOut]" rows (with that header)
+// and returns a graph whose services are listed in order of first appearance
+// unless services is given, in which case that node order is kept. Without a
+// fanOut column (or with an empty cell) an edge's fan-out is 1. The graph is
 // validated; errors name the line and quote at most a prefix of a name.
 func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
 	lr := &io.LimitedReader{R: r, N: MaxCallGraphBytes + 1}
@@ -198,8 +200,12 @@ func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return Graph{}, callGraphReadError(lr, err)
 	}
-	if len(header) < 2 || header[0] != "caller" || header[1] != "callee" {
-		return Graph{}, errors.New(`call graph CSV must start with the header "caller,callee"`)
+	for i := range header {
+		header[i] = strings.TrimSpace(strings.TrimPrefix(header[i], "\ufeff"))
+	}
+	withFanOut := len(header) == 3 && header[2] == "fanOut"
+	if len(header) < 2 || header[0] != "caller" || header[1] != "callee" || (len(header) > 2 && !withFanOut) {
+		return Graph{}, errors.New(`call graph CSV must start with the header "caller,callee" or "caller,callee,fanOut"`)
 	}
 	g := Graph{Services: slices.Clone(services)}
 	known := make(map[string]bool)
@@ -215,10 +221,17 @@ func ParseCallGraphCSV(r io.Reader, services []string) (Graph, error) {
 			return Graph{}, callGraphReadError(lr, err)
 		}
 		line, _ := reader.FieldPos(0)
-		if len(row) != 2 {
-			return Graph{}, fmt.Errorf("call graph CSV line %d: wrong number of fields, want caller,callee", line)
+		if len(row) != len(header) {
+			return Graph{}, fmt.Errorf("call graph CSV line %d: wrong number of fields, want %s", line, strings.Join(header, ","))
 		}
 		e := Edge{Caller: strings.TrimSpace(row[0]), Callee: strings.TrimSpace(row[1]), FanOut: 1}
+		if withFanOut && strings.TrimSpace(row[2]) != "" {
+			v, err := strconv.ParseFloat(strings.TrimSpace(row[2]), 64)
+			if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+				return Graph{}, fmt.Errorf("call graph CSV line %d: fanOut %s is not a positive number", line, quoteName(row[2]))
+			}
+			e.FanOut = v
+		}
 		for _, s := range []string{e.Caller, e.Callee} {
 			if !known[s] {
 				if services != nil {

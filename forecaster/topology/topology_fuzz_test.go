@@ -25,6 +25,7 @@ func FuzzParseCallGraphCSV(f *testing.F) {
 		"caller,callee\na,b,c\n", "\ufeffcaller,callee\na,b\n", "caller,callee\n\"a\nb\",c\n", "caller,callee\n\"a,b\n",
 		"callee,caller\na,b\n", "", "a,b\n", "caller,callee\nfrontend,cartservice\nfrontend,nobody\n",
 		"caller,callee\n" + strings.Repeat("x", 300) + ",b\n",
+		"caller,callee,fanOut\na,b,2.5\nb,c,\n", "caller,callee,fanOut\na,b,0\n", "caller,callee,fanOut\na,b,1e308\n",
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)

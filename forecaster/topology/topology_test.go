@@ -92,6 +92,11 @@ func TestParseCallGraphCSVErrors(t *testing.T) {
 		{"no header", "a,b\n", "header"},
 		{"unknown service", "caller,callee\nx,y\n", `service "x" is not in the service list`},
 		{"short row", "caller,callee\na\n", "wrong number of fields"},
+		{"fan-out without its header", "caller,callee\na,b,2\n", "wrong number of fields"},
+		{"unknown third column", "caller,callee,weight\na,b,2\n", "header"},
+		{"negative fan-out", "caller,callee,fanOut\na,b,-1\n", "fanOut \"-1\" is not a positive number"},
+		{"word fan-out", "caller,callee,fanOut\na,b,lots\n", "not a positive number"},
+		{"infinite fan-out", "caller,callee,fanOut\na,b,+Inf\n", "not a positive number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,5 +105,16 @@ func TestParseCallGraphCSVErrors(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseCallGraphCSVFanOut(t *testing.T) {
+	g, err := ParseCallGraphCSV(strings.NewReader("caller,callee,fanOut\nweb.v2,api-gw,2.5\napi-gw,db,\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Edge{{"web.v2", "api-gw", 2.5}, {"api-gw", "db", 1}}
+	if !slices.Equal(g.Edges, want) || !slices.Equal(g.Services, []string{"web.v2", "api-gw", "db"}) {
+		t.Errorf("graph = %+v, want edges %v (an empty fan-out is 1)", g, want)
 	}
 }
