@@ -30,11 +30,18 @@ var csvMetrics = map[string]Feature{
 // csvTimeColumn is the timestamp column; its values carry no zone and are read as UTC.
 const csvTimeColumn = "timestamp_local"
 
+// csvTimeColumns are the accepted names of the timestamp column.
+var csvTimeColumns = map[string]bool{csvTimeColumn: true, "timestamp": true, "time": true}
+
 // csvIgnoredColumns are known columns that carry no feature.
 var csvIgnoredColumns = map[string]bool{"step": true}
 
-// csvTimeLayout is the zone-less timestamp format of the recorded data.
-const csvTimeLayout = "2006-01-02T15:04:05"
+// csvTimeLayout is the zone-less timestamp format of the recorded data;
+// csvTimeLayoutSpace the same with a space, as many exporters write it.
+const (
+	csvTimeLayout      = "2006-01-02T15:04:05"
+	csvTimeLayoutSpace = "2006-01-02 15:04:05"
+)
 
 // maxCSVPoints bounds the samples per series one fetch may return (the same
 // limit Prometheus applies), so a tiny step cannot exhaust memory.
@@ -135,7 +142,7 @@ func ParseCSV(r io.Reader, name string, opts CSVOptions) (*CSV, error) {
 		line, _ := reader.FieldPos(timeCol)
 		t, err := parseCSVTime(record[timeCol])
 		if err != nil {
-			return nil, fmt.Errorf("csv source %s:%d: column %q: %w", name, line, csvTimeColumn, err)
+			return nil, fmt.Errorf("csv source %s:%d: column %q: %w", name, line, header[timeCol], err)
 		}
 		if n := len(c.times); n > 0 && !t.After(c.times[n-1]) {
 			return nil, fmt.Errorf("csv source %s:%d: timestamp %s is not after the previous row's %s",
@@ -202,7 +209,7 @@ func (c *CSV) parseHeader(name string, record []string, zeroMissing []Feature) (
 		}
 		seen[h] = true
 		switch {
-		case h == csvTimeColumn:
+		case csvTimeColumns[h] && timeCol < 0:
 			timeCol = i
 			continue
 		case csvIgnoredColumns[h]:
@@ -225,7 +232,7 @@ func (c *CSV) parseHeader(name string, record []string, zeroMissing []Feature) (
 		}
 	}
 	if timeCol < 0 {
-		return nil, nil, 0, fmt.Errorf("csv source %s:1: no %q column", name, csvTimeColumn)
+		return nil, nil, 0, fmt.Errorf("csv source %s:1: no %q (or \"timestamp\", \"time\") column", name, csvTimeColumn)
 	}
 	if len(c.services) == 0 {
 		return nil, nil, 0, fmt.Errorf("csv source %s:1: no <service>_<metric> columns", name)
@@ -318,16 +325,41 @@ func (b *boundedLines) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// parseCSVTime reads the timestamps recorders write: RFC 3339, the zone-less
+// "2006-01-02T15:04:05" or "2006-01-02 15:04:05" (read as UTC), or Unix
+// seconds (with an optional fraction).
 func parseCSVTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), nil
 	}
-	t, err := time.Parse(csvTimeLayout, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("timestamp %s: want %s (read as UTC) or RFC 3339", quoteCell(s), csvTimeLayout)
+	for _, layout := range []string{csvTimeLayout, csvTimeLayoutSpace} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	if t, ok := parseUnixSeconds(s); ok {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("timestamp %s: want RFC 3339, %s or %q (read as UTC), or Unix seconds",
+		quoteCell(s), csvTimeLayout, csvTimeLayoutSpace)
+}
+
+// Unix seconds are accepted from 1970 to the year 9999: a bigger number is a
+// millisecond timestamp or not a time at all, and is refused, not misread.
+const maxUnixSeconds = 253402300799
+
+// parseUnixSeconds reads "1712403000" or "1712403000.5".
+func parseUnixSeconds(s string) (time.Time, bool) {
+	if s == "" || strings.ContainsAny(s, "eE+-xXpP_") { // plain decimal digits only
+		return time.Time{}, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > maxUnixSeconds {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(v)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), true
 }
 
 // parseCSVValue reads one cell: empty or NaN is missing; so is 0 when zeroMissing.

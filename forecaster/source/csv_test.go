@@ -109,7 +109,7 @@ func TestParseCSVErrors(t *testing.T) {
 		opts source.CSVOptions
 		want string
 	}{
-		{"no timestamp column", "step,web_req\n0,1\n1,2\n", source.CSVOptions{}, `no "timestamp_local" column`},
+		{"no timestamp column", "step,web_req\n0,1\n1,2\n", source.CSVOptions{}, `no "timestamp_local" (or "timestamp", "time") column`},
 		{"column without metric", "timestamp_local,web\n", source.CSVOptions{}, `test.csv:1: column 2 "web" is not <service>_<metric>`},
 		{"unknown metric", "timestamp_local,web_disk\n", source.CSVOptions{}, `unknown metric "disk"`},
 		{"duplicate column", "timestamp_local,web_req,web_req\n", source.CSVOptions{}, `test.csv:1: column 3 "web_req" appears twice`},
@@ -352,4 +352,35 @@ func sameSeries(got []source.Sample, start time.Time, step time.Duration, want [
 		}
 	}
 	return true
+}
+
+func TestCSVTimestampFormats(t *testing.T) {
+	want := []time.Time{time.Date(2024, 4, 6, 11, 30, 0, 0, time.UTC), time.Date(2024, 4, 6, 11, 31, 0, 0, time.UTC)}
+	tests := []struct{ name, header, t0, t1 string }{
+		{"zone-less T", "timestamp_local", "2024-04-06T11:30:00", "2024-04-06T11:31:00"},
+		{"zone-less space", "timestamp_local", "2024-04-06 11:30:00", "2024-04-06 11:31:00"},
+		{"RFC 3339 with zone", "timestamp", "2024-04-06T13:30:00+02:00", "2024-04-06T11:31:00Z"},
+		{"Unix seconds", "time", "1712403000", "1712403060.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := tc.header + ",ts-order.v2_req\n" + tc.t0 + ",1\n" + tc.t1 + ",2\n"
+			c, err := source.ParseCSV(strings.NewReader(text), "test.csv", source.CSVOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start, end := c.Span()
+			if !start.Equal(want[0]) || !end.Equal(want[1]) || c.Interval() != time.Minute {
+				t.Errorf("span %v..%v interval %v, want %v..%v every 1m", start, end, c.Interval(), want[0], want[1])
+			}
+			if got := c.Services(); !slices.Equal(got, []string{"ts-order.v2"}) {
+				t.Errorf("services = %v", got)
+			}
+		})
+	}
+	for _, bad := range []string{"17124030001234", "-5", "1e9", "0x10", "12:00"} {
+		if _, err := source.ParseCSV(strings.NewReader("time,a_req\n"+bad+",1\n"+bad+",2\n"), "test.csv", source.CSVOptions{}); err == nil || !strings.Contains(err.Error(), "Unix seconds") {
+			t.Errorf("timestamp %q: error %v, want one listing the accepted formats", bad, err)
+		}
+	}
 }
