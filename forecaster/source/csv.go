@@ -441,9 +441,10 @@ func (c *CSV) Fetch(ctx context.Context, q Query) (Data, error) {
 	if len(hits) == 0 {
 		return data, nil
 	}
+	services := q.servicesOf(c.services)
 	for _, f := range q.Features {
 		byService := c.values[f]
-		for _, s := range q.Services {
+		for _, s := range services {
 			values, ok := byService[s]
 			if !ok {
 				continue
@@ -453,7 +454,7 @@ func (c *CSV) Fetch(ctx context.Context, q Query) (Data, error) {
 				samples[i] = Sample{Time: h.t, Value: values[h.row]}
 			}
 			if data[f] == nil {
-				data[f] = make(map[string][]Sample, len(q.Services))
+				data[f] = make(map[string][]Sample, len(services))
 			}
 			data[f][s] = samples
 		}

@@ -384,3 +384,19 @@ func TestCSVTimestampFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestCSVFetchAllServices(t *testing.T) {
+	c, err := source.ParseCSV(strings.NewReader("timestamp,b_req,a_req,a_cpu\n1712403000,1,2,3\n1712403030,1,2,3\n"), "test.csv", source.CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := c.Span()
+	data, err := c.Fetch(context.Background(), source.Query{AllServices: true, Services: []string{"x"},
+		Features: []source.Feature{source.Requests, source.CPU}, Start: start, End: end, Step: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data[source.Requests]) != 2 || len(data[source.CPU]) != 1 || data[source.CPU]["a"] == nil {
+		t.Errorf("data = %v, want requests of a and b, cpu of a", data)
+	}
+}

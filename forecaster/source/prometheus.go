@@ -325,9 +325,13 @@ func (p *Prometheus) Fetch(ctx context.Context, q Query) (Data, error) {
 		}
 		queries[i] = query
 	}
-	wanted := make(map[string]bool, len(q.Services))
-	for _, s := range q.Services {
-		wanted[s] = true
+	// nil keeps every service: the query asks for all of them.
+	var wanted map[string]bool
+	if !q.AllServices {
+		wanted = make(map[string]bool, len(q.Services))
+		for _, s := range q.Services {
+			wanted[s] = true
+		}
 	}
 
 	results := make([]map[string][]Sample, len(q.Features))
@@ -399,7 +403,8 @@ func (p *Prometheus) fetchFeature(ctx context.Context, f Feature, query string, 
 	return p.convertMatrix(ctx, f, query, matrix, wanted)
 }
 
-// convertMatrix keys the series by their service label.
+// convertMatrix keys the series by their service label, keeping those in
+// wanted (all of them when wanted is nil).
 func (p *Prometheus) convertMatrix(ctx context.Context, f Feature, query string, matrix model.Matrix, wanted map[string]bool) (map[string][]Sample, error) {
 	out := make(map[string][]Sample, len(wanted))
 	seen := make(map[string]bool, len(matrix))
@@ -423,7 +428,7 @@ func (p *Prometheus) convertMatrix(ctx context.Context, f Feature, query string,
 			return nil, &FetchError{Kind: ErrBadData, Feature: f,
 				Err: fmt.Errorf("query %q: service %q returned native histogram samples, want floats", query, truncate(name, maxLoggedLabels))}
 		}
-		if !wanted[name] {
+		if wanted != nil && !wanted[name] {
 			ignored = append(ignored, name)
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -684,4 +685,25 @@ func keys[V any](m map[string]V) []string {
 // sameValue is == that also equates NaN with NaN.
 func sameValue(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}
+
+func TestPrometheusFetchAllServices(t *testing.T) {
+	fake := newFakePrometheus(t, reply(matrixJSON(
+		series{map[string]string{"service": "frontend"}, []float64{1, 2, 3}},
+		series{map[string]string{"service": "ts-order.v2"}, []float64{4, 5, 6}},
+	)))
+	p, _ := newSource(t, configFor(fake.URL))
+	q := testQuery()
+	q.Services, q.AllServices = nil, true
+	data, err := p.Fetch(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if got := keys(data[source.Requests]); !slices.Equal(got, []string{"frontend", "ts-order.v2"}) {
+		t.Errorf("services = %v, want every service in the answer", got)
+	}
+	q.AllServices = false
+	if _, err := p.Fetch(context.Background(), q); err == nil || !strings.Contains(err.Error(), "names no services") {
+		t.Errorf("no services and not AllServices: error %v", err)
+	}
 }

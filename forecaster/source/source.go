@@ -6,6 +6,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -41,16 +42,21 @@ func ParseFeature(s string) (Feature, error) {
 type Query struct {
 	Namespace string
 	Services  []string
-	Features  []Feature
-	Start     time.Time
-	End       time.Time
-	Step      time.Duration
+	// AllServices asks for every service the backend has data for, not only
+	// those in Services (which may then be empty): training learns the
+	// application from its history, and the forecast loop notices services
+	// its model does not know.
+	AllServices bool
+	Features    []Feature
+	Start       time.Time
+	End         time.Time
+	Step        time.Duration
 }
 
 // Validate reports a query that no source can answer.
 func (q Query) Validate() error {
 	switch {
-	case len(q.Services) == 0:
+	case len(q.Services) == 0 && !q.AllServices:
 		return fmt.Errorf("query names no services")
 	case len(q.Features) == 0:
 		return fmt.Errorf("query names no features")
@@ -118,3 +124,18 @@ func (e *FetchError) Error() string {
 }
 
 func (e *FetchError) Unwrap() error { return e.Err }
+
+// servicesOf returns the services a query asks for, given those the backend
+// has (in the backend's order, then any others the query lists).
+func (q Query) servicesOf(available []string) []string {
+	if !q.AllServices {
+		return q.Services
+	}
+	out := slices.Clone(available)
+	for _, s := range q.Services {
+		if !slices.Contains(available, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -50,7 +50,7 @@ func (s *Synthetic) Fetch(ctx context.Context, q Query) (Data, error) {
 	}
 	data := make(Data, len(q.Features))
 	for _, f := range q.Features {
-		for _, svc := range q.Services {
+		for _, svc := range q.servicesOf(s.gen.Services()) {
 			node, ok := known[svc]
 			if !ok || data[f][svc] != nil { // unknown, or asked twice
 				continue
