@@ -53,6 +53,10 @@ type Config struct {
 	// Budgets are optional shared CPU budgets: their services' replicas
 	// are allocated by priority and predicted need so that the sum fits.
 	Budgets []budget.Config `yaml:"budgets"`
+	// Apps, when set, runs several applications in one process, each with
+	// its own namespace, model and loop; top-level namespace, model and
+	// budgets must then be left out. Applications resolves them.
+	Apps []AppConfig `yaml:"apps"`
 }
 
 // SourceConfig selects exactly one source. With none set, the synthetic
@@ -149,15 +153,13 @@ func Parse(b []byte) (Config, error) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	switch {
-	case c.Namespace == "":
-		bad("namespace: must not be empty")
-	case len(c.Namespace) > 63 || !namespaceName.MatchString(c.Namespace):
-		bad("namespace: %q is not a Kubernetes namespace name (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)", truncate(c.Namespace))
+	if err := checkNamespace("namespace", c.Namespace); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Model != "" && (strings.TrimSpace(c.Model) == "" || strings.ContainsFunc(c.Model, unicode.IsControl)) {
 		bad("model: %q is not a directory path", truncate(c.Model))
 	}
+	errs = append(errs, c.validateApps()...)
 	errs = append(errs, c.validateTiming()...)
 	if !(c.MaxMissingFraction > 0 && c.MaxMissingFraction <= 1) {
 		bad("maxMissingFraction: must be in (0,1], got %v", c.MaxMissingFraction)

@@ -48,6 +48,11 @@ func FuzzParse(f *testing.F) {
 		// middle of a character.
 		"000000\u065c000",
 		"policy:\n  services:\n    " + strings.Repeat("é", 50) + ": {maxReplicas: x}\n",
+		// Applications.
+		"apps:\n  - {name: a, namespace: shop, services: [x, y]}\n  - {name: b, namespace: shop, services: [z]}\n",
+		"apps:\n  - {name: a, namespace: a, policy: {minReplicas: 2}}\n  - {name: a, namespace: 'b,c'}\n",
+		"source: {prometheus: {url: 'http://127.0.0.1:9090'}}\napps:\n  - {name: a, namespace: a, queries: {requests: 'x{namespace=\"{{.Namespace}}\"}'}}\n",
+		"apps: []\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -73,6 +78,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted policy fails ValidateSettings: %v", err)
 		}
 		checkBounds(t, c)
+		checkApps(t, c)
 	})
 }
 
@@ -136,5 +142,52 @@ func checkBounds(t *testing.T, c Config) {
 		if r != 0 && !(r >= 1e-6 && r <= 1e9) {
 			t.Errorf("accepted a request rate of %v", r)
 		}
+	}
+}
+
+// checkApps restates the rules of an accepted apps list: at least one
+// application, each with a valid name and namespace, names unique, and
+// applications sharing a namespace owning disjoint, listed services.
+func checkApps(t *testing.T, c Config) {
+	t.Helper()
+	apps := c.Applications()
+	if len(apps) == 0 || len(apps) > 100 {
+		t.Fatalf("accepted %d applications", len(apps))
+	}
+	names := map[string]bool{}
+	owners := map[string]map[string]bool{} // namespace -> owned services
+	shared := map[string]int{}
+	for _, a := range apps {
+		shared[a.Namespace]++
+	}
+	for _, a := range apps {
+		if a.Name == "" || names[a.Name] {
+			t.Errorf("accepted application name %q (empty or twice)", a.Name)
+		}
+		names[a.Name] = true
+		if n := a.Namespace; n == "" || len(n) > 63 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || n[0] == '-' || n[len(n)-1] == '-' {
+			t.Errorf("accepted application namespace %q", n)
+		}
+		if a.Policy.MinReplicas < 1 || a.Policy.MaxReplicas < a.Policy.MinReplicas {
+			t.Errorf("accepted application %s policy replicas [%d, %d]", a.Name, a.Policy.MinReplicas, a.Policy.MaxReplicas)
+		}
+		if shared[a.Namespace] < 2 {
+			continue
+		}
+		if len(a.Services) == 0 {
+			t.Errorf("accepted application %s without services in shared namespace %s", a.Name, a.Namespace)
+		}
+		if owners[a.Namespace] == nil {
+			owners[a.Namespace] = map[string]bool{}
+		}
+		for _, s := range a.Services {
+			if owners[a.Namespace][s] {
+				t.Errorf("accepted service %q owned twice in namespace %s", s, a.Namespace)
+			}
+			owners[a.Namespace][s] = true
+		}
+	}
+	if len(c.Apps) > 0 && (c.Model != "" || len(c.Budgets) > 0) {
+		t.Errorf("accepted apps beside a top-level model %q or %d budgets", c.Model, len(c.Budgets))
 	}
 }
