@@ -10,6 +10,11 @@ import (
 
 // Prediction is what Foresight publishes for one service.
 type Prediction struct {
+	// App is the application the service belongs to, and Model the model
+	// that forecast it; Merged sets both (Model from the application's
+	// snapshot unless the forecaster set its own, e.g. a fallback).
+	App       string
+	Model     string
 	Namespace string
 	Service   string
 	// Horizon is how far ahead the values look: the policy's scale-up lead time.
@@ -51,8 +56,12 @@ type Prediction struct {
 
 // Snapshot is one consistent set of predictions.
 type Snapshot struct {
-	CreatedAt   time.Time
-	Model       string
+	CreatedAt time.Time
+	// Model is the model's name; in a merge of applications with different
+	// models, their names sorted and joined with commas (each Prediction
+	// carries its own).
+	Model string
+	// Step is the model's step; 0 in a merge of models with different steps.
 	Step        time.Duration
 	Predictions []Prediction
 	// Unpublished lists the model's services for which nothing is served:
@@ -64,6 +73,8 @@ type Snapshot struct {
 
 // Unpublished is a service Foresight knows but serves nothing for.
 type Unpublished struct {
+	// App is the application the service belongs to (set by Merged).
+	App       string
 	Namespace string
 	Service   string
 	// Reason is why its forecast failed (a held reason such as
