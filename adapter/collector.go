@@ -14,34 +14,34 @@ import (
 var (
 	predictedReplicasDesc = prometheus.NewDesc(MetricPredictedReplicas,
 		"Replica count each service needs over the horizon, as served to the HPA.",
-		[]string{"namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon"}, nil)
 	predictedRequestsDesc = prometheus.NewDesc(MetricPredictedRequests,
 		"Peak forecast request rate over the horizon (requests per second).",
-		[]string{"namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon"}, nil)
 	predictedCPUCoresDesc = prometheus.NewDesc(MetricPredictedCPUCores,
 		"Peak forecast CPU usage over the horizon (cores).",
-		[]string{"namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon"}, nil)
 	forecastRequestsDesc = prometheus.NewDesc("foresight_forecast_requests",
 		"Forecast request rate at each model step ahead (requests per second); step 1 is the nearest.",
-		[]string{"namespace", "service", "step"}, nil)
+		[]string{"app", "namespace", "service", "step"}, nil)
 	observedRequestsDesc = prometheus.NewDesc("foresight_observed_requests",
 		"Latest request rate the forecast started from (requests per second).",
-		[]string{"namespace", "service"}, nil)
+		[]string{"app", "namespace", "service"}, nil)
 	observedCPUCoresDesc = prometheus.NewDesc("foresight_observed_cpu_cores",
 		"Latest CPU usage the forecast started from (cores).",
-		[]string{"namespace", "service"}, nil)
+		[]string{"app", "namespace", "service"}, nil)
 	observedReplicasDesc = prometheus.NewDesc("foresight_observed_replicas",
 		"Latest replica count the forecast started from.",
-		[]string{"namespace", "service"}, nil)
+		[]string{"app", "namespace", "service"}, nil)
 	predictionAgeDesc = prometheus.NewDesc("foresight_prediction_age_seconds",
 		"Seconds since the newest real input sample the served prediction was computed from.",
-		[]string{"namespace", "service"}, nil)
+		[]string{"app", "namespace", "service"}, nil)
 	predictionHeldDesc = prometheus.NewDesc("foresight_prediction_held",
 		"1 while a service has no fresh prediction (reason says why): its last good one is held, or, after staleAfter, nothing is served; 0 when fresh.",
-		[]string{"namespace", "service", "reason"}, nil)
+		[]string{"app", "namespace", "service", "reason"}, nil)
 	predictionPublishedDesc = prometheus.NewDesc("foresight_prediction_published",
 		"1 while a prediction is served for the service (fresh or held), 0 when nothing is and the HPA keeps its current replicas.",
-		[]string{"namespace", "service"}, nil)
+		[]string{"app", "namespace", "service"}, nil)
 )
 
 // reasonExpired marks a prediction that expired between two cycles (the
@@ -98,7 +98,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			skip(err)
 		} else {
 			published = 1
-			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.Namespace, p.Service, horizon)
+			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.App, p.Namespace, p.Service, horizon)
 		}
 		// NaN is the forecaster's "no number" (a load forecast made from
 		// clipped, out-of-range input; it logs that itself): left out
@@ -108,14 +108,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		case err != nil:
 			skip(err)
 		default:
-			gauge(predictedRequestsDesc, p.PredictedRequests, p.Namespace, p.Service, horizon)
+			gauge(predictedRequestsDesc, p.PredictedRequests, p.App, p.Namespace, p.Service, horizon)
 		}
 		switch err := checkRate("predicted CPU cores", p.PredictedCPUCores); {
 		case math.IsNaN(p.PredictedCPUCores):
 		case err != nil:
 			skip(err)
 		default:
-			gauge(predictedCPUCoresDesc, p.PredictedCPUCores, p.Namespace, p.Service, horizon)
+			gauge(predictedCPUCoresDesc, p.PredictedCPUCores, p.App, p.Namespace, p.Service, horizon)
 		}
 		for i, v := range p.RequestsByStep {
 			step := strconv.Itoa(i + 1)
@@ -123,7 +123,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 				skip(err)
 				continue
 			}
-			gauge(forecastRequestsDesc, v, p.Namespace, p.Service, step)
+			gauge(forecastRequestsDesc, v, p.App, p.Namespace, p.Service, step)
 		}
 
 		// NaN means the model does not read that series: nothing to export.
@@ -132,7 +132,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			v    float64
 		}{{observedRequestsDesc, p.ObservedRequests}, {observedCPUCoresDesc, p.ObservedCPUCores}, {observedReplicasDesc, p.ObservedReplicas}} {
 			if !math.IsNaN(o.v) && !math.IsInf(o.v, 0) && o.v >= 0 {
-				gauge(o.desc, o.v, p.Namespace, p.Service)
+				gauge(o.desc, o.v, p.App, p.Namespace, p.Service)
 			}
 		}
 
@@ -141,13 +141,13 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		if inputAt.IsZero() {
 			inputAt = p.ComputedAt
 		}
-		gauge(predictionAgeDesc, max(now.Sub(inputAt).Seconds(), 0), p.Namespace, p.Service)
+		gauge(predictionAgeDesc, max(now.Sub(inputAt).Seconds(), 0), p.App, p.Namespace, p.Service)
 		held := 0.0
 		if p.HeldReason != "" {
 			held = 1
 		}
-		gauge(predictionHeldDesc, held, p.Namespace, p.Service, p.HeldReason)
-		gauge(predictionPublishedDesc, published, p.Namespace, p.Service)
+		gauge(predictionHeldDesc, held, p.App, p.Namespace, p.Service, p.HeldReason)
+		gauge(predictionPublishedDesc, published, p.App, p.Namespace, p.Service)
 	}
 }
 
@@ -159,14 +159,14 @@ func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap
 		return
 	}
 	seen := make(map[serviceKey]bool)
-	emit := func(namespace, service, reason string) {
+	emit := func(app, namespace, service, reason string) {
 		k := serviceKey{namespace, service}
 		if service == "" || seen[k] {
 			return
 		}
 		seen[k] = true
-		ch <- prometheus.MustNewConstMetric(predictionHeldDesc, prometheus.GaugeValue, 1, namespace, service, reason)
-		ch <- prometheus.MustNewConstMetric(predictionPublishedDesc, prometheus.GaugeValue, 0, namespace, service)
+		ch <- prometheus.MustNewConstMetric(predictionHeldDesc, prometheus.GaugeValue, 1, app, namespace, service, reason)
+		ch <- prometheus.MustNewConstMetric(predictionPublishedDesc, prometheus.GaugeValue, 0, app, namespace, service)
 	}
 	served := make(map[serviceKey]bool, len(fresh))
 	for _, p := range fresh {
@@ -174,7 +174,7 @@ func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap
 	}
 	for _, u := range snap.Unpublished {
 		if !served[serviceKey{u.Namespace, u.Service}] {
-			emit(u.Namespace, u.Service, u.Reason)
+			emit(u.App, u.Namespace, u.Service, u.Reason)
 		}
 	}
 	for _, p := range snap.Predictions {
@@ -185,6 +185,6 @@ func (c *snapshotCollector) collectUnpublished(ch chan<- prometheus.Metric, snap
 		if reason == "" {
 			reason = reasonExpired
 		}
-		emit(p.Namespace, p.Service, reason)
+		emit(p.App, p.Namespace, p.Service, reason)
 	}
 }
