@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +26,6 @@ import (
 	"github.com/foresightscale/foresight/adapter"
 	"github.com/foresightscale/foresight/adapter/keda"
 	"github.com/foresightscale/foresight/adapter/vpa"
-	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/forecaster/model"
@@ -105,53 +106,14 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 			"(the synthetic workload runs only with --demo or an explicit source.synthetic)")
 	}
 	log := slog.Default()
-	m, err := loadModel(cfg.Model)
-	if err != nil {
-		return err
-	}
-	manifest := m.Manifest()
-	src, gen, err := makeSource(cfg, manifest, log)
-	if err != nil {
-		return err
-	}
-	if gen != nil && cfg.Policy.CapacityPerPod == 0 {
-		// The demo world knows its own pods: size them as it does.
-		if err := capacitiesFromSynthetic(&cfg, gen, manifest.Services); err != nil {
-			return err
-		}
-	}
-	session, err := m.NewSession()
-	if err != nil {
-		return fmt.Errorf("starting model session: %w", err)
-	}
-
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	budgeter, err := o.budgeter(cfg, manifest.Services, registry, log)
+	apps, err := o.buildApps(cfg, registry, log)
 	if err != nil {
 		return err
 	}
-	store := &snapshot.Store{}
-	fc, err := forecaster.New(forecaster.Options{
-		Source:             src,
-		Manifest:           manifest,
-		Predictor:          session,
-		Policy:             cfg.Policy,
-		Store:              store,
-		Namespace:          cfg.Namespace,
-		Interval:           time.Duration(cfg.Interval),
-		Timeout:            time.Duration(cfg.Timeout),
-		StaleAfter:         time.Duration(cfg.StaleAfter),
-		MaxMissingFraction: cfg.MaxMissingFraction,
-		MaxInputAge:        time.Duration(cfg.MaxInputAge),
-		Registerer:         registry,
-		Logger:             log,
-		Budgeter:           budgeter,
-	})
-	if err != nil {
-		return err
-	}
-	registry.MustRegister(adapter.NewCollector(store, time.Now))
+	reader := mergedReader(apps)
+	registry.MustRegister(adapter.NewCollector(reader, time.Now))
 
 	o.adapter.Demo = o.demo
 	o.adapter.Log = log
@@ -160,21 +122,20 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		if err != nil {
 			return fmt.Errorf("preparing demo credentials: %w", err)
 		}
-		printDemoHelp(creds, cfg.Namespace, o.adapter.MetricsBindAddress)
+		printDemoHelp(creds, apps, o.adapter.MetricsBindAddress)
 	}
-	log.Info("foresight starting", "model", manifest.Name, "services", len(manifest.Services),
-		"source", src.Name(), "namespace", cfg.Namespace, "demo", o.demo)
+	logStartup(log, apps, o.demo)
 
 	var consumers []func(context.Context) error
 	if o.kedaAddress != "" || o.kedaTLSCert != "" || o.kedaTLSKey != "" || o.kedaClientCA != "" {
-		serveKEDA, err := o.kedaScaler(store, registry, log)
+		serveKEDA, err := o.kedaScaler(reader, registry, log)
 		if err != nil {
 			return err
 		}
 		consumers = append(consumers, serveKEDA)
 	}
 	if o.vpaRecommender != "" {
-		rec, err := o.vpaRecommenderFor(cfg, store, registry, log)
+		rec, err := o.vpaRecommenderFor(apps, reader, registry, log)
 		if err != nil {
 			return err
 		}
@@ -185,8 +146,12 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	for _, run := range consumers {
 		g.Go(func() error { return run(ctx) })
 	}
-	g.Go(func() error { return fc.Run(ctx) })
-	g.Go(func() error { return o.adapter.Run(ctx, store, registry, fc.Ready) })
+	// One goroutine per application: a loop stuck on a slow backend delays
+	// only its own cycles.
+	for _, a := range apps {
+		g.Go(func() error { return a.loop.Run(ctx) })
+	}
+	g.Go(func() error { return o.adapter.Run(ctx, reader, registry, appsReady(apps)) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -197,7 +162,7 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 // budgeter checks the shared budgets against the model and builds their
 // Budgeter (nil without budgets). Budgets on a ResourceQuota read it with
 // the adapter's Kubernetes client configuration.
-func (o *serveOptions) budgeter(cfg config.Config, services []string, registry *prometheus.Registry, log *slog.Logger) (*budget.Budgeter, error) {
+func (o *serveOptions) budgeter(cfg config.Config, services []string, registry prometheus.Registerer, log *slog.Logger) (*budget.Budgeter, error) {
 	if len(cfg.Budgets) == 0 {
 		return nil, nil
 	}
@@ -222,7 +187,7 @@ func (o *serveOptions) budgeter(cfg config.Config, services []string, registry *
 
 // kedaScaler listens for KEDA's external scaler calls and returns the
 // function that serves them until its context ends.
-func (o *serveOptions) kedaScaler(store *snapshot.Store, registry *prometheus.Registry, log *slog.Logger) (func(context.Context) error, error) {
+func (o *serveOptions) kedaScaler(reader snapshot.Reader, registry *prometheus.Registry, log *slog.Logger) (func(context.Context) error, error) {
 	if o.kedaAddress == "" {
 		return nil, errors.New("--keda-tls-cert-file, --keda-tls-key-file and --keda-client-ca-file need --keda-scaler-address")
 	}
@@ -237,7 +202,7 @@ func (o *serveOptions) kedaScaler(store *snapshot.Store, registry *prometheus.Re
 	case o.kedaClientCA != "":
 		return nil, errors.New("--keda-client-ca-file needs --keda-tls-cert-file and --keda-tls-key-file")
 	}
-	scaler, err := keda.NewServer(store, keda.Options{Now: time.Now, Log: log.With("component", "keda"), Registerer: registry})
+	scaler, err := keda.NewServer(reader, keda.Options{Now: time.Now, Log: log.With("component", "keda"), Registerer: registry})
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +230,7 @@ func (o *serveOptions) kubeClient(purpose string) (*rest.Config, kubernetes.Inte
 
 // vpaRecommenderFor builds the VPA recommender with the adapter's
 // Kubernetes client configuration (--lister-kubeconfig, else in-cluster).
-func (o *serveOptions) vpaRecommenderFor(cfg config.Config, store *snapshot.Store, registry *prometheus.Registry, log *slog.Logger) (*vpa.Recommender, error) {
+func (o *serveOptions) vpaRecommenderFor(apps []*application, reader snapshot.Reader, registry *prometheus.Registry, log *slog.Logger) (*vpa.Recommender, error) {
 	if o.demo {
 		return nil, errors.New("--vpa-recommender needs a cluster; it cannot run with --demo")
 	}
@@ -277,9 +242,17 @@ func (o *serveOptions) vpaRecommenderFor(cfg config.Config, store *snapshot.Stor
 	if err != nil {
 		return nil, fmt.Errorf("VPA recommender: VPA client: %w", err)
 	}
-	opts := vpa.Options{VPAClient: vpaClient, KubeClient: kubeClient, Reader: store, Name: o.vpaRecommender,
-		// Predictions exist only for the configured namespace.
-		Interval: o.vpaInterval, Namespace: cfg.Namespace, Log: log, Registerer: registry}
+	// Predictions exist only in the applications' namespaces: with one,
+	// list VPAs there only (namespaced RBAC is enough); with several, in
+	// every namespace.
+	namespace := apps[0].Namespace
+	for _, a := range apps {
+		if a.Namespace != namespace {
+			namespace = ""
+		}
+	}
+	opts := vpa.Options{VPAClient: vpaClient, KubeClient: kubeClient, Reader: reader, Name: o.vpaRecommender,
+		Interval: o.vpaInterval, Namespace: namespace, Log: log, Registerer: registry}
 	if o.vpaLeaderElect {
 		opts.LeaderElection = &vpa.LeaderElection{}
 	}
@@ -309,6 +282,18 @@ func (o *serveOptions) config() (config.Config, error) {
 	if o.csvPath != "" {
 		cfg.Source.CSV = &config.CSVConfig{Path: o.csvPath, Replay: true}
 	}
+	if strings.Contains(o.namespace, ",") {
+		return cfg, fmt.Errorf("--namespace %q: one namespace only; to serve several, list them as applications under apps: in --config (docs/configuration.md, \"Several applications\")", o.namespace)
+	}
+	if len(cfg.Apps) > 0 {
+		// Each application has its own: a flag would apply to none.
+		if o.modelDir != "" {
+			return cfg, errors.New("--model: not used with apps in --config; set each application's apps[i].model")
+		}
+		if o.namespace != "" {
+			return cfg, errors.New("--namespace: not used with apps in --config; set each application's apps[i].namespace")
+		}
+	}
 	if o.modelDir != "" {
 		cfg.Model = o.modelDir
 	}
@@ -321,7 +306,13 @@ func (o *serveOptions) config() (config.Config, error) {
 	return cfg, nil
 }
 
-func loadModel(dir string) (*model.Model, error) {
+// loadModel loads the model directory of --model, or the built-in model
+// when dir is empty.
+func loadModel(dir string) (*model.Model, error) { return loadModelFrom(dir, "--model") }
+
+// loadModelFrom is loadModel for a directory set by key, which names it in
+// errors.
+func loadModelFrom(dir, key string) (*model.Model, error) {
 	if dir == "" {
 		m, err := model.LoadFS(models.Demo())
 		if err != nil {
@@ -331,29 +322,29 @@ func loadModel(dir string) (*model.Model, error) {
 	}
 	m, err := model.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("--model: %w", err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return m, nil
 }
 
 // makeSource builds the configured source; for the synthetic demo source it
 // also returns the generator, whose pod capacities size the demo policy.
-func makeSource(cfg config.Config, m *model.Manifest, log *slog.Logger) (source.Source, *synthetic.Generator, error) {
+func makeSource(cfg config.SourceConfig, m *model.Manifest, log *slog.Logger) (source.Source, *synthetic.Generator, error) {
 	switch {
-	case cfg.Source.Prometheus != nil:
-		p, err := source.NewPrometheus(*cfg.Source.Prometheus, log)
+	case cfg.Prometheus != nil:
+		p, err := source.NewPrometheus(*cfg.Prometheus, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("prometheus source: %w", err)
 		}
 		return p, nil, nil
-	case cfg.Source.CSV != nil:
-		c, err := source.NewCSV(cfg.Source.CSV.Path, source.CSVOptions{Replay: cfg.Source.CSV.Replay})
+	case cfg.CSV != nil:
+		c, err := source.NewCSV(cfg.CSV.Path, source.CSVOptions{Replay: cfg.CSV.Replay})
 		if err != nil {
 			return nil, nil, err // already reads "csv source <file>:<line>: ..."
 		}
 		return c, nil, nil
 	default:
-		gen, err := demoGenerator(cfg.Source.Synthetic, m.Graph())
+		gen, err := demoGenerator(cfg.Synthetic, m.Graph())
 		if err != nil {
 			return nil, nil, fmt.Errorf("synthetic source: %w", err)
 		}
@@ -374,27 +365,46 @@ func demoGenerator(sc *config.SyntheticConfig, g topology.Graph) (*synthetic.Gen
 	return synthetic.New(c, g)
 }
 
-func capacitiesFromSynthetic(cfg *config.Config, gen *synthetic.Generator, services []string) error {
-	if cfg.Policy.Services == nil {
-		cfg.Policy.Services = map[string]policy.ServiceConfig{}
+// capacitiesFromSynthetic sets the pod capacity of every service the policy
+// leaves unset from the synthetic workload's own pods. It changes a copy of
+// the per-service map, which other applications' policies may share.
+func capacitiesFromSynthetic(pol *policy.Config, gen *synthetic.Generator, services []string) error {
+	pol.Services = maps.Clone(pol.Services)
+	if pol.Services == nil {
+		pol.Services = map[string]policy.ServiceConfig{}
 	}
 	for _, svc := range services {
 		c, err := gen.CapacityPerPod(svc)
 		if err != nil {
 			return err
 		}
-		sc := cfg.Policy.Services[svc]
+		sc := pol.Services[svc]
 		if sc.CapacityPerPod == 0 {
 			sc.CapacityPerPod = c
 		}
-		cfg.Policy.Services[svc] = sc
+		pol.Services[svc] = sc
 	}
 	return nil
 }
 
-func printDemoHelp(creds *adapter.DemoCredentials, namespace, metricsAddr string) {
+// printDemoHelp prints what the demo runs on and ready-to-paste commands
+// for the first application's namespace.
+func printDemoHelp(creds *adapter.DemoCredentials, apps []*application, metricsAddr string) {
+	namespace := apps[0].Namespace
+	others := ""
+	if len(apps) > 1 {
+		var names []string
+		for _, a := range apps[1:] {
+			if a.Namespace != namespace && !slices.Contains(names, a.Namespace) {
+				names = append(names, a.Namespace)
+			}
+		}
+		if len(names) > 0 {
+			others = fmt.Sprintf("\n  The other applications: replace namespaces/%s with namespaces/%s.\n", namespace, strings.Join(names, ", namespaces/"))
+		}
+	}
 	fmt.Fprintf(os.Stderr, `
-Foresight demo: synthetic Online Boutique workload, built-in model.
+Foresight demo: %s
 The external metrics API runs with self-signed certificates; only the demo client certificate is accepted.
 
   Predicted replicas through the external metrics API (needs kubectl):
@@ -402,10 +412,10 @@ The external metrics API runs with self-signed certificates; only the demo clien
 
   The same with curl:
     %s
-
+%s
   Prometheus metrics:
     curl -s http://%s/metrics | grep '^foresight_predicted'
 
-`, creds.KubectlCommand(namespace, "foresight_predicted_replicas"),
-		creds.CurlCommand(namespace, "foresight_predicted_replicas"), metricsAddr)
+`, demoSummary(apps), creds.KubectlCommand(namespace, "foresight_predicted_replicas"),
+		creds.CurlCommand(namespace, "foresight_predicted_replicas"), others, metricsAddr)
 }

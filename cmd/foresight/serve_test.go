@@ -272,10 +272,10 @@ func TestServeDemoEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{
-			`foresight_predicted_replicas{horizon="120s",namespace="default",service="frontend"}`,
+			`foresight_predicted_replicas{app="default",horizon="120s",namespace="default",service="frontend"}`,
 			`foresight_predicted_requests{`, `foresight_predicted_cpu_cores{`, `foresight_forecast_requests{`,
 			`foresight_cycle_duration_seconds_count`, `foresight_inference_duration_seconds_count`,
-			`foresight_last_success_timestamp_seconds`, `foresight_model_info{`, `foresight_cycles_total{result="ok"}`,
+			`foresight_last_success_timestamp_seconds`, `foresight_model_info{`, `foresight_cycles_total{app="default",result="ok"}`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
@@ -290,7 +290,7 @@ func TestServeUnreachablePrometheusPublishesNothing(t *testing.T) {
 	plain := &http.Client{Timeout: 5 * time.Second}
 	waitFor(t, "a counted source error", func() error {
 		_, body, err := get(plain, s.metrics+"/metrics")
-		if err == nil && !strings.Contains(body, `foresight_source_errors_total{kind="unreachable",source="prometheus"}`) {
+		if err == nil && !strings.Contains(body, `foresight_source_errors_total{app="default",kind="unreachable",source="prometheus"}`) {
 			err = fmt.Errorf("no unreachable error counted yet")
 		}
 		return err

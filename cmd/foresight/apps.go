@@ -1,0 +1,212 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/foresightscale/foresight/forecaster"
+	"github.com/foresightscale/foresight/forecaster/config"
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/forecaster/source"
+)
+
+// application is one application as serve runs it: its own source, model
+// session, policy, store and forecast loop. Applications share nothing but
+// the process, the registry (their metrics labelled app) and the
+// publishers, which read all their stores through one snapshot.Merged.
+type application struct {
+	config.App
+	manifest *model.Manifest
+	source   source.Source
+	// builtIn is true when the model is the one built into the binary.
+	builtIn bool
+	store   *snapshot.Store
+	loop    *forecaster.Forecaster
+}
+
+// buildApps makes one application per entry of cfg.Applications. A model
+// that fails to load, or anything else wrong with one application, fails
+// start-up with the application named: better than serving the others while
+// one silently does nothing.
+func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registry, log *slog.Logger) ([]*application, error) {
+	specs := cfg.Applications()
+	apps := make([]*application, 0, len(specs))
+	for i, spec := range specs {
+		a, err := o.buildApp(cfg, spec, len(cfg.Apps) > 0, registry, log)
+		if err != nil {
+			if len(cfg.Apps) == 0 {
+				return nil, err // the single application: its errors read as before
+			}
+			return nil, fmt.Errorf("app %s (apps[%d]): %w", spec.Name, i, err)
+		}
+		apps = append(apps, a)
+	}
+	return apps, nil
+}
+
+// buildApp loads one application's model, builds its source and its loop.
+func (o *serveOptions) buildApp(cfg config.Config, spec config.App, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
+	modelKey := "--model"
+	if listed {
+		modelKey = "model"
+	}
+	m, err := loadModelFrom(spec.Model, modelKey)
+	if err != nil {
+		return nil, err
+	}
+	manifest := m.Manifest()
+	log = log.With("app", spec.Name)
+	src, gen, err := makeSource(spec.Source, manifest, log)
+	if err != nil {
+		return nil, err
+	}
+	pol := spec.Policy
+	if gen != nil && pol.CapacityPerPod == 0 {
+		// The demo world knows its own pods: size them as it does.
+		if err := capacitiesFromSynthetic(&pol, gen, manifest.Services); err != nil {
+			return nil, err
+		}
+	}
+	session, err := m.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("starting model session: %w", err)
+	}
+	// Every series of this loop carries the application, so two loops
+	// register the same metric names without colliding.
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"app": spec.Name}, registry)
+	budgeter, err := o.budgeter(cfg, manifest.Services, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	store := &snapshot.Store{}
+	loop, err := forecaster.New(forecaster.Options{
+		Source:             src,
+		Manifest:           manifest,
+		Predictor:          session,
+		Policy:             pol,
+		Store:              store,
+		Namespace:          spec.Namespace,
+		Services:           spec.Services,
+		Interval:           time.Duration(cfg.Interval),
+		Timeout:            time.Duration(cfg.Timeout),
+		StaleAfter:         time.Duration(cfg.StaleAfter),
+		MaxMissingFraction: cfg.MaxMissingFraction,
+		MaxInputAge:        time.Duration(cfg.MaxInputAge),
+		Registerer:         reg,
+		Logger:             log,
+		Budgeter:           budgeter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}, nil
+}
+
+// mergedReader is the one reader the publishers serve every application from.
+func mergedReader(apps []*application) *snapshot.Merged {
+	stores := make([]snapshot.AppStore, len(apps))
+	for i, a := range apps {
+		stores[i] = snapshot.AppStore{App: a.Name, Store: a.store}
+	}
+	return snapshot.NewMerged(stores...)
+}
+
+// appsReady is ready while at least one application serves fresh
+// forecasts: one application's outage must not take the others' out of
+// service (a failing readiness probe removes the whole pod from the
+// APIService). The error names every application's state.
+func appsReady(apps []*application) func() error {
+	if len(apps) == 1 {
+		return apps[0].loop.Ready // one application: its own message, as before
+	}
+	checks := make([]namedCheck, len(apps))
+	for i, a := range apps {
+		checks[i] = namedCheck{name: a.Name, ready: a.loop.Ready}
+	}
+	return func() error { return anyReady(checks) }
+}
+
+// namedCheck is one application's readiness.
+type namedCheck struct {
+	name  string
+	ready func() error
+}
+
+// anyReady is nil when any check is, else an error naming each one's state.
+func anyReady(checks []namedCheck) error {
+	states := make([]string, len(checks))
+	for i, c := range checks {
+		err := c.ready()
+		if err == nil {
+			return nil
+		}
+		states[i] = c.name + ": " + err.Error()
+	}
+	return errors.New(strings.Join(states, "; "))
+}
+
+// logStartup logs one line per application: what it serves, from what, with
+// which model. It takes the whole list so that checks across an application
+// and its data (services in one and not the other) have one place to go.
+func logStartup(log *slog.Logger, apps []*application, demo bool) {
+	for _, a := range apps {
+		attrs := []any{"app", a.Name, "namespace", a.Namespace, "model", a.manifest.Name,
+			"modelServices", len(a.manifest.Services), "source", describeSource(a.Source)}
+		if a.Model != "" {
+			attrs = append(attrs, "modelDir", a.Model)
+		}
+		if len(a.Services) > 0 {
+			attrs = append(attrs, "services", len(a.Services))
+		}
+		attrs = append(attrs, "demo", demo)
+		log.Info("foresight starting", attrs...)
+	}
+}
+
+// describeSource names a source and where it reads from, for logs and the
+// demo banner.
+func describeSource(s config.SourceConfig) string {
+	switch {
+	case s.Prometheus != nil:
+		return "prometheus " + s.Prometheus.URL
+	case s.CSV != nil:
+		return "csv " + s.CSV.Path
+	default:
+		return "synthetic"
+	}
+}
+
+// demoSummary says, for the demo banner, what each application really runs
+// on: the banner must not claim the synthetic workload and the built-in
+// model while the process reads Prometheus or a model directory.
+func demoSummary(apps []*application) string {
+	lines := make([]string, len(apps))
+	for i, a := range apps {
+		var src string
+		switch {
+		case a.Source.Prometheus != nil:
+			src = "Prometheus at " + a.Source.Prometheus.URL
+		case a.Source.CSV != nil:
+			src = "replay of " + a.Source.CSV.Path
+		case a.builtIn:
+			src = "synthetic Online Boutique workload"
+		default:
+			src = fmt.Sprintf("synthetic workload on the model's call graph (%d services)", len(a.manifest.Services))
+		}
+		mod := "built-in model"
+		if !a.builtIn {
+			mod = fmt.Sprintf("model %s from %s", a.manifest.Name, a.Model)
+		}
+		lines[i] = src + ", " + mod + "."
+		if len(apps) > 1 {
+			lines[i] = fmt.Sprintf("app %s (namespace %s): %s", a.Name, a.Namespace, lines[i])
+		}
+	}
+	return strings.Join(lines, "\n")
+}
