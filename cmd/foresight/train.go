@@ -9,14 +9,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/foresightscale/foresight/forecaster/config"
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/internal/textlimit"
 	"github.com/foresightscale/foresight/models"
 	"github.com/foresightscale/foresight/models/gnn"
 	"github.com/foresightscale/foresight/models/training"
@@ -27,7 +32,11 @@ type trainOptions struct {
 	synthetic     bool
 	syntheticDays int
 	prometheusURL string
+	configFile    string
 	namespace     string
+	services      []string
+	callGraph     string
+	step          time.Duration
 	start, end    string
 	out           string
 	name          string
@@ -36,12 +45,23 @@ type trainOptions struct {
 	testFraction  float64
 }
 
+// defaultPrometheusStep is the training step when reading Prometheus without
+// --step: the step of the shipped recording rules and of boutique.csv.
+const defaultPrometheusStep = 30 * time.Second
+
 func newTrainCommand() *cobra.Command {
-	o := &trainOptions{syntheticDays: training.SyntheticDays, namespace: "default", testFraction: training.DefaultTestFraction}
+	o := &trainOptions{syntheticDays: training.SyntheticDays, testFraction: training.DefaultTestFraction}
 	cmd := &cobra.Command{
-		Use:   "train --out DIR (--data FILE.csv | --synthetic | --prometheus-url URL --start T --end T)",
+		Use:   "train --out DIR (--data FILE.csv | --synthetic | --prometheus-url URL --start T --end T | --config FILE --start T --end T) [--call-graph FILE.csv]",
 		Short: "Train the spatiotemporal GNN on a cluster's history and write model.onnx, manifest.json, report.json",
-		Long: `Trains Foresight's spatiotemporal GNN (Online Boutique topology) in Go and exports it to ONNX.
+		Long: `Trains Foresight's spatiotemporal GNN in Go and exports it to ONNX, for any application.
+
+The services come from the history itself (the CSV's columns, or every service the
+Prometheus queries return), the step from the CSV's rows (or --step), and the call graph
+from --call-graph (caller,callee[,fanOut]; see "foresight topology"); without one the
+model learns its adjacency alone. A service without a usable request rate or CPU series
+is left out; a feature a service has no usable series of is modelled without; both are
+reported, and written to report.json.
 
 The history is split chronologically: the most recent --test-fraction of the windows is
 held out for the report, 15% of the rest drives early stopping. Training is deterministic
@@ -51,15 +71,19 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.ErrOrStderr()) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.data, "data", "", "Wide-format CSV history (columns <service>_<metric>, 30 s rows).")
-	f.BoolVar(&o.synthetic, "synthetic", false, "Train on the built-in synthetic workload (seeded, reproducible).")
+	f.StringVar(&o.data, "data", "", "Wide-format CSV history (columns step,timestamp_local,<service>_<metric>; any services, any step).")
+	f.BoolVar(&o.synthetic, "synthetic", false, "Train on the built-in synthetic Online Boutique workload (seeded, reproducible: the demo model's recipe).")
 	f.IntVar(&o.syntheticDays, "synthetic-days", o.syntheticDays, "Days of synthetic history to train on.")
-	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Read the history from this Prometheus-API server (default templates; needs --start and --end).")
-	f.StringVar(&o.namespace, "namespace", o.namespace, "Namespace of the services (Prometheus queries).")
+	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Read the history from this Prometheus-API server (needs --start and --end).")
+	f.StringVar(&o.configFile, "config", "", "Read the history with serve's configuration (source.prometheus: URL, queries, tenant, TLS/auth; namespace); --prometheus-url and --namespace override it.")
+	f.StringVar(&o.namespace, "namespace", "", "Namespace of the services (Prometheus queries); default from --config, else \"default\".")
+	f.StringSliceVar(&o.services, "services", nil, "Only these services (comma-separated); default: every service in the history.")
+	f.StringVar(&o.callGraph, "call-graph", "", "Call graph CSV (caller,callee[,fanOut]), e.g. from \"foresight topology\"; default: none, the model learns its adjacency alone.")
+	f.DurationVar(&o.step, "step", 0, "Model step; default: the CSV's row interval, or 30s for Prometheus.")
 	f.StringVar(&o.start, "start", "", "Start of the history (RFC 3339); default: the CSV's first row.")
 	f.StringVar(&o.end, "end", "", "End of the history (RFC 3339); default: the CSV's last row.")
 	f.StringVar(&o.out, "out", "", "Directory to write model.onnx, manifest.json and report.json into (required).")
-	f.StringVar(&o.name, "name", "boutique-gnn", "Model name (manifest, foresight_model_info).")
+	f.StringVar(&o.name, "name", "", "Model name (manifest, foresight_model_info); default: from the data file or namespace, e.g. bookinfo-gnn.")
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
 	f.Int64Var(&o.seed, "seed", 1, "Random seed: the same data and seed give the same model.")
 	f.Float64Var(&o.testFraction, "test-fraction", o.testFraction, "Share of the most recent windows held out for the report.")
@@ -100,26 +124,28 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 
 // config turns the flags into a training configuration.
 func (o *trainOptions) config() (training.Config, error) {
-	graph := topology.OnlineBoutique()
-	opts := gnn.DefaultOptions(graph)
-	opts.Name, opts.Seed = o.name, o.seed
-	if o.epochs > 0 {
-		opts.Epochs = o.epochs
-	}
-	cfg := training.Config{
-		Namespace: o.namespace, Options: opts,
-		TestFraction: o.testFraction, ValidationFraction: training.DefaultValidationFraction,
-	}
+	cfg := training.Config{TestFraction: o.testFraction, ValidationFraction: training.DefaultValidationFraction}
 	sources := 0
-	for _, set := range []bool{o.data != "", o.synthetic, o.prometheusURL != ""} {
+	for _, set := range []bool{o.data != "", o.synthetic, o.prometheusURL != "" || o.configFile != ""} {
 		if set {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return cfg, errors.New("give exactly one of --data, --synthetic, --prometheus-url")
+		return cfg, errors.New("give exactly one of --data, --synthetic, --prometheus-url (or --config)")
 	}
-	var err error
+	if o.synthetic && (o.callGraph != "" || len(o.services) > 0 || o.step != 0) {
+		return cfg, errors.New("--synthetic trains the demo model on its own Online Boutique topology and step; --call-graph, --services and --step apply to --data and Prometheus")
+	}
+	graph, err := o.graph()
+	if err != nil {
+		return cfg, err
+	}
+	opts := gnn.DefaultOptions(graph)
+	opts.Seed = o.seed
+	if o.epochs > 0 {
+		opts.Epochs = o.epochs
+	}
 	switch {
 	case o.data != "":
 		c, err := source.NewCSV(o.data, source.CSVOptions{})
@@ -128,41 +154,137 @@ func (o *trainOptions) config() (training.Config, error) {
 		}
 		cfg.Source, cfg.SourceName = c, filepath.Base(o.data)
 		cfg.Start, cfg.End = c.Span()
+		opts.Step = c.Interval()
+		opts.Name = modelName(strings.TrimSuffix(filepath.Base(o.data), filepath.Ext(o.data)))
 	case o.synthetic:
+		opts.Name = "boutique-gnn"
 		syn, err := training.SyntheticConfig(o.syntheticDays, opts)
 		if err != nil {
 			return cfg, err
 		}
 		cfg.Source, cfg.SourceName, cfg.Start, cfg.End = syn.Source, syn.SourceName, syn.Start, syn.End
 	default:
-		p := source.DefaultPrometheusConfig()
-		p.URL = o.prometheusURL
-		// A history of weeks at the model's step is one large answer per
-		// feature, unlike serve's windows of minutes.
-		p.MaxResponseBytes = 1 << 30
-		prom, err := source.NewPrometheus(p, slog.Default())
+		prom, namespace, err := o.prometheus()
 		if err != nil {
 			return cfg, err
 		}
-		cfg.Source, cfg.SourceName = prom, o.prometheusURL
+		cfg.Source, cfg.SourceName, cfg.Namespace = prom, o.prometheusURL, namespace
+		opts.Step, opts.Name = defaultPrometheusStep, modelName(namespace)
 		if o.start == "" || o.end == "" {
-			return cfg, errors.New("--prometheus-url needs --start and --end")
+			return cfg, errors.New("reading Prometheus needs --start and --end")
 		}
 	}
-	if o.start != "" {
-		if cfg.Start, err = time.Parse(time.RFC3339, o.start); err != nil {
-			return cfg, fmt.Errorf("--start: %w", err)
+	if o.step != 0 {
+		if o.step < model.MinStep || o.step > model.MaxStep {
+			return cfg, fmt.Errorf("--step %v: must be between %v and %v", o.step, model.MinStep, model.MaxStep)
 		}
+		opts.Step = o.step
 	}
-	if o.end != "" {
-		if cfg.End, err = time.Parse(time.RFC3339, o.end); err != nil {
-			return cfg, fmt.Errorf("--end: %w", err)
-		}
+	if o.name != "" {
+		opts.Name = o.name
+	}
+	if cfg.Start, err = o.time("--start", o.start, cfg.Start); err != nil {
+		return cfg, err
+	}
+	if cfg.End, err = o.time("--end", o.end, cfg.End); err != nil {
+		return cfg, err
 	}
 	if !cfg.End.After(cfg.Start) {
 		return cfg, fmt.Errorf("--end %v is not after --start %v", cfg.End, cfg.Start)
 	}
+	cfg.Options = opts
 	return cfg, nil
+}
+
+// graph is what the flags say of the topology: the demo's for --synthetic;
+// else the --services to keep (none: all in the history) and the
+// --call-graph edges (none: the model learns its adjacency alone).
+func (o *trainOptions) graph() (topology.Graph, error) {
+	if o.synthetic {
+		return topology.OnlineBoutique(), nil
+	}
+	g := topology.Graph{Services: slices.Clone(o.services)}
+	if o.callGraph == "" {
+		return g, nil
+	}
+	f, err := os.Open(o.callGraph)
+	if err != nil {
+		return g, fmt.Errorf("--call-graph: %w", err)
+	}
+	defer f.Close()
+	// Any services: edges naming a service the history does not have are
+	// dropped and reported by training, not refused here.
+	cg, err := topology.ParseCallGraphCSV(f, nil)
+	if err != nil {
+		return g, fmt.Errorf("--call-graph %s: %w", o.callGraph, err)
+	}
+	g.Edges = cg.Edges
+	return g, nil
+}
+
+// prometheus builds the Prometheus source from --config and the flags, and
+// returns it with the namespace to read.
+func (o *trainOptions) prometheus() (source.Source, string, error) {
+	p, namespace := source.DefaultPrometheusConfig(), "default"
+	if o.configFile != "" {
+		c, err := config.Load(o.configFile)
+		if err != nil {
+			return nil, "", err
+		}
+		if c.Source.Prometheus == nil && o.prometheusURL == "" {
+			return nil, "", fmt.Errorf("--config %s: no source.prometheus to read the history from (or pass --prometheus-url)", o.configFile)
+		}
+		if c.Source.Prometheus != nil {
+			p = *c.Source.Prometheus
+		}
+		namespace = c.Namespace
+	}
+	if o.prometheusURL != "" {
+		p.URL = o.prometheusURL
+	}
+	if o.namespace != "" {
+		namespace = o.namespace
+	}
+	o.prometheusURL = p.URL
+	// A history of days at the model's step is one large answer per
+	// feature, unlike serve's windows of minutes.
+	p.MaxResponseBytes = 1 << 30
+	prom, err := source.NewPrometheus(p, slog.Default())
+	if err != nil {
+		return nil, "", err
+	}
+	return prom, namespace, nil
+}
+
+// time parses an RFC 3339 flag, or returns def when it is empty.
+func (o *trainOptions) time(flag, value string, def time.Time) (time.Time, error) {
+	if value == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339, value)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", flag, err)
+	}
+	return t, nil
+}
+
+// modelName derives a model name from a file or namespace name: lower case
+// letters, digits and hyphens, ending in "-gnn".
+func modelName(base string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(base) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if name == "" {
+		name = "foresight"
+	}
+	return textlimit.Prefix(name, 48) + "-gnn"
 }
 
 // progressReporter draws a progress bar on a terminal and writes one log line
@@ -186,6 +308,11 @@ func progressReporter(w io.Writer, epochs int) (func(gnn.Progress), func()) {
 }
 
 func printTrainSummary(w io.Writer, dir string, r *training.Report) {
+	if r.Data != nil {
+		for _, line := range r.Data.Summary() {
+			fmt.Fprintln(w, line)
+		}
+	}
 	fmt.Fprintf(w, "wrote %s/{model.onnx,manifest.json,report.json}: %d epochs (best %d, %s), %.0fs, windows train/val/test %d/%d/%d\n",
 		dir, r.Epochs, r.BestEpoch, r.Stopped, r.Seconds, r.Windows.Train, r.Windows.Validation, r.Windows.Test)
 	if t := r.Test; t != nil && len(t.MAEByHorizon) > 0 {

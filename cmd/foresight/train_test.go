@@ -11,8 +11,11 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/internal/promtest"
 	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/foresightscale/foresight/internal/widecsv"
 	"github.com/foresightscale/foresight/models/training"
 )
 
@@ -80,5 +83,73 @@ func TestTrainRefusesBadFlags(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTrainAnyApplication trains on a CSV of an application that is not
+// Online Boutique: four services with dotted and hyphenated names, a 60 s
+// step, Unix-second timestamps, one service that never reports a request
+// rate, one without latency, and one with nothing to size from. The model
+// takes its services and step from the file and its edges from
+// --call-graph; what it left out is reported, not refused.
+func TestTrainAnyApplication(t *testing.T) {
+	graph := topology.Graph{
+		Services: []string{"product.page", "details-v1", "reviews-v2", "ratings"},
+		Edges:    []topology.Edge{{Caller: "product.page", Callee: "details-v1", FanOut: 1}, {Caller: "product.page", Callee: "reviews-v2", FanOut: 1}, {Caller: "reviews-v2", Callee: "ratings", FanOut: 0.67}},
+	}
+	sc := synthetic.DefaultConfig()
+	sc.Services = nil // every service gets the default profile
+	gen, err := synthetic.New(sc, graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	end := start.Add(24 * time.Hour)
+	step := time.Minute
+	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
+		Features: source.AllFeatures, Start: start, End: end, Step: step})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(data[source.Requests], "details-v1")
+	delete(data[source.Latency], "ratings")
+	data.Add(source.Memory, "istio-proxy.sidecar", source.Sample{Time: start, Value: 1})
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "Book_Info.csv")
+	f, err := os.Create(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := widecsv.Write(f, data, start, end, step); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// The call graph names a service the history does not have: dropped, said.
+	cg := filepath.Join(dir, "callgraph.csv")
+	if err := os.WriteFile(cg, []byte("caller,callee,fanOut\nproduct.page,details-v1,1\nproduct.page,reviews-v2,1\nreviews-v2,ratings,0.67\nreviews-v2,reviews-db,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "model")
+	log, err := runTrain(t, "--data", csvPath, "--call-graph", cg, "--epochs", "2", "--out", out)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	for _, want := range []string{"modelled 4 services", "left out 1 services", "istio-proxy.sidecar",
+		"modelled without requests (no usable series): 1 services: details-v1", "modelled without latency", "not used: 1 (e.g. reviews-v2→reviews-db)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("train output lacks %q:\n%s", want, log)
+		}
+	}
+	m, err := model.Load(out)
+	if err != nil {
+		t.Fatalf("trained model does not load: %v", err)
+	}
+	man := m.Manifest()
+	if man.Name != "book-info-gnn" || time.Duration(man.Step) != step || len(man.Services) != 4 || len(man.CallGraph) != 3 {
+		t.Errorf("manifest %s: step %v, services %v, edges %v; want book-info-gnn, 1m, 4 services, 3 edges",
+			man.Name, time.Duration(man.Step), man.Services, man.CallGraph)
+	}
+	if !man.IsUnobserved(source.Requests, "details-v1") || !man.IsUnobserved(source.Latency, "ratings") || man.IsUnobserved(source.CPU, "ratings") {
+		t.Errorf("manifest unobserved = %v", man.Unobserved)
 	}
 }

@@ -39,8 +39,13 @@ type Manifest struct {
 	// Normalization[feature] holds per-service statistics in node order.
 	Normalization map[source.Feature]Stats `json:"normalization"`
 	CallGraph     []topology.Edge          `json:"callGraph"`
-	Golden        Golden                   `json:"golden"`
-	Training      map[string]any           `json:"training,omitempty"`
+	// Unobserved[feature] lists the services the model was trained without
+	// that feature (their history had no usable series): their input is the
+	// normalised mean, and a gap in it never holds their forecast. A service
+	// without requests has no meaningful request-rate forecast.
+	Unobserved map[source.Feature][]string `json:"unobserved,omitempty"`
+	Golden     Golden                      `json:"golden"`
+	Training   map[string]any              `json:"training,omitempty"`
 }
 
 // Tensor names a graph input or output and its shape.
@@ -210,6 +215,26 @@ func (m *Manifest) Validate() error {
 	if err := m.Graph().Validate(); err != nil {
 		bad("callGraph: %v", err)
 	}
+	if len(m.Unobserved) > 0 {
+		known := make(map[string]bool, n)
+		for _, s := range m.Services {
+			known[s] = true
+		}
+		for feat, services := range m.Unobserved {
+			if !slices.Contains(m.Features, feat) {
+				bad("unobserved.%s: not an input feature", key(feat))
+				continue
+			}
+			seen := make(map[string]bool, len(services))
+			for i, s := range services {
+				if !known[s] || seen[s] {
+					bad("unobserved.%s[%d]: %s is not a service of the model, or is listed twice", key(feat), i, key(s))
+					break
+				}
+				seen[s] = true
+			}
+		}
+	}
 	if len(m.Golden.Input) != f*m.Window*n {
 		bad("golden.input: got %d values, want %d", len(m.Golden.Input), f*m.Window*n)
 	}
@@ -240,4 +265,10 @@ func key[S ~string](name S) string {
 		}
 	}
 	return string(name)
+}
+
+// IsUnobserved reports whether the model was trained without feature f for
+// service (see Manifest.Unobserved).
+func (m *Manifest) IsUnobserved(f source.Feature, service string) bool {
+	return slices.Contains(m.Unobserved[f], service)
 }

@@ -127,6 +127,8 @@ func TestParseRejects(t *testing.T) {
 		}), good, `model.onnx: graph input "x": dimension 1 is not a fixed positive size`},
 		{"opset 17", craft(t, m.onnx, func(mp *onnxpb.ModelProto) { mp.OpsetImport[0].Version = proto.Int64(17) }), good, "model.onnx: imports opset 17 of the default domain"},
 		{"manifest unknown field", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"fromat":1,"format"`), 1), `manifest.json: json: unknown field "fromat"`},
+		{"unobserved service unknown", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"unobserved":{"requests":["nobody"]},"format"`), 1), "unobserved.requests[0]: nobody is not a service of the model"},
+		{"unobserved feature not an input", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"unobserved":{"disk":["nobody"]},"format"`), 1), "unobserved.disk: not an input feature"},
 		{"manifest trailing data", m.onnx, append(append([]byte{}, good...), []byte(` {}`)...), "manifest.json: unexpected data after the manifest object"},
 		{"manifest not JSON", m.onnx, []byte("format: 1"), "manifest.json: invalid character"},
 		{"manifest invalid", m.onnx, editManifest(t, m.manifest, func(man *model.Manifest) { man.Outputs[0].Shape = []int{shipHorizon, 4} }),

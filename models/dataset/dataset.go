@@ -30,6 +30,9 @@ type Dataset struct {
 	// Observed[f][t][n] is false where Raw holds a filled gap: errors are
 	// never measured against a filled value.
 	Observed [][][]bool
+	// NoData[f][n] is true when the series had no sample at all (BuildPartial
+	// only): Raw holds the fill value 0 and nothing is observed.
+	NoData [][]bool
 	// Norm are the statistics inputs are normalised with.
 	Norm map[source.Feature]model.Stats
 	// normalised[f][t][n] = (Raw - mean) / std.
@@ -40,6 +43,30 @@ type Dataset struct {
 // of every service must have at least one sample: a model cannot learn a
 // series it never saw.
 func Build(data source.Data, services []string, features []source.Feature, start, end time.Time, step time.Duration) (*Dataset, error) {
+	d, err := BuildPartial(data, services, features, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for fi, f := range features {
+		for n, svc := range services {
+			if d.NoData[fi][n] {
+				errs = append(errs, fmt.Errorf("no %s data for service %s between %s and %s", f, svc, start.Format(time.RFC3339), end.Format(time.RFC3339)))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	return d, nil
+}
+
+// BuildPartial is Build for histories where some services lack some
+// features (an idle service has no latency; some never report a request
+// rate): such a series is filled with 0, never observed, and flagged in
+// NoData, so a model can be trained without it instead of refusing the
+// whole application.
+func BuildPartial(data source.Data, services []string, features []source.Feature, start, end time.Time, step time.Duration) (*Dataset, error) {
 	if step <= 0 || !end.After(start) {
 		return nil, fmt.Errorf("dataset: range %v..%v at step %v is empty", start, end, step)
 	}
@@ -55,20 +82,9 @@ func Build(data source.Data, services []string, features []source.Feature, start
 	if err != nil {
 		return nil, fmt.Errorf("dataset: aligning history: %w", err)
 	}
-	var errs []error
-	for fi, f := range features {
-		for n, svc := range services {
-			if w.NoData[fi][n] {
-				errs = append(errs, fmt.Errorf("no %s data for service %s between %s and %s", f, svc, start.Format(time.RFC3339), end.Format(time.RFC3339)))
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
-	}
 	return &Dataset{
 		Services: services, Features: features, Start: start, Step: step, Steps: steps,
-		Raw: w.Values, Observed: w.Observed,
+		Raw: w.Values, Observed: w.Observed, NoData: w.NoData,
 	}, nil
 }
 

@@ -94,6 +94,7 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		Outputs:       outputs,
 		Normalization: m.norm,
 		CallGraph:     o.Graph.Edges,
+		Unobserved:    o.Unobserved,
 		Golden:        model.Golden{Input: m.golden, Outputs: m.Forward(m.golden)},
 		Training: map[string]any{
 			"kind": "spatiotemporal graph network (gated graph convolution, learned adjacency) on volatility-normalised changes, trained with Adam, shrinkage and upper-margin calibration fitted on validation",

@@ -50,8 +50,11 @@ type Options struct {
 	Graph                      topology.Graph
 	Features                   []source.Feature // inputs, in order
 	Targets                    []source.Feature // forecast outputs; each must be an input
-	Window, Horizon            int
-	Step                       time.Duration
+	// Unobserved lists, per feature, the services trained without it (no
+	// usable series); it is written to the manifest for the serving loop.
+	Unobserved      map[source.Feature][]string
+	Window, Horizon int
+	Step            time.Duration
 
 	// Hidden is the number of hidden channels per service, Embedding the
 	// size of the node embeddings behind the learned adjacency, Hops the

@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/models/dataset"
 	"github.com/foresightscale/foresight/models/gnn"
 )
@@ -41,20 +44,23 @@ const (
 
 // Report is written next to the model as report.json.
 type Report struct {
-	Model      string    `json:"model"`
-	Source     string    `json:"source"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	Steps      int       `json:"steps"`
-	Windows    Split     `json:"windows"`
-	Epochs     int       `json:"epochs"`
-	BestEpoch  int       `json:"bestEpoch"`
-	TrainLoss  float64   `json:"trainLoss"`
-	ValLoss    float64   `json:"validationLoss"`
-	Seconds    float64   `json:"trainingSeconds"`
-	Stopped    string    `json:"stopped"` // "converged", "epochs", "interrupted"
-	Test       *TestEval `json:"test,omitempty"`
-	Normalised bool      `json:"statisticsFromTrainingPartOnly"`
+	Model     string    `json:"model"`
+	Source    string    `json:"source"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Steps     int       `json:"steps"`
+	Windows   Split     `json:"windows"`
+	Epochs    int       `json:"epochs"`
+	BestEpoch int       `json:"bestEpoch"`
+	TrainLoss float64   `json:"trainLoss"`
+	ValLoss   float64   `json:"validationLoss"`
+	Seconds   float64   `json:"trainingSeconds"`
+	Stopped   string    `json:"stopped"` // "converged", "epochs", "interrupted"
+	Test      *TestEval `json:"test,omitempty"`
+	// Data says which services and features were modelled, and what was
+	// left out of the history and why.
+	Data       *DataReport `json:"data,omitempty"`
+	Normalised bool        `json:"statisticsFromTrainingPartOnly"`
 }
 
 // Split counts the windows of each part.
@@ -79,20 +85,20 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	if cfg.TestFraction < 0 || cfg.TestFraction >= 1 || cfg.ValidationFraction <= 0 || cfg.ValidationFraction >= 1 {
 		return nil, nil, fmt.Errorf("test fraction %v must be in [0,1) and validation fraction %v in (0,1)", cfg.TestFraction, cfg.ValidationFraction)
 	}
-	if err := cfg.Options.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("model options: %w", err)
-	}
 	o := cfg.Options
 	data, err := cfg.Source.Fetch(ctx, source.Query{
-		Namespace: cfg.Namespace, Services: o.Graph.Services, Features: o.Features,
-		Start: cfg.Start, End: cfg.End, Step: o.Step,
+		Namespace: cfg.Namespace, Services: o.Graph.Services, AllServices: len(o.Graph.Services) == 0,
+		Features: o.Features, Start: cfg.Start, End: cfg.End, Step: o.Step,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading history from %s: %w", cfg.SourceName, err)
 	}
-	ds, err := dataset.Build(data, o.Graph.Services, o.Features, cfg.Start, cfg.End, o.Step)
+	ds, dataReport, err := shapeFromHistory(data, &o, cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("model options: %w", err)
 	}
 	all := ds.Origins(o.Window, o.Horizon, 0, ds.Steps)
 	nTest := int(float64(len(all)) * cfg.TestFraction)
@@ -108,19 +114,12 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	if err := ds.FitNormalization(train[len(train)-1] + o.Horizon + 1); err != nil {
 		return nil, nil, err
 	}
-	for fi, f := range o.Features {
-		for n, svc := range o.Graph.Services {
-			if constantSeries(ds, fi, n, train[len(train)-1]+o.Horizon+1) && f == o.Targets[0] {
-				return nil, nil, fmt.Errorf("the %s series of %s is constant over the training part: nothing to learn", f, svc)
-			}
-		}
-	}
 
 	start := time.Now()
 	report := &Report{
 		Model: o.Name, Source: cfg.SourceName, Start: cfg.Start, End: cfg.End, Steps: ds.Steps,
 		Windows: Split{Train: len(train), Validation: len(val), Test: len(test)}, Normalised: true,
-		Stopped: "converged",
+		Stopped: "converged", Data: dataReport,
 	}
 	track := func(p gnn.Progress) {
 		report.Epochs = p.Epoch
@@ -190,13 +189,56 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 	return ev
 }
 
-func constantSeries(ds *dataset.Dataset, f, n, upTo int) bool {
-	for t := 1; t < upTo; t++ {
-		if ds.Raw[f][t][n] != ds.Raw[f][0][n] {
-			return false
+// shapeFromHistory decides what the model is trained on from the history
+// itself: the services (those in o.Graph.Services, or every service the
+// source returned), the features and targets that have usable data, the
+// call-graph edges between modelled services. It updates o and returns the
+// aligned dataset and what it decided.
+func shapeFromHistory(data source.Data, o *gnn.Options, cfg Config) (*dataset.Dataset, *DataReport, error) {
+	candidates := o.Graph.Services
+	if len(candidates) == 0 {
+		candidates = servicesIn(data)
+	}
+	span := fmt.Sprintf("%s..%s", cfg.Start.Format(time.RFC3339), cfg.End.Format(time.RFC3339))
+	switch {
+	case len(candidates) == 0:
+		return nil, nil, fmt.Errorf("no series of any service in %s over %s (features %v): check the source, namespace and time range", cfg.SourceName, span, o.Features)
+	case len(candidates) > topology.MaxServices:
+		return nil, nil, fmt.Errorf("%d services in %s, over the limit of %d", len(candidates), cfg.SourceName, topology.MaxServices)
+	}
+	all, err := dataset.BuildPartial(data, candidates, o.Features, cfg.Start, cfg.End, o.Step)
+	if err != nil {
+		return nil, nil, err
+	}
+	use := survey(all)
+	report, err := choose(all, use, o.Targets, o.Graph.Edges)
+	if err != nil {
+		return nil, report, fmt.Errorf("history %s over %s: %w", cfg.SourceName, span, err)
+	}
+	// A series too sparse to use is not an input at all, as it will not be
+	// when serving (the manifest lists it as unobserved).
+	for f, feat := range all.Features {
+		for n, svc := range all.Services {
+			if !use[f][n].usable() {
+				delete(data[feat], svc)
+			}
 		}
 	}
-	return true
+	o.Graph = topology.Graph{Services: report.Services, Edges: report.keptEdges(o.Graph.Edges)}
+	o.Features, o.Targets, o.Unobserved = report.Features, report.Targets, report.Unobserved
+	ds, err := dataset.BuildPartial(data, o.Graph.Services, o.Features, cfg.Start, cfg.End, o.Step)
+	return ds, report, err
+}
+
+// servicesIn returns every service with a series in data, sorted.
+func servicesIn(data source.Data) []string {
+	seen := make(map[string]bool)
+	for _, byService := range data {
+		for s := range byService {
+			seen[s] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // SyntheticDays is how much synthetic history the shipped models learn from.
