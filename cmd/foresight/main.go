@@ -43,6 +43,6 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
-	root.AddCommand(newServeCommand(), newTrainCommand(), newBacktestCommand(), newSimulateCommand(), newCertsCommand())
+	root.AddCommand(newServeCommand(), newTrainCommand(), newBacktestCommand(), newSimulateCommand(), newCertsCommand(), newTopologyCommand())
 	return root
 }
