@@ -36,13 +36,21 @@ type Config struct {
 	// CapacityPerPod is the request rate (req/s) one pod serves within its
 	// SLO, used for services that do not set their own.
 	CapacityPerPod float64 `yaml:"capacityPerPod,omitempty" json:"capacityPerPod,omitempty"`
-	// Services overrides the defaults per service.
+	// CPUPerPod is the CPU (cores) one pod should use at most, for services
+	// that do not set their own. It sizes the services whose model has no
+	// request rate (they never reported one) from their CPU forecast; a
+	// service with a request rate is always sized from it.
+	CPUPerPod float64 `yaml:"cpuPerPod,omitempty" json:"cpuPerPod,omitempty"`
+	// Services overrides the defaults per service. An entry may name a
+	// service the model does not know yet: it applies when the service
+	// appears in the data and is forecast by the model-free fallback.
 	Services map[string]ServiceConfig `yaml:"services,omitempty" json:"services,omitempty"`
 }
 
 // ServiceConfig overrides the policy for one service. Zero fields inherit.
 type ServiceConfig struct {
 	CapacityPerPod float64 `yaml:"capacityPerPod,omitempty" json:"capacityPerPod,omitempty"`
+	CPUPerPod      float64 `yaml:"cpuPerPod,omitempty" json:"cpuPerPod,omitempty"`
 	MinReplicas    int64   `yaml:"minReplicas,omitempty" json:"minReplicas,omitempty"`
 	MaxReplicas    int64   `yaml:"maxReplicas,omitempty" json:"maxReplicas,omitempty"`
 	// PodRate and LatencyP99 together size the service with a queueing
@@ -79,6 +87,8 @@ func Default() Config {
 const (
 	// minRate and maxRate bound capacityPerPod and podRate, in req/s.
 	minRate, maxRate = 1e-6, 1e9
+	// minCores and maxCores bound cpuPerPod.
+	minCores, maxCores = 1e-6, 1e6
 	// maxHeadroom bounds headroom: 10 is eleven times the forecast.
 	maxHeadroom = 10
 	// maxReplicasLimit bounds every maxReplicas; the HPA's replicas are
@@ -91,22 +101,48 @@ const (
 	maxLatencyP99 = time.Hour
 )
 
-// Validate checks the configuration for the given services; errors name the field.
+// Validate checks the configuration for the given services, which are
+// sized from their request rate; errors name the field. Entries of
+// policy.services for other services are allowed (see Config.Services and
+// Unknown).
 func (c Config) Validate(services []string) error {
 	errs := c.settingErrors()
-	known := make(map[string]bool, len(services))
 	for _, s := range services {
-		known[s] = true
-		if c.capacity(s) <= 0 && !c.queueing(s) {
+		if !c.CanSizeFromRequests(s) {
 			errs = append(errs, fmt.Errorf("policy.services.%s.capacityPerPod: not set and no policy.capacityPerPod default (req/s one pod serves), nor podRate and latencyP99", s))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// Unknown returns the policy.services entries that name none of services,
+// sorted: a typo, or a service not modelled yet. Callers warn about them.
+func (c Config) Unknown(services []string) []string {
+	known := make(map[string]bool, len(services))
+	for _, s := range services {
+		known[s] = true
+	}
+	var out []string
 	for _, name := range c.serviceNames() {
 		if !known[name] {
-			errs = append(errs, fmt.Errorf("policy.services.%s: not a service of the model (services: %v)", name, services))
+			out = append(out, name)
 		}
 	}
-	return errors.Join(errs...)
+	return out
+}
+
+// CanSizeFromRequests reports whether the service has a capacity per pod
+// or a queueing model: what Decide needs.
+func (c Config) CanSizeFromRequests(service string) bool {
+	return c.capacity(service) > 0 || c.queueing(service)
+}
+
+// CPUCapacity is the service's cpuPerPod, or the default (0: none).
+func (c Config) CPUCapacity(service string) float64 {
+	if sc, ok := c.Services[service]; ok && sc.CPUPerPod > 0 {
+		return sc.CPUPerPod
+	}
+	return c.CPUPerPod
 }
 
 // ValidateSettings checks what does not depend on the model's services:
@@ -157,6 +193,9 @@ func (c Config) settingErrors() []error {
 	if err := checkRate(c.CapacityPerPod); err != nil {
 		bad("policy.capacityPerPod: %v", err)
 	}
+	if err := checkCores(c.CPUPerPod); err != nil {
+		bad("policy.cpuPerPod: %v", err)
+	}
 	for _, name := range c.serviceNames() {
 		errs = append(errs, c.validateService(name)...)
 	}
@@ -170,6 +209,9 @@ func (c Config) validateService(name string) []error {
 	sc := c.Services[name]
 	if err := checkRate(sc.CapacityPerPod); err != nil {
 		bad("policy.services.%s.capacityPerPod: %v", name, err)
+	}
+	if err := checkCores(sc.CPUPerPod); err != nil {
+		bad("policy.services.%s.cpuPerPod: %v", name, err)
 	}
 	podRateErr := checkRate(sc.PodRate)
 	if podRateErr != nil {
@@ -209,6 +251,15 @@ func checkRate(v float64) error {
 		return nil
 	}
 	return fmt.Errorf("must be a request rate between %g and %g req/s, got %v", float64(minRate), float64(maxRate), v)
+}
+
+// checkCores checks a cpuPerPod setting: 0 (unset) or within [minCores,
+// maxCores]. NaN and Inf fail the range test.
+func checkCores(v float64) error {
+	if v == 0 || (v >= minCores && v <= maxCores) {
+		return nil
+	}
+	return fmt.Errorf("must be CPU cores between %g and %g, got %v", float64(minCores), float64(maxCores), v)
 }
 
 func (c Config) capacity(service string) float64 {
@@ -279,12 +330,27 @@ var ErrBadForecast = errors.New("bad forecast")
 // large (even +Inf after the headroom): the arithmetic is done in float64
 // and saturates, because under overload the wrong answer is the minimum.
 func (c Config) Decide(service string, forecast []float64, step time.Duration, previous int64) (Decision, error) {
+	if !c.CanSizeFromRequests(service) {
+		return Decision{}, fmt.Errorf("%s: no capacity per pod configured", service)
+	}
+	return c.decide(service, forecast, step, previous, func(load float64, hi int64) int64 { return c.rawReplicas(service, load, hi) })
+}
+
+// DecideCPU is Decide for a service without a request rate: forecast is
+// its CPU (cores per step), sized with its cpuPerPod. PeakRequests then
+// holds the peak CPU.
+func (c Config) DecideCPU(service string, forecast []float64, step time.Duration, previous int64) (Decision, error) {
+	perPod := c.CPUCapacity(service)
+	if perPod <= 0 {
+		return Decision{}, fmt.Errorf("%s: no cpuPerPod configured to size it from its CPU forecast", service)
+	}
+	return c.decide(service, forecast, step, previous, func(load float64, _ int64) int64 { return ceilInt64(load / perPod) })
+}
+
+// decide is Decide with the load-to-replicas rule given.
+func (c Config) decide(service string, forecast []float64, step time.Duration, previous int64, replicasFor func(load float64, hi int64) int64) (Decision, error) {
 	if len(forecast) == 0 {
 		return Decision{}, fmt.Errorf("%w: %s: empty forecast", ErrBadForecast, service)
-	}
-	capacity := c.capacity(service)
-	if capacity <= 0 && !c.queueing(service) {
-		return Decision{}, fmt.Errorf("%s: no capacity per pod configured", service)
 	}
 	lo, hi := c.bounds(service)
 	if lo < 1 || hi < lo || hi > maxReplicasLimit {
@@ -300,7 +366,7 @@ func (c Config) Decide(service string, forecast []float64, step time.Duration, p
 	if math.IsNaN(load) {
 		return Decision{}, fmt.Errorf("%s: load %v × (1 + headroom %v) is not a number (policy not validated?)", service, peak, c.Headroom)
 	}
-	raw := c.rawReplicas(service, load, hi)
+	raw := replicasFor(load, hi)
 	d := Decision{PeakRequests: peak, Raw: raw, Replicas: raw}
 	if raw > hi {
 		// Checked before the scale-down limit: however large the load, the

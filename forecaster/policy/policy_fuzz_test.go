@@ -104,5 +104,13 @@ func FuzzDecide(f *testing.F) {
 		if need := math.Min(math.Ceil(load), float64(hi)); float64(d.Replicas) < need {
 			t.Fatalf("load of %v pods gave %+v, want at least %v", load, d, need)
 		}
+		// Sizing from CPU is the same rule with cores per pod.
+		if !queueing && capacity >= minCores && capacity <= maxCores {
+			cpu := c
+			cpu.CapacityPerPod, cpu.CPUPerPod = 0, capacity
+			if dc, err := cpu.DecideCPU("svc", forecast, 30*time.Second, previous); err != nil || dc != d {
+				t.Fatalf("DecideCPU = %+v, %v; want Decide's %+v", dc, err, d)
+			}
+		}
 	})
 }

@@ -135,7 +135,8 @@ func TestValidate(t *testing.T) {
 		{"max below min", func(c *Config) { c.MaxReplicas = 0 }, "policy.maxReplicas"},
 		{"negative headroom", func(c *Config) { c.Headroom = -1 }, "policy.headroom"},
 		{"no capacity", func(c *Config) { c.CapacityPerPod = 0 }, "policy.services.frontend.capacityPerPod"},
-		{"unknown service", func(c *Config) { c.Services["nope"] = ServiceConfig{CapacityPerPod: 1} }, "policy.services.nope: not a service"},
+		{"negative cpuPerPod", func(c *Config) { c.CPUPerPod = -1 }, "policy.cpuPerPod: must be CPU cores"},
+		{"NaN service cpuPerPod", func(c *Config) { c.Services["nope"] = ServiceConfig{CPUPerPod: math.NaN()} }, "policy.services.nope.cpuPerPod: must be CPU cores"},
 		{"scale-down percent", func(c *Config) { c.MaxScaleDownPercent = 0 }, "policy.maxScaleDownPercent"},
 		{"lead time", func(c *Config) { c.LeadTime = 0 }, "policy.leadTime"},
 		{"queueing instead of capacity", func(c *Config) {
@@ -339,5 +340,24 @@ func TestValidateSettings(t *testing.T) {
 				t.Fatalf("error = %v, want one naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestUnknownAndCPUSizing(t *testing.T) {
+	c := Default()
+	c.CapacityPerPod = 10
+	c.Services = map[string]ServiceConfig{"web": {CapacityPerPod: 5}, "new-svc": {CPUPerPod: 0.5}, "typo": {}}
+	if got := c.Unknown([]string{"web"}); len(got) != 2 || got[0] != "new-svc" || got[1] != "typo" {
+		t.Errorf("Unknown = %v, want [new-svc typo]", got)
+	}
+	if err := c.Validate([]string{"web"}); err != nil {
+		t.Errorf("entries for services the model does not know must be allowed: %v", err)
+	}
+	d, err := c.DecideCPU("new-svc", []float64{1, 2, 1.2}, 30*time.Second, 0)
+	if err != nil || d.Replicas != 5 { // 2 cores × 1.2 headroom / 0.5 cores per pod = 4.8
+		t.Errorf("DecideCPU = %+v, %v; want 5 replicas", d, err)
+	}
+	if _, err := c.DecideCPU("web", []float64{1}, 30*time.Second, 0); err == nil || !strings.Contains(err.Error(), "no cpuPerPod") {
+		t.Errorf("DecideCPU without cpuPerPod: %v", err)
 	}
 }
