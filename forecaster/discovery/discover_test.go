@@ -22,6 +22,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
+	"github.com/foresightscale/foresight/internal/testenv"
 )
 
 // start is when the histories begin (years ago, as promtest expects); they
@@ -108,6 +109,11 @@ func TestDiscoverRecoversTheGraph(t *testing.T) {
 	)
 	srv := promtest.Start(t, promtest.Options{Backfill: path})
 	a := newAPI(t, srv.URL())
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "topology.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := string(doc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -138,6 +144,14 @@ func TestDiscoverRecoversTheGraph(t *testing.T) {
 			}
 			if got.Window != time.Hour || len(got.Queries) == 0 {
 				t.Errorf("window %v, queries %q", got.Window, got.Queries)
+			}
+			// docs/topology.md shows the queries that run (but the probe
+			// for OpenTelemetry's namespace label).
+			for _, q := range got.Queries {
+				q = strings.ReplaceAll(strings.ReplaceAll(q, `"`+tt.namespace+`"`, `"NS"`), "[1h]", "[W]")
+				if !strings.HasPrefix(q, "count(") && !strings.Contains(docs, q) {
+					t.Errorf("docs/topology.md does not show the query\n%s", q)
+				}
 			}
 		})
 	}

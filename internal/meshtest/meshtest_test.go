@@ -3,7 +3,10 @@ package meshtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/internal/promtest"
+	"github.com/foresightscale/foresight/internal/testenv"
 )
 
 // start is when the test histories begin: years ago, as promtest expects.
@@ -287,3 +291,23 @@ func TestQueriesReadBackTheGenerator(t *testing.T) {
 }
 
 func relErr(got, want float64) float64 { return math.Abs(got-want) / math.Max(math.Abs(want), 1e-9) }
+
+// TestDocsShowTheQueries: docs/topology.md shows exactly the templates
+// Queries returns (the tested ones), so a user copying them gets what the
+// tests prove.
+func TestDocsShowTheQueries(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "topology.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range Flavours {
+		for feature, q := range Queries(f) {
+			if !strings.Contains(string(doc), fmt.Sprintf("%s: '%s'", feature, q)) {
+				t.Errorf("docs/topology.md does not show the %s template for %s:\n  %s: '%s'", f, feature, feature, q)
+			}
+		}
+	}
+	if Queries("consul") != nil {
+		t.Error("Queries of an unknown flavour is not nil")
+	}
+}
