@@ -311,3 +311,45 @@ func TestDocsShowTheQueries(t *testing.T) {
 		t.Error("Queries of an unknown flavour is not nil")
 	}
 }
+
+// FuzzLayered: any size, depth and seed give a valid graph of n services
+// whose chains are at most depth long, each service reached from a root.
+func FuzzLayered(f *testing.F) {
+	f.Add(uint16(40), uint8(3), int64(1))
+	f.Add(uint16(1), uint8(0), int64(-5))
+	f.Add(uint16(500), uint8(12), int64(99))
+	f.Fuzz(func(t *testing.T, n uint16, depth uint8, seed int64) {
+		size := int(n % 600)
+		g := Layered(size, int(depth), seed)
+		if size == 0 {
+			if len(g.Services) != 0 {
+				t.Fatalf("Layered(0) has services")
+			}
+			return
+		}
+		if err := g.Validate(); err != nil {
+			t.Fatalf("Layered(%d, %d, %d): %v", size, depth, seed, err)
+		}
+		if len(g.Services) != size {
+			t.Fatalf("%d services, want %d", len(g.Services), size)
+		}
+		order, err := g.TopologicalOrder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		callers := map[string][]string{}
+		for _, e := range g.Edges {
+			callers[e.Callee] = append(callers[e.Callee], e.Caller)
+		}
+		chain := map[string]int{}
+		for _, s := range order {
+			chain[s] = 1
+			for _, c := range callers[s] {
+				chain[s] = max(chain[s], chain[c]+1)
+			}
+			if chain[s] > max(1, int(depth)) {
+				t.Fatalf("%s ends a chain of %d services, depth %d", s, chain[s], depth)
+			}
+		}
+	})
+}
