@@ -76,6 +76,9 @@ type Result struct {
 	Mesh Mesh
 	// Queries are the PromQL queries that were run, in order.
 	Queries []string
+	// Notes are facts worth a look that are routine, such as an ingress
+	// gateway in another namespace counted as external load.
+	Notes []string
 	// Namespace, Window and At are the options used (defaults applied).
 	Namespace string
 	Window    time.Duration
@@ -150,7 +153,10 @@ func Discover(ctx context.Context, api v1.API, o Options) (*Result, error) {
 		for _, w := range g.Warnings {
 			o.Logger.WarnContext(ctx, "call-graph discovery", "mesh", mesh, "warning", w)
 		}
-		return &Result{Graph: g, Mesh: mesh, Queries: d.queries, Namespace: o.Namespace, Window: o.Window, At: o.At}, nil
+		for _, n := range d.notes {
+			o.Logger.InfoContext(ctx, "call-graph discovery", "mesh", mesh, "note", n)
+		}
+		return &Result{Graph: g, Mesh: mesh, Queries: d.queries, Notes: d.notes, Namespace: o.Namespace, Window: o.Window, At: o.At}, nil
 	}
 	ns := "every namespace"
 	if o.Namespace != "" {
@@ -168,6 +174,7 @@ type discoverer struct {
 	o        Options
 	queries  []string
 	warnings []string
+	notes    []string
 }
 
 func (d *discoverer) warn(format string, args ...any) {
@@ -342,9 +349,11 @@ func (d *discoverer) otel(ctx context.Context) (Rates, bool, error) {
 	return r, true, nil
 }
 
+// noteOthers records callers from other namespaces: routine (an ingress
+// gateway in istio-system, another team's frontend), so a note, not a warning.
 func (d *discoverer) noteOthers(others map[string]bool) {
 	if len(others) > 0 {
-		d.warn("calls from %d workloads of other namespaces counted as external load: %s", len(others), joinLimited(sortedKeys(others)))
+		d.notes = append(d.notes, fmt.Sprintf("calls from %d workloads of other namespaces counted as external load: %s", len(others), joinLimited(sortedKeys(others))))
 	}
 }
 

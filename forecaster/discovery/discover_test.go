@@ -193,53 +193,133 @@ func TestDiscoverRecoversTheGraph(t *testing.T) {
 	})
 }
 
-// TestDiscoverOTelWithoutNamespaceLabel: servicegraph series without the
-// namespace dimension are not filtered by namespace, and the result says so;
-// calls from "user" are external load, self-calls are dropped, and a cycle is
-// reported with the graph still returned.
-func TestDiscoverOTelWithoutNamespaceLabel(t *testing.T) {
+// counter is a hand-written series: a counter growing at a constant rate.
+type counter struct {
+	family, labels string
+	rate           float64
+}
+
+// writeCounters writes the counters over the test history, family by family
+// (in the order given), as OpenMetrics, and returns the file's path.
+func writeCounters(t *testing.T, counters []counter) string {
+	t.Helper()
 	var b strings.Builder
-	b.WriteString("# TYPE traces_service_graph_request counter\n")
-	series := []struct {
-		client, server string
-		rate           float64
-	}{
-		{"user", "web", 10}, {"web", "api.v1", 20}, {"api.v1", "web", 1}, {"api.v1", "api.v1", 3}, {"api.v1", "ts-db", 5},
-	}
-	for _, s := range series {
+	last := ""
+	for _, c := range counters {
+		if c.family != last {
+			b.WriteString("# TYPE " + c.family + " counter\n")
+			last = c.family
+		}
 		for k := 0; k <= int(end.Sub(start)/step); k++ {
 			ts := start.Add(time.Duration(k) * step)
-			b.WriteString(`traces_service_graph_request_total{client="` + s.client + `",server="` + s.server + `"} ` +
-				formatFloat(s.rate*float64(k)*step.Seconds()) + " " + formatFloat(float64(ts.Unix())) + "\n")
+			b.WriteString(c.family + "_total{" + c.labels + "} " + formatFloat(c.rate*float64(k)*step.Seconds()) + " " + formatFloat(float64(ts.Unix())) + "\n")
 		}
 	}
 	b.WriteString("# EOF\n")
-	path := filepath.Join(t.TempDir(), "otel.om.txt")
+	path := filepath.Join(t.TempDir(), "counters.om.txt")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// TestDiscoverHandWrittenSeries: cases meshtest does not write, on
+// hand-written series in one real Prometheus:
+//   - Istio: an ingress gateway in istio-system is external load (a note,
+//     not a warning), as is source_workload="unknown";
+//   - Linkerd with response_total only; a call to another namespace is
+//     left out with a warning;
+//   - OpenTelemetry without the namespace dimension: not filtered, and said
+//     so; "user" is external, self-calls dropped, a cycle reported with the
+//     graph still returned; every warning is logged.
+func TestDiscoverHandWrittenSeries(t *testing.T) {
+	istio := func(src, srcNS, dst string) string {
+		return `reporter="destination",source_workload="` + src + `",source_workload_namespace="` + srcNS +
+			`",destination_workload="` + dst + `",destination_workload_namespace="app"`
+	}
+	linkerd := func(direction, deployment, dst, dstNS string) string {
+		l := `direction="` + direction + `",namespace="mesh2",deployment="` + deployment + `"`
+		if dst != "" {
+			l += `,dst_deployment="` + dst + `",dst_namespace="` + dstNS + `"`
+		}
+		return l
+	}
+	otel := func(client, server string) string { return `client="` + client + `",server="` + server + `"` }
+	path := writeCounters(t, []counter{
+		{"istio_requests", istio("istio-ingressgateway", "istio-system", "web"), 10},
+		{"istio_requests", istio("unknown", "unknown", "web"), 2},
+		{"istio_requests", istio("web", "app", "api"), 5},
+		{"response", linkerd("inbound", "front", "", ""), 4},
+		{"response", linkerd("inbound", "back", "", ""), 2},
+		{"response", linkerd("outbound", "front", "back", "mesh2"), 2},
+		{"response", linkerd("outbound", "front", "ext", "other"), 1},
+		{"traces_service_graph_request", otel("user", "web"), 10},
+		{"traces_service_graph_request", otel("web", "api.v1"), 20},
+		{"traces_service_graph_request", otel("api.v1", "web"), 1},
+		{"traces_service_graph_request", otel("api.v1", "api.v1"), 3},
+		{"traces_service_graph_request", otel("api.v1", "ts-db"), 5},
+	})
 	srv := promtest.Start(t, promtest.Options{Backfill: path})
+	a := newAPI(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	got, err := discovery.Discover(ctx, newAPI(t, srv.URL()), discovery.Options{Namespace: "anything", At: end, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		namespace string
+		mesh      discovery.Mesh
+		want      topology.Graph
+		cycle     bool
+		selfCalls []string
+		warnings  []string
+		notes     []string
+	}{
+		{namespace: "app", mesh: discovery.Istio,
+			want:  topology.Graph{Services: []string{"api", "web"}, Edges: []topology.Edge{{Caller: "web", Callee: "api", FanOut: 0.417}}},
+			notes: []string{`workloads of other namespaces counted as external load: ["istio-system/istio-ingressgateway"]`}},
+		{namespace: "mesh2", mesh: discovery.Linkerd,
+			want:     topology.Graph{Services: []string{"back", "front"}, Edges: []topology.Edge{{Caller: "front", Callee: "back", FanOut: 0.5}}},
+			warnings: []string{`left out calls to 1 destinations outside namespace mesh2: ["other/ext"]`}},
+		{namespace: "anything", mesh: discovery.OpenTelemetry,
+			want: topology.Graph{Services: []string{"api.v1", "ts-db", "web"}, Edges: []topology.Edge{
+				{Caller: "api.v1", Callee: "ts-db", FanOut: 0.25}, {Caller: "api.v1", Callee: "web", FanOut: 0.05}, {Caller: "web", Callee: "api.v1", FanOut: 1.82},
+			}},
+			cycle: true, selfCalls: []string{"api.v1"},
+			warnings: []string{"does not filter", "dropped the self-calls", "cycle through"}},
+	} {
+		t.Run(tt.namespace, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(&logs, nil))
+			got, err := discovery.Discover(ctx, a, discovery.Options{Namespace: tt.namespace, At: end, Logger: logger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Mesh != tt.mesh {
+				t.Errorf("mesh %q, want %q", got.Mesh, tt.mesh)
+			}
+			if !slices.Equal(got.Graph.Graph.Services, tt.want.Services) || !slices.Equal(got.Graph.Graph.Edges, tt.want.Edges) {
+				t.Errorf("graph\n got %+v\nwant %+v", got.Graph.Graph, tt.want)
+			}
+			if (got.Cycle != "") != tt.cycle || !slices.Equal(got.SelfCalls, tt.selfCalls) {
+				t.Errorf("cycle %q, self-calls %q", got.Cycle, got.SelfCalls)
+			}
+			checkMessages(t, "warnings", got.Warnings, tt.warnings)
+			checkMessages(t, "notes", got.Notes, tt.notes)
+			if n := strings.Count(logs.String(), "level=WARN"); n != len(got.Warnings) {
+				t.Errorf("%d warnings logged, want the %d of the result:\n%s", n, len(got.Warnings), logs.String())
+			}
+		})
 	}
-	want := topology.Graph{Services: []string{"api.v1", "ts-db", "web"}, Edges: []topology.Edge{
-		{Caller: "api.v1", Callee: "ts-db", FanOut: 0.25}, {Caller: "api.v1", Callee: "web", FanOut: 0.05}, {Caller: "web", Callee: "api.v1", FanOut: 1.82},
-	}}
-	if !slices.Equal(got.Graph.Graph.Services, want.Services) || !slices.Equal(got.Graph.Graph.Edges, want.Edges) {
-		t.Errorf("graph\n got %+v\nwant %+v", got.Graph.Graph, want)
+}
+
+// checkMessages: one message per wanted fragment, in order.
+func checkMessages(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s %q, want %d containing %q", what, got, len(want), want)
+		return
 	}
-	if got.Mesh != discovery.OpenTelemetry || got.Cycle == "" || !slices.Equal(got.SelfCalls, []string{"api.v1"}) {
-		t.Errorf("mesh %q, cycle %q, self-calls %q", got.Mesh, got.Cycle, got.SelfCalls)
-	}
-	if !slices.ContainsFunc(got.Warnings, func(w string) bool { return strings.Contains(w, "does not filter") }) {
-		t.Errorf("warnings %q: want one saying the namespace does not filter", got.Warnings)
-	}
-	if n := strings.Count(logs.String(), "level=WARN"); n != len(got.Warnings) {
-		t.Errorf("%d warnings logged, want the %d of the result:\n%s", n, len(got.Warnings), logs.String())
+	for i := range want {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("%s[%d] = %q, want it to contain %q", what, i, got[i], want[i])
+		}
 	}
 }
