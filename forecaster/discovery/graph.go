@@ -186,7 +186,9 @@ func BuildGraph(r Rates) (*Graph, error) {
 			joinLimited(unknownFanOut)))
 	}
 	for _, s := range out.Graph.Services {
-		if !inEdge[s] && external[s] > 0 {
+		// Traffic from outside: the external calls, or what a mesh that
+		// measures it separately says the service receives.
+		if !inEdge[s] && (external[s] > 0 || r.Received != nil && out.Received[s] > 0) {
 			out.IngressOnly = append(out.IngressOnly, s)
 		}
 	}

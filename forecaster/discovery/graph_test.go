@@ -44,6 +44,18 @@ func TestBuildGraph(t *testing.T) {
 			wantRates: []float64{3},
 		},
 		{
+			name: "received measured separately: an isolated service with traffic is ingress-only, an idle one is not",
+			rates: Rates{
+				Calls:    []Call{{Caller: "a", Callee: "b", Rate: 1}},
+				Received: map[string]float64{"a": 2, "b": 1, "lonely": 3, "idle": 0},
+			},
+			want: topology.Graph{Services: []string{"a", "b", "idle", "lonely"}, Edges: []topology.Edge{
+				{Caller: "a", Callee: "b", FanOut: 0.5},
+			}},
+			wantRates:   []float64{1},
+			ingressOnly: []string{"lonely"},
+		},
+		{
 			name: "repeated pairs add up, ingress-only services listed",
 			rates: Rates{Calls: []Call{
 				{Callee: "a", Rate: 1}, {Callee: "a", Rate: 1}, {Caller: "a", Callee: "b", Rate: 1}, {Caller: "a", Callee: "b", Rate: 2},
