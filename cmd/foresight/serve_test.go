@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,15 +11,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/foresightscale/foresight/internal/fakeprom"
 	"github.com/foresightscale/foresight/internal/testenv"
 )
 
@@ -202,7 +207,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	// the curl line's files are what demoClient uses.
 	out := s.log()
 	for _, want := range []string{"kubectl --kubeconfig " + filepath.Join(s.demoDir, "kubeconfig") + " get --raw /apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas",
-		"curl --cacert " + filepath.Join(s.demoDir, "ca.crt")} {
+		"curl --cacert " + filepath.Join(s.demoDir, "ca.crt"), "Foresight demo: synthetic Online Boutique workload, built-in model."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("startup output lacks %q", want)
 		}
@@ -307,6 +312,10 @@ func TestServeUnreachablePrometheusPublishesNothing(t *testing.T) {
 	if strings.Contains(metrics, "foresight_predicted_replicas{") {
 		t.Error("/metrics publishes predictions although no cycle succeeded")
 	}
+	// --demo with a real source: the banner says so, not the synthetic workload.
+	if out := s.log(); !strings.Contains(out, "Foresight demo: Prometheus at http://127.0.0.1:1, built-in model.") || strings.Contains(out, "Online Boutique") {
+		t.Errorf("the demo banner does not say the source actually used:\n%s", out)
+	}
 }
 
 func writeFile(t *testing.T, content string) string {
@@ -341,7 +350,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"missing model dir", []string{"--model", filepath.Join(t.TempDir(), "absent")}, "read model.onnx"},
 		{"unknown config key", []string{"--config", writeFile(t, "polcy: {}\n")}, "polcy"},
 		{"bad policy", []string{"--config", writeFile(t, "policy:\n  minReplicas: 0\n")}, "policy.minReplicas"},
-		{"policy for unknown service", []string{"--config", writeFile(t, "policy:\n  services:\n    nosuch: {capacityPerPod: 3}\n")}, "policy.services.nosuch"},
+		{"lead time beyond the model's horizon", []string{"--config", writeFile(t, "policy:\n  leadTime: 1h\n")}, "policy.leadTime 1h: beyond what the model forecasts"},
 		{"two sources", []string{"--prometheus-url", "http://127.0.0.1:9", "--csv", "x.csv"}, "mutually exclusive"},
 		{"missing csv", []string{"--csv", filepath.Join(t.TempDir(), "absent.csv")}, "absent.csv"},
 		{"no source outside demo mode", []string{"--demo=false"}, "no metrics source"},
@@ -349,6 +358,12 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"pod metrics without a cluster", []string{"--pod-metrics"}, "--pod-metrics needs a cluster"},
 		{"budget on an unknown service", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, totalCPU: 2, services: {nosuch: {cpuRequest: 0.5}}}\n")}, "budgets[0].services.nosuch"},
 		{"budget on a quota without a cluster", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, resourceQuota: {namespace: a, name: b}, services: {frontend: {cpuRequest: 0.5}}}\n")}, "needs a cluster"},
+		{"a list of namespaces", []string{"--namespace", "a,b"}, "list them as applications under apps: in --config"},
+		{"--namespace beside apps", []string{"--namespace", "a", "--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n")}, "--namespace: not used with apps"},
+		{"--model beside apps", []string{"--model", brokenModel, "--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n")}, "--model: not used with apps"},
+		{"one application's broken model", []string{"--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n  - {name: b, namespace: b, model: "+brokenModel+"}\n")}, "app b (apps[1]): model: "},
+		{"budgets beside apps", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, totalCPU: 2, services: {frontend: {cpuRequest: 0.5}}}\napps:\n  - {name: a, namespace: a}\n")}, "budgets: not supported with apps yet"},
+		{"one application's lead time beyond its model's horizon", []string{"--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n  - {name: b, namespace: b, policy: {leadTime: 1h}}\n")}, "app b (apps[1]): forecaster: policy.leadTime 1h: beyond"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -364,5 +379,190 @@ func TestServeRefusesBadInput(t *testing.T) {
 				t.Errorf("error output does not name %q:\n%s", tc.want, out)
 			}
 		})
+	}
+}
+
+// hangingProxy forwards range queries to backend, except those whose query
+// names namespace slowNS: it holds them until the client gives up (or the
+// test ends), like a Prometheus stuck on one application's expensive
+// queries while answering the others.
+func hangingProxy(t *testing.T, backend, slowNS string) string {
+	t.Helper()
+	target, err := url.Parse(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var held atomic.Int64
+	stop := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client POSTs its form: read it, and put it back for the proxy.
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		if query := form.Get("query") + r.URL.Query().Get("query"); strings.Contains(query, `namespace="`+slowNS+`"`) {
+			held.Add(1)
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		close(stop)
+		_ = srv.Close()
+		if held.Load() == 0 {
+			t.Errorf("no query of namespace %s reached the proxy: the test did not test a hanging backend", slowNS)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// metricValue returns the value of the /metrics series whose line starts
+// with name{ and contains every label pair in labels; ok is false when there
+// is none.
+func metricValue(body, name string, labels ...string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		all := true
+		for _, l := range labels {
+			all = all && strings.Contains(line, l)
+		}
+		if !all {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// TestServeTwoAppsIsolated: two applications in two namespaces in one
+// process, sharing one Prometheus. Application A's queries hang beyond its
+// timeout on every cycle; B keeps publishing fresh predictions on /metrics
+// and through the external metrics API in its namespace, on time, and
+// /metrics tells the two apart by app.
+func TestServeTwoAppsIsolated(t *testing.T) {
+	m, err := loadModel("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := m.Manifest().Services
+	fake, err := fakeprom.New(services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	promURL := hangingProxy(t, fake.URL(), "team-a")
+	cfg := writeFile(t, fmt.Sprintf(`interval: 2s
+staleAfter: 16s
+source:
+  prometheus:
+    url: %s
+    timeout: 1s
+policy:
+  capacityPerPod: 10
+apps:
+  - name: shop-a
+    namespace: team-a
+  - name: shop-b
+    namespace: team-b
+`, promURL))
+	start := time.Now()
+	s := startServe(t, "--demo", "--config", cfg)
+	plain := &http.Client{Timeout: 5 * time.Second}
+	var metrics string
+	// B publishes every service; A, whose first cycle ends at its timeout,
+	// is there too, labelled, saying it serves nothing.
+	waitFor(t, "app B's predictions and app A's unpublished services on /metrics", func() error {
+		_, body, err := get(plain, s.metrics+"/metrics")
+		if err != nil {
+			return err
+		}
+		metrics = body
+		if n := strings.Count(body, `foresight_predicted_replicas{app="shop-b",horizon="120s",namespace="team-b",`); n != len(services) {
+			return fmt.Errorf("%d of %d services of app shop-b published in team-b", n, len(services))
+		}
+		if n := strings.Count(body, `foresight_prediction_published{app="shop-a",namespace="team-a",`); n != len(services) {
+			return fmt.Errorf("%d of %d services of app shop-a listed as unpublished", n, len(services))
+		}
+		return nil
+	})
+	t.Logf("app B published all %d services %.1fs after start (including the build)", len(services), time.Since(start).Seconds())
+	for _, want := range []string{`foresight_model_info{app="shop-a",`, `foresight_model_info{app="shop-b",`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, `foresight_predicted_replicas{app="shop-a"`) {
+		t.Error("app A publishes predictions although its backend hangs")
+	}
+
+	// Over the next cycles B stays on time while A keeps failing: B's good
+	// cycles advance at the interval, not at A's timeout.
+	okB0, _ := metricValue(metrics, "foresight_cycles_total", `app="shop-b"`, `result="ok"`)
+	const watch = 10 * time.Second
+	time.Sleep(watch)
+	_, metrics, err = get(plain, s.metrics+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	okB1, _ := metricValue(metrics, "foresight_cycles_total", `app="shop-b"`, `result="ok"`)
+	failedA, _ := metricValue(metrics, "foresight_cycles_total", `app="shop-a"`, `result="failed"`)
+	okA, _ := metricValue(metrics, "foresight_cycles_total", `app="shop-a"`, `result="ok"`)
+	t.Logf("in %v: app B %v good cycles; app A %v failed, %v good in all", watch, okB1-okB0, failedA, okA)
+	// At a 2 s interval B runs 5 cycles in 10 s; waiting behind each of A's
+	// 1.6 s timeouts it would run at most 3.
+	if okB1-okB0 < 4 {
+		t.Errorf("app B ran %v good cycles in %v at a 2 s interval; want at least 4 (delayed by app A?)", okB1-okB0, watch)
+	}
+	if failedA < 2 || okA != 0 {
+		t.Errorf("app A: %v failed and %v good cycles; want its hanging backend to fail every cycle", failedA, okA)
+	}
+	if age, ok := metricValue(metrics, "foresight_prediction_age_seconds", `app="shop-b"`, `service="`+services[0]+`"`); !ok || age > 60 {
+		// The fake's newest sample is within a step (30 s) of now.
+		t.Errorf("app B's prediction age = %v (found %v); want fresh input", age, ok)
+	}
+
+	client := demoClient(t, s.demoDir, true)
+	base := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/"
+	for _, tc := range []struct {
+		namespace string
+		want      int
+	}{{"team-b", len(services)}, {"team-a", 0}} {
+		code, body, err := get(client, base+tc.namespace+"/foresight_predicted_replicas")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("external metrics in %s: %d %v %s", tc.namespace, code, err, body)
+		}
+		var list metricList
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != tc.want {
+			t.Errorf("external metrics in %s: %d items, want %d: %s", tc.namespace, len(list.Items), tc.want, body)
+		}
+	}
+	if code, body, err := get(plain, s.metrics+"/readyz"); err != nil || code != http.StatusOK {
+		t.Errorf("/readyz = %d %q %v; want ready while app B serves fresh forecasts", code, body, err)
+	}
+	out := s.log()
+	for _, want := range []string{"app=shop-a namespace=team-a model=", "app=shop-b namespace=team-b model=", "app shop-a (namespace team-a): Prometheus at " + promURL} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start-up output lacks %q", want)
+		}
 	}
 }
