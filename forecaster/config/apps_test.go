@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -133,5 +135,30 @@ apps:
 			}
 			tc.check(t, c)
 		})
+	}
+}
+
+// TestDocumentedAppsExampleParses keeps the apps example of
+// docs/configuration.md valid.
+func TestDocumentedAppsExampleParses(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Several applications")
+	if !ok {
+		t.Fatal(`docs/configuration.md has no "## Several applications" section`)
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("the section has no yaml example")
+	}
+	c, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatalf("the documented example is refused: %v\n%s", err, block)
+	}
+	if n := len(c.Applications()); n != 3 {
+		t.Errorf("the documented example has %d applications, want 3", n)
 	}
 }
