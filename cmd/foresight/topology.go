@@ -23,6 +23,7 @@ import (
 type topologyOptions struct {
 	prometheusURL string
 	configFile    string
+	app           string
 	namespace     string
 	format        string
 	mesh          string
@@ -59,6 +60,7 @@ DOT for Graphviz (dot -Tsvg). A summary goes to standard error. See docs/topolog
 	f := cmd.Flags()
 	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus-API server to read the mesh metrics from (overrides --config's source.prometheus.url).")
 	f.StringVar(&o.configFile, "config", "", "Foresight configuration file: its source.prometheus (URL, tenant, TLS/auth) and namespace are used.")
+	f.StringVar(&o.app, "app", "", "With a --config that lists apps: the application whose namespace to read (needed when there are several).")
 	f.StringVar(&o.namespace, "namespace", "", `Namespace of the application (default from --config, else "default").`)
 	f.StringVar(&o.format, "format", o.format, "Output format: csv, yaml or dot.")
 	f.StringVar(&o.mesh, "mesh", o.mesh, "Metrics to read: auto, istio, linkerd or otel.")
@@ -120,6 +122,9 @@ func (o *topologyOptions) run(ctx context.Context, stdout, stderr io.Writer) err
 func (o *topologyOptions) source() (source.PrometheusConfig, string, error) {
 	prom := source.DefaultPrometheusConfig()
 	namespace := "default"
+	if o.app != "" && o.configFile == "" {
+		return prom, "", errors.New("--app needs --config (the applications are listed there)")
+	}
 	if o.configFile != "" {
 		cfg, err := config.Load(o.configFile)
 		if err != nil {
@@ -130,8 +135,8 @@ func (o *topologyOptions) source() (source.PrometheusConfig, string, error) {
 		} else if o.prometheusURL == "" {
 			return prom, "", fmt.Errorf("%s has no source.prometheus and no --prometheus-url is given", o.configFile)
 		}
-		if cfg.Namespace != "" {
-			namespace = cfg.Namespace
+		if namespace, err = o.configNamespace(cfg); err != nil {
+			return prom, "", err
 		}
 	}
 	if o.prometheusURL != "" {
@@ -144,6 +149,34 @@ func (o *topologyOptions) source() (source.PrometheusConfig, string, error) {
 		namespace = o.namespace
 	}
 	return prom, namespace, nil
+}
+
+// configNamespace is the namespace the configuration names: the top-level
+// one, or with apps the --app's (or the only app's).
+func (o *topologyOptions) configNamespace(cfg config.Config) (string, error) {
+	if len(cfg.Apps) == 0 {
+		if o.app != "" {
+			return "", fmt.Errorf("--app %s: %s lists no apps", o.app, o.configFile)
+		}
+		if cfg.Namespace == "" {
+			return "default", nil
+		}
+		return cfg.Namespace, nil
+	}
+	var names []string
+	for _, a := range cfg.Apps {
+		if a.Name == o.app || (o.app == "" && len(cfg.Apps) == 1) {
+			return a.Namespace, nil
+		}
+		names = append(names, a.Name)
+	}
+	if o.app == "" {
+		if o.namespace != "" {
+			return o.namespace, nil
+		}
+		return "", fmt.Errorf("%s lists %d apps (%s): choose one with --app or give --namespace", o.configFile, len(names), strings.Join(names, ", "))
+	}
+	return "", fmt.Errorf("--app %s: not in %s (apps: %s)", o.app, o.configFile, strings.Join(names, ", "))
 }
 
 // printTopologySummary says what was found, for a person checking the graph.

@@ -54,7 +54,7 @@ func checkBookinfo(t *testing.T, g topology.Graph) {
 // TestTopologyCommand: `foresight topology` against a real Prometheus with
 // Istio-shaped Bookinfo history prints the call graph in each format, with a
 // summary on stderr; --out writes the file and nothing to stdout; --config
-// supplies the URL and namespace.
+// supplies the URL and namespace, or with apps the --app's namespace.
 func TestTopologyCommand(t *testing.T) {
 	url, end := bookinfoPrometheus(t)
 	at := end.Format(time.RFC3339)
@@ -138,6 +138,34 @@ func TestTopologyCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkBookinfo(t, g)
+		// With apps: the --app's namespace, or the only app's.
+		appsPath := filepath.Join(t.TempDir(), "apps.yaml")
+		appsDoc := "source:\n  prometheus:\n    url: " + strconv.Quote(url) + "\napps:\n" +
+			"  - name: reviews-site\n    namespace: bookinfo\n  - name: shop\n    namespace: shop\n"
+		if err := os.WriteFile(appsPath, []byte(appsDoc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err = execute(newTopologyCommand(), time.Minute, "--config", appsPath, "--app", "reviews-site", "--at", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, err = topology.ParseCallGraphCSV(strings.NewReader(out), nil); err != nil {
+			t.Fatal(err)
+		}
+		checkBookinfo(t, g)
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--config", appsPath}, "lists 2 apps (reviews-site, shop): choose one with --app"},
+			{[]string{"--config", appsPath, "--app", "blog"}, "--app blog: not in"},
+			{[]string{"--config", path, "--app", "shop"}, "lists no apps"},
+			{[]string{"--app", "shop", "--prometheus-url", url}, "--app needs --config"},
+		} {
+			if _, _, err := execute(newTopologyCommand(), time.Minute, append(tt.args, "--at", at)...); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%q: err = %v, want one containing %q", tt.args, err, tt.want)
+			}
+		}
 		// The namespace flag overrides the file's: no series there.
 		_, _, err = execute(newTopologyCommand(), time.Minute, "--config", path, "--at", at, "--namespace", "elsewhere")
 		if err == nil || !strings.Contains(err.Error(), "namespace elsewhere") {
