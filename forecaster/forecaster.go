@@ -115,7 +115,21 @@ type Forecaster struct {
 	// primary are the window indices of the features replicas are sized
 	// from; only their gaps and staleness hold a forecast.
 	primary []int
-	readyMu sync.RWMutex
+	// owned is Options.Services as a set (nil: every service); modelled
+	// the model's services; served the model's services the loop publishes.
+	owned, modelled map[string]bool
+	served          []string
+	// cpuSized are model services without a request rate, sized from their
+	// CPU forecast; noRequestRate those that cannot be sized at all.
+	cpuSized      map[string]bool
+	noRequestRate []string
+	// fallback are the services of the last cycle's data that the model
+	// does not know, forecast by the model-free fallback.
+	fallback []string
+	// coverage is the last cycle's Coverage state per service (under readyMu).
+	coverage      map[string]string
+	loggedSummary bool
+	readyMu       sync.RWMutex
 	// lastFresh is when a cycle last produced a fresh prediction; lastErr
 	// the last cycle's failure, for /readyz.
 	lastFresh time.Time
@@ -128,15 +142,44 @@ func New(opts Options) (*Forecaster, error) {
 		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
 	}
 	m := opts.Manifest
-	pointRequests, ok := m.Output(source.Requests, 0.5)
-	if !ok {
-		return nil, fmt.Errorf("forecaster: model %s has no request-rate point forecast output (feature requests, quantile 0.5)", m.Name)
-	}
+	pointRequests, hasRequests := m.Output(source.Requests, 0.5)
 	_, hasCPU := m.Output(source.CPU, 0.5)
-	if !hasCPU && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)) {
+	switch {
+	case !hasRequests && !hasCPU:
+		return nil, fmt.Errorf("forecaster: model %s forecasts neither the request rate nor CPU (outputs with feature requests or cpu, quantile 0.5)", m.Name)
+	case !hasCPU && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)):
 		return nil, fmt.Errorf("forecaster: model %s can predict CPU neither directly (no cpu output) nor from CPU per request (needs cpu and requests inputs)", m.Name)
 	}
-	if err := opts.Policy.Validate(m.Services); err != nil {
+	var owned map[string]bool
+	if len(opts.Services) > 0 {
+		owned = make(map[string]bool, len(opts.Services))
+		for _, s := range opts.Services {
+			owned[s] = true
+		}
+	}
+	modelled := make(map[string]bool, len(m.Services))
+	var served, requestSized, noRequestRate []string
+	cpuSized := make(map[string]bool)
+	for _, svc := range m.Services {
+		modelled[svc] = true
+		if owned != nil && !owned[svc] {
+			continue
+		}
+		served = append(served, svc)
+		switch {
+		case hasRequests && !m.IsUnobserved(source.Requests, svc):
+			requestSized = append(requestSized, svc)
+		case hasCPU && !m.IsUnobserved(source.CPU, svc) && opts.Policy.CPUCapacity(svc) > 0:
+			cpuSized[svc] = true
+		default:
+			noRequestRate = append(noRequestRate, svc)
+		}
+	}
+	if len(served) > 0 && len(noRequestRate) == len(served) {
+		return nil, fmt.Errorf("forecaster: model %s has no request-rate forecast for any of its services %v, so none can be sized: set policy.cpuPerPod (the CPU cores one pod should use) to size them from their CPU forecast",
+			m.Name, textlimit.Cut(fmt.Sprint(noRequestRate), 300))
+	}
+	if err := opts.Policy.Validate(requestSized); err != nil {
 		return nil, fmt.Errorf("forecaster: %w", err)
 	}
 	step := time.Duration(m.Step)
@@ -176,7 +219,18 @@ func New(opts Options) (*Forecaster, error) {
 	}
 	met.modelInfo.WithLabelValues(m.Name, m.Version, itoa(len(m.Services)), itoa(m.Window), itoa(m.Horizon), step.String()).Set(1)
 	log := opts.Logger.With("model", m.Name, "source", opts.Source.Name())
-	sizeRequests := sizingOutput(m, source.Requests, opts.Policy.Quantile, log)
+	if len(noRequestRate) > 0 {
+		log.Warn("services trained without a request rate cannot be sized: nothing is published for them until policy.services.<service>.cpuPerPod (or policy.cpuPerPod) sizes them from their CPU forecast",
+			"services", noRequestRate)
+	}
+	if unknown := opts.Policy.Unknown(m.Services); len(unknown) > 0 {
+		log.Info("policy.services entries name services the model does not know: they apply if the services appear in the data (forecast by the fallback); check for typos",
+			"services", unknown)
+	}
+	var sizeRequests model.Output
+	if hasRequests {
+		sizeRequests = sizingOutput(m, source.Requests, opts.Policy.Quantile, log)
+	}
 	var sizeCPU *model.Output
 	if hasCPU {
 		o := sizingOutput(m, source.CPU, opts.Policy.Quantile, log)
@@ -200,6 +254,11 @@ func New(opts Options) (*Forecaster, error) {
 		metrics:       met,
 		log:           log,
 		lastGood:      make(map[string]snapshot.Prediction),
+		owned:         owned,
+		modelled:      modelled,
+		served:        served,
+		cpuSized:      cpuSized,
+		noRequestRate: noRequestRate,
 	}, nil
 }
 
@@ -273,13 +332,13 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
-	m := f.opts.Manifest
 	end := now.Truncate(f.spec.Step)
 
 	fresh, heldReason, err := f.forecast(ctx, end, now)
 	f.accuracy.observe(end, fresh)
-	held := make(map[string]string, len(m.Services))
-	for _, svc := range m.Services {
+	services := f.publishable()
+	held := make(map[string]string, len(services))
+	for _, svc := range services {
 		if _, ok := fresh[svc]; ok {
 			continue
 		}
@@ -289,7 +348,8 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 		}
 		held[svc] = reason
 	}
-	snap := f.publish(ctx, now, fresh, held)
+	snap := f.publish(ctx, now, services, fresh, held)
+	f.logSummary(err)
 
 	result := resultOK
 	switch {
@@ -300,7 +360,7 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 	}
 	f.metrics.cycles.WithLabelValues(result).Inc()
 	if err == nil && len(fresh) == 0 {
-		err = fmt.Errorf("no service had enough data for a forecast (held: %v)", held)
+		err = f.noneFresh(held)
 	}
 	f.readyMu.Lock()
 	if len(fresh) > 0 {
@@ -317,7 +377,10 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[string]snapshot.Prediction, map[string]string, error) {
 	m := f.opts.Manifest
 	src := f.opts.Source
-	data, err := src.Fetch(ctx, f.spec.Query(f.opts.Namespace, end))
+	query := f.spec.Query(f.opts.Namespace, end)
+	// Every service: the data says which the model does not know.
+	query.AllServices = true
+	data, err := src.Fetch(ctx, query)
 	if err != nil {
 		kind := source.ErrBadResponse
 		var fe *source.FetchError
@@ -334,13 +397,22 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		}
 		return nil, nil, &cycleError{reason, fmt.Errorf("fetching window ending %s from %s: %w", end.Format(time.RFC3339), src.Name(), err)}
 	}
+	f.fallback = f.updateCoverage(data)
+	reasons := make(map[string]string)
+	fresh := f.forecastFallback(data, f.fallback, end, now, reasons)
 	win, err := window.Build(f.spec, data, end)
 	if err != nil {
-		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}
+		return fresh, reasons, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}
 	}
-	reasons := make(map[string]string)
+	for _, svc := range f.noRequestRate {
+		reasons[svc] = HeldNoRequestRate
+	}
 	clipped := make(map[string]bool)
+	usable := 0
 	for n, svc := range m.Services {
+		if !f.owns(svc) || reasons[svc] != "" {
+			continue
+		}
 		for fi, feat := range f.spec.Features {
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "carried").Set(float64(win.Carried[fi][n]))
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "imputed").Set(float64(win.Imputed[fi][n]))
@@ -354,44 +426,49 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		if reason, attrs := f.unusable(win, n, end); reason != "" {
 			reasons[svc] = reason
 			f.log.Warn("input unusable for a forecast; holding last good prediction", append([]any{"service", svc, "reason", reason}, attrs...)...)
+			continue
 		}
+		usable++
 	}
-	if len(reasons) == len(m.Services) {
-		return nil, reasons, nil
+	if usable == 0 {
+		return fresh, reasons, nil
 	}
 
 	inferStart := time.Now()
 	outputs, err := f.opts.Predictor.Predict(win.Input)
 	f.metrics.inferenceDuration.Observe(time.Since(inferStart).Seconds())
 	if err != nil {
-		return nil, nil, &cycleError{HeldModelError, fmt.Errorf("running model %s: %w", m.Name, err)}
+		return fresh, reasons, &cycleError{HeldModelError, fmt.Errorf("running model %s: %w", m.Name, err)}
 	}
-	requests, err := f.denormalised(outputs, f.sizeRequests)
-	if err != nil {
-		return nil, nil, &cycleError{HeldBadForecast, err}
+	var requests, point, cpu []float64
+	if f.pointRequests.Name != "" {
+		if requests, err = f.denormalised(outputs, f.sizeRequests); err != nil {
+			return fresh, reasons, &cycleError{HeldBadForecast, err}
+		}
+		if point, err = f.denormalised(outputs, f.pointRequests); err != nil {
+			return fresh, reasons, &cycleError{HeldBadForecast, err}
+		}
 	}
-	point, err := f.denormalised(outputs, f.pointRequests)
-	if err != nil {
-		return nil, nil, &cycleError{HeldBadForecast, err}
-	}
-	var cpu []float64
 	if f.sizeCPU != nil {
 		if cpu, err = f.denormalised(outputs, *f.sizeCPU); err != nil {
-			return nil, nil, &cycleError{HeldBadForecast, err}
+			return fresh, reasons, &cycleError{HeldBadForecast, err}
 		}
 	}
 	step := time.Duration(m.Step)
 	leadSteps := f.opts.Policy.LeadSteps(step, m.Horizon)
 	horizon := time.Duration(leadSteps) * step
 
-	fresh := make(map[string]snapshot.Prediction)
 	for n, svc := range m.Services {
-		if reasons[svc] != "" {
+		if !f.owns(svc) || reasons[svc] != "" {
 			continue
 		}
-		reqForecast := column(requests, n, len(m.Services))
 		prev := f.lastGood[svc].PredictedReplicas
-		dec, err := f.opts.Policy.Decide(svc, reqForecast, step, prev)
+		var dec policy.Decision
+		if f.cpuSized[svc] {
+			dec, err = f.opts.Policy.DecideCPU(svc, column(cpu, n, len(m.Services)), step, prev)
+		} else {
+			dec, err = f.opts.Policy.Decide(svc, column(requests, n, len(m.Services)), step, prev)
+		}
 		if err != nil {
 			reasons[svc] = HeldBadForecast
 			f.log.Warn("forecast unusable; holding last good prediction", "service", svc, "err", err)
@@ -419,6 +496,10 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			InputAt:           f.inputAt(win, n),
 		}
 		p.PeakMemoryPerPodBytes = peakMemoryPerPod(win, n)
+		if f.cpuSized[svc] {
+			// Sized from CPU: the model has no request rate for it.
+			p.PredictedRequests, p.RequestsByStep, p.ObservedRequests = math.NaN(), nil, math.NaN()
+		}
 		if clipped[svc] {
 			// The load numbers come from clipped input: only the replica
 			// count (at the policy's bound) means something. NaN is never
@@ -440,13 +521,20 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 // Only the features replicas are sized from count: an idle service has no
 // latency series, and that must not stop it from scaling down.
 func (f *Forecaster) unusable(win *window.Window, n int, end time.Time) (string, []any) {
+	svc := f.opts.Manifest.Services[n]
 	for _, fi := range f.primary {
+		if f.opts.Manifest.IsUnobserved(f.spec.Features[fi], svc) {
+			continue // trained without it: no gap to hold on
+		}
 		last := win.LastSample[fi][n]
 		if !last.IsZero() && end.Sub(last) > f.opts.MaxInputAge {
 			return HeldStaleInput, []any{"feature", f.spec.Features[fi], "newestSample", last, "maxInputAge", f.opts.MaxInputAge}
 		}
 	}
 	for _, fi := range f.primary {
+		if f.opts.Manifest.IsUnobserved(f.spec.Features[fi], svc) {
+			continue
+		}
 		if frac := win.FeatureMissingFraction(fi, n); frac > f.opts.MaxMissingFraction {
 			return HeldMissingData, []any{"feature", f.spec.Features[fi], "missingFraction", frac, "limit", f.opts.MaxMissingFraction}
 		}
@@ -540,13 +628,13 @@ func (f *Forecaster) denormalised(outputs map[string][]float64, out model.Output
 
 // publish builds the snapshot from the fresh predictions and the last good
 // ones of held services (until they expire), and swaps it in.
-func (f *Forecaster) publish(ctx context.Context, now time.Time, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
+func (f *Forecaster) publish(ctx context.Context, now time.Time, services []string, fresh map[string]snapshot.Prediction, held map[string]string) *snapshot.Snapshot {
 	m := f.opts.Manifest
 	snap := &snapshot.Snapshot{CreatedAt: now, Model: m.Name, Step: time.Duration(m.Step)}
 	unpublished := func(svc, reason string, since time.Time) {
 		snap.Unpublished = append(snap.Unpublished, snapshot.Unpublished{Namespace: f.opts.Namespace, Service: svc, Reason: reason, Since: since})
 	}
-	for _, svc := range m.Services {
+	for _, svc := range services {
 		if p, ok := fresh[svc]; ok {
 			f.lastGood[svc] = p
 			snap.Predictions = append(snap.Predictions, p)
@@ -556,6 +644,11 @@ func (f *Forecaster) publish(ctx context.Context, now time.Time, fresh map[strin
 		f.metrics.held.WithLabelValues(svc, reason).Inc()
 		last, ok := f.lastGood[svc]
 		switch {
+		case !ok && reason == HeldNoRequestRate:
+			unpublished(svc, reason, time.Time{}) // said once, at start-up
+		case ok && !f.modelled[svc] && !slices.Contains(f.fallback, svc) && !now.Before(last.ExpiresAt):
+			// A fallback service gone from the data: forget it once expired.
+			delete(f.lastGood, svc)
 		case !ok:
 			f.log.Warn("no prediction published for service: no good forecast yet", "service", svc, "reason", reason)
 			unpublished(svc, reason, time.Time{})
@@ -635,4 +728,29 @@ func sizingOutput(m *model.Manifest, feat source.Feature, q float64, log *slog.L
 			"feature", feat, "quantile", q)
 	}
 	return o
+}
+
+// publishable are the services a cycle publishes or holds: the model's
+// (those the loop owns), the fallback's, and fallback services that left
+// the data while their last prediction has not expired.
+func (f *Forecaster) publishable() []string {
+	out := slices.Clone(f.served)
+	out = append(out, f.fallback...)
+	for svc := range f.lastGood {
+		if !f.modelled[svc] && !slices.Contains(f.fallback, svc) {
+			out = append(out, svc)
+		}
+	}
+	slices.Sort(out[len(f.served):])
+	return out
+}
+
+// logSummary says once, after the first cycle that read data, how the
+// services are covered: the start-up summary of what is served and what not.
+func (f *Forecaster) logSummary(err error) {
+	if f.loggedSummary || f.coverage == nil {
+		return
+	}
+	f.loggedSummary = true
+	f.log.Info("first forecast cycle", append(f.Coverage().describe(), "err", err)...)
 }

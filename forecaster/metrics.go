@@ -17,6 +17,7 @@ type metrics struct {
 	inputOutOfRange   *prometheus.CounterVec
 	lastSuccess       prometheus.Gauge
 	modelInfo         *prometheus.GaugeVec
+	coverage          *prometheus.GaugeVec
 	// Forecast accuracy, kept by accuracy.go.
 	forecastAbsError    *prometheus.GaugeVec
 	forecastEvaluations *prometheus.CounterVec
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_model_info",
 			Help: "The model being served (value is always 1).",
 		}, []string{"name", "version", "services", "window", "horizon", "step"}),
+		coverage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_service_coverage",
+			Help: "1 per service for how it is forecast: coverage=model (the model knows it and the data has it), fallback (in the data, not in the model: the model-free fallback forecasts it until a retrained model does), absent (in the model, not in the data).",
+		}, []string{"service", "coverage"}),
 		forecastAbsError: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_forecast_absolute_error",
 			Help: "Mean absolute error of the request-rate point forecast made step model steps before the observation (requests per second), over the last " + itoa(AccuracyWindow) + " forecasts scored, by service and step.",
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service", "step"}),
 	}
 	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.inputOutOfRange, m.lastSuccess, m.modelInfo,
-		m.forecastAbsError, m.forecastEvaluations} {
+		m.coverage, m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
