@@ -38,7 +38,7 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 	specs := cfg.Applications()
 	apps := make([]*application, 0, len(specs))
 	for i, spec := range specs {
-		a, err := o.buildApp(cfg, spec, len(cfg.Apps) > 0, registry, log)
+		a, err := o.buildApp(cfg, spec, i, len(cfg.Apps) > 0, registry, log)
 		if err != nil {
 			if len(cfg.Apps) == 0 {
 				return nil, err // the single application: its errors read as before
@@ -51,7 +51,9 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 }
 
 // buildApp loads one application's model, builds its source and its loop.
-func (o *serveOptions) buildApp(cfg config.Config, spec config.App, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
+// index is the application's place in the apps list, listed whether there
+// is one.
+func (o *serveOptions) buildApp(cfg config.Config, spec config.App, index int, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
 	modelKey := "--model"
 	if listed {
 		modelKey = "model"
@@ -80,7 +82,11 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, listed bool,
 	// Every series of this loop carries the application, so two loops
 	// register the same metric names without colliding.
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"app": spec.Name}, registry)
-	budgeter, err := o.budgeter(cfg, manifest.Services, reg, log)
+	budgetKey := ""
+	if listed {
+		budgetKey = fmt.Sprintf("apps[%d].", index)
+	}
+	budgeter, err := o.budgeter(spec.Budgets, budgetKey, pol, manifest.Services, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -209,4 +215,22 @@ func demoSummary(apps []*application) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// prefixErrors puts prefix in front of each of err's joined errors (each
+// starts with its key path), so that they name the application's key path.
+func prefixErrors(prefix string, err error) error {
+	if prefix == "" {
+		return err
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		return fmt.Errorf("%s%w", prefix, err)
+	}
+	errs := joined.Unwrap()
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	return errors.Join(out...)
 }

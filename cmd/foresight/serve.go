@@ -159,18 +159,19 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	return nil
 }
 
-// budgeter checks the shared budgets against the model and builds their
-// Budgeter (nil without budgets). Budgets on a ResourceQuota read it with
-// the adapter's Kubernetes client configuration.
-func (o *serveOptions) budgeter(cfg config.Config, services []string, registry prometheus.Registerer, log *slog.Logger) (*budget.Budgeter, error) {
-	if len(cfg.Budgets) == 0 {
+// budgeter checks an application's budgets against its model and builds
+// their Budgeter (nil without budgets); key is the budgets' key path prefix
+// in errors ("" or "apps[1]."). Budgets on a ResourceQuota read it with the
+// adapter's Kubernetes client configuration.
+func (o *serveOptions) budgeter(budgets []budget.Config, key string, pol policy.Config, services []string, registry prometheus.Registerer, log *slog.Logger) (*budget.Budgeter, error) {
+	if len(budgets) == 0 {
 		return nil, nil
 	}
-	if err := budget.Validate(cfg.Budgets, services); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+	if err := budget.Validate(budgets, services); err != nil {
+		return nil, fmt.Errorf("configuration: %w", prefixErrors(key, err))
 	}
 	var getQuota budget.QuotaGetter
-	if slices.ContainsFunc(cfg.Budgets, func(b budget.Config) bool { return b.ResourceQuota != nil }) {
+	if slices.ContainsFunc(budgets, func(b budget.Config) bool { return b.ResourceQuota != nil }) {
 		if o.demo {
 			return nil, errors.New("a budget on a ResourceQuota needs a cluster; it cannot run with --demo (use totalCPU)")
 		}
@@ -182,7 +183,7 @@ func (o *serveOptions) budgeter(cfg config.Config, services []string, registry p
 			return client.CoreV1().ResourceQuotas(namespace).Get(ctx, name, metav1.GetOptions{})
 		}
 	}
-	return budget.NewBudgeter(cfg.Budgets, getQuota, cfg.Policy.MinReplicasFor, registry, log)
+	return budget.NewBudgeter(budgets, getQuota, pol.MinReplicasFor, registry, log)
 }
 
 // kedaScaler listens for KEDA's external scaler calls and returns the

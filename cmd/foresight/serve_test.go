@@ -362,7 +362,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"--namespace beside apps", []string{"--namespace", "a", "--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n")}, "--namespace: not used with apps"},
 		{"--model beside apps", []string{"--model", brokenModel, "--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n")}, "--model: not used with apps"},
 		{"one application's broken model", []string{"--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n  - {name: b, namespace: b, model: "+brokenModel+"}\n")}, "app b (apps[1]): model: "},
-		{"budgets beside apps", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, totalCPU: 2, services: {frontend: {cpuRequest: 0.5}}}\napps:\n  - {name: a, namespace: a}\n")}, "budgets: not supported with apps yet"},
+		{"budgets beside apps", []string{"--config", writeFile(t, "budgets:\n  - {name: shop, totalCPU: 2, services: {frontend: {cpuRequest: 0.5}}}\napps:\n  - {name: a, namespace: a}\n")}, "budgets: not used with apps"},
+		{"one application's budget on an unknown service", []string{"--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n  - {name: b, namespace: b, budgets: [{name: shop, totalCPU: 2, services: {nosuch: {cpuRequest: 0.5}}}]}\n")}, "app b (apps[1]): configuration: apps[1].budgets[0].services.nosuch: not a service of the model"},
 		{"one application's lead time beyond its model's horizon", []string{"--config", writeFile(t, "apps:\n  - {name: a, namespace: a}\n  - {name: b, namespace: b, policy: {leadTime: 1h}}\n")}, "app b (apps[1]): forecaster: policy.leadTime 1h: beyond"},
 	}
 	for _, tc := range tests {
@@ -481,7 +482,8 @@ apps:
     namespace: team-a
   - name: shop-b
     namespace: team-b
-`, promURL))
+    budgets: [{name: shop, totalCPU: 100, services: {%s: {cpuRequest: 0.5}}}]
+`, promURL, services[0]))
 	start := time.Now()
 	s := startServe(t, "--demo", "--config", cfg)
 	plain := &http.Client{Timeout: 5 * time.Second}
@@ -503,7 +505,7 @@ apps:
 		return nil
 	})
 	t.Logf("app B published all %d services %.1fs after start (including the build)", len(services), time.Since(start).Seconds())
-	for _, want := range []string{`foresight_model_info{app="shop-a",`, `foresight_model_info{app="shop-b",`} {
+	for _, want := range []string{`foresight_model_info{app="shop-a",`, `foresight_model_info{app="shop-b",`, `foresight_budget_replicas{app="shop-b",budget="shop",`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/source"
 )
@@ -37,6 +38,9 @@ type AppConfig struct {
 	// top-level values): merging two policies key by key would make it hard
 	// to tell which value applies.
 	Policy *AppPolicy `yaml:"policy"`
+	// Budgets are the application's shared CPU budgets, over its own
+	// services (checked against its model at start).
+	Budgets []budget.Config `yaml:"budgets"`
 }
 
 // AppPolicy is an application's own policy block, decoded over the built-in
@@ -62,8 +66,9 @@ type App struct {
 	Services  []string
 	// Source is the shared source with the application's query overrides
 	// merged into its own copy of source.prometheus.
-	Source SourceConfig
-	Policy policy.Config
+	Source  SourceConfig
+	Policy  policy.Config
+	Budgets []budget.Config
 }
 
 // maxApps bounds the apps list: each application is a loop with its own
@@ -75,12 +80,12 @@ const maxApps = 100
 // on a configuration that passed Validate.
 func (c Config) Applications() []App {
 	if len(c.Apps) == 0 {
-		return []App{{Name: c.Namespace, Namespace: c.Namespace, Model: c.Model, Source: c.Source.clone(), Policy: c.Policy}}
+		return []App{{Name: c.Namespace, Namespace: c.Namespace, Model: c.Model, Source: c.Source.clone(), Policy: c.Policy, Budgets: c.Budgets}}
 	}
 	apps := make([]App, 0, len(c.Apps))
 	for _, a := range c.Apps {
 		app := App{Name: a.Name, Namespace: a.Namespace, Model: a.Model, Services: slices.Clone(a.Services),
-			Source: c.Source.clone(), Policy: c.Policy}
+			Source: c.Source.clone(), Policy: c.Policy, Budgets: a.Budgets}
 		if a.Policy != nil {
 			app.Policy = a.Policy.Config
 		}
@@ -139,7 +144,7 @@ func (c Config) validateApps() []error {
 		bad("namespace: not used with apps; set apps[i].namespace for each application instead")
 	}
 	if len(c.Budgets) > 0 {
-		bad("budgets: not supported with apps yet; remove budgets or run one application (top-level namespace and model)")
+		bad("budgets: not used with apps; set each application's apps[i].budgets over its own services")
 	}
 	names := make(map[string]int, len(c.Apps))
 	byNamespace := make(map[string][]int)
@@ -185,6 +190,7 @@ func (c Config) validateApps() []error {
 			}
 		}
 	}
+	errs = append(errs, sharedQuotas(c.Apps)...)
 	for _, ns := range slices.Sorted(maps.Keys(byNamespace)) {
 		if idx := byNamespace[ns]; len(idx) > 1 {
 			errs = append(errs, sharedNamespace(c.Apps, ns, idx)...)
@@ -246,6 +252,31 @@ func sharedNamespace(apps []AppConfig, ns string, idx []int) []error {
 				continue
 			}
 			owner[s] = i
+		}
+	}
+	return errs
+}
+
+// sharedQuotas refuses two applications' budgets on one ResourceQuota:
+// each loop would allocate the whole quota to its own services, and
+// together they would ask for more than it holds.
+func sharedQuotas(apps []AppConfig) []error {
+	var errs []error
+	owner := make(map[budget.QuotaRef]string)
+	for i, a := range apps {
+		for k, b := range a.Budgets {
+			if b.ResourceQuota == nil {
+				continue
+			}
+			path := fmt.Sprintf("apps[%d].budgets[%d]", i, k)
+			q := *b.ResourceQuota
+			if first, taken := owner[q]; taken && !strings.HasPrefix(first, fmt.Sprintf("apps[%d].", i)) {
+				errs = append(errs, fmt.Errorf("%s.resourceQuota: %s/%s is also the quota of %s; a quota can be shared by the services of one application only", path, q.Namespace, q.Name, first))
+				continue
+			}
+			if _, taken := owner[q]; !taken {
+				owner[q] = path
+			}
 		}
 	}
 	return errs

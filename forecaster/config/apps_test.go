@@ -93,7 +93,30 @@ apps:
 		{name: "empty list", yaml: "apps: []\n", wantErr: []string{"apps: empty list"}},
 		{name: "top-level model beside apps", yaml: "model: /m\napps:\n  - {name: a, namespace: a}\n", wantErr: []string{"model: not used with apps; set apps[i].model"}},
 		{name: "top-level namespace beside apps", yaml: "namespace: shop\napps:\n  - {name: a, namespace: a}\n", wantErr: []string{"namespace: not used with apps; set apps[i].namespace"}},
-		{name: "budgets beside apps", yaml: "budgets:\n  - {name: b, totalCPU: 2, services: {a: {cpuRequest: 1}}}\napps:\n  - {name: a, namespace: a}\n", wantErr: []string{"budgets: not supported with apps yet"}},
+		{name: "budgets beside apps", yaml: "budgets:\n  - {name: b, totalCPU: 2, services: {a: {cpuRequest: 1}}}\napps:\n  - {name: a, namespace: a}\n", wantErr: []string{"budgets: not used with apps; set each application's apps[i].budgets"}},
+		{name: "per-application budgets", yaml: `
+apps:
+  - name: a
+    namespace: a
+    budgets: [{name: b, resourceQuota: {namespace: a, name: q}, services: {x: {cpuRequest: 1}}}]
+  - name: b
+    namespace: b
+    budgets: [{name: b, totalCPU: 4, services: {y: {cpuRequest: 0.5}}}]
+`, check: func(t *testing.T, c Config) {
+			apps := c.Applications()
+			if len(apps[0].Budgets) != 1 || apps[0].Budgets[0].ResourceQuota == nil || apps[1].Budgets[0].TotalCPU != 4 {
+				t.Errorf("budgets not per application: %+v / %+v", apps[0].Budgets, apps[1].Budgets)
+			}
+		}},
+		{name: "two applications' budgets on one quota", yaml: `
+apps:
+  - name: a
+    namespace: a
+    budgets: [{name: b, resourceQuota: {namespace: shared, name: q}, services: {x: {cpuRequest: 1}}}]
+  - name: b
+    namespace: b
+    budgets: [{name: c, resourceQuota: {namespace: shared, name: q}, services: {y: {cpuRequest: 1}}}]
+`, wantErr: []string{"apps[1].budgets[0].resourceQuota: shared/q is also the quota of apps[0].budgets[0]"}},
 		{name: "missing name and namespace", yaml: "apps:\n  - {model: /m}\n", wantErr: []string{"apps[0].name: must not be empty", "apps[0].namespace: must not be empty"}},
 		{name: "name not a DNS label", yaml: "apps:\n  - {name: My_App, namespace: a}\n", wantErr: []string{`apps[0].name: "My_App" is not a DNS label`}},
 		{name: "duplicate names", yaml: "apps:\n  - {name: a, namespace: x}\n  - {name: a, namespace: y}\n", wantErr: []string{`apps[1].name: "a" is also the name of apps[0]`}},

@@ -54,8 +54,8 @@ type Config struct {
 	// are allocated by priority and predicted need so that the sum fits.
 	Budgets []budget.Config `yaml:"budgets"`
 	// Apps, when set, runs several applications in one process, each with
-	// its own namespace, model and loop; top-level namespace, model and
-	// budgets must then be left out. Applications resolves them.
+	// its own namespace, model, loop and budgets; top-level namespace, model
+	// and budgets must then be left out. Applications resolves them.
 	Apps []AppConfig `yaml:"apps"`
 }
 
