@@ -53,6 +53,7 @@ func FuzzParse(f *testing.F) {
 		"apps:\n  - {name: a, namespace: a, policy: {minReplicas: 2}}\n  - {name: a, namespace: 'b,c'}\n",
 		"source: {prometheus: {url: 'http://127.0.0.1:9090'}}\napps:\n  - {name: a, namespace: a, queries: {requests: 'x{namespace=\"{{.Namespace}}\"}'}}\n",
 		"apps: []\n",
+		"apps:\n  - {name: a, namespace: a, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {x: {cpuRequest: 1}}}]}\n  - {name: b, namespace: b, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {y: {cpuRequest: 1}}}]}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -185,6 +186,18 @@ func checkApps(t *testing.T, c Config) {
 				t.Errorf("accepted service %q owned twice in namespace %s", s, a.Namespace)
 			}
 			owners[a.Namespace][s] = true
+		}
+	}
+	quotas := map[string]string{}
+	for _, a := range apps {
+		for _, b := range a.Budgets {
+			if q := b.ResourceQuota; q != nil {
+				key := q.Namespace + "/" + q.Name
+				if other, ok := quotas[key]; ok && other != a.Name {
+					t.Errorf("accepted quota %s budgeted by applications %s and %s", key, other, a.Name)
+				}
+				quotas[key] = a.Name
+			}
 		}
 	}
 	if len(c.Apps) > 0 && (c.Model != "" || len(c.Budgets) > 0) {
