@@ -23,7 +23,9 @@ import (
 type application struct {
 	config.App
 	manifest *model.Manifest
-	source   source.Source
+	// source is the application's own source, for start-up checks across
+	// the application and its data.
+	source source.Source
 	// builtIn is true when the model is the one built into the binary.
 	builtIn bool
 	store   *snapshot.Store
@@ -51,8 +53,8 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 }
 
 // buildApp loads one application's model, builds its source and its loop.
-// index is the application's place in the apps list, listed whether there
-// is one.
+// listed says whether the configuration has an apps list, in which errors
+// name apps[index]'s keys; otherwise they name the flags and top-level keys.
 func (o *serveOptions) buildApp(cfg config.Config, spec config.App, index int, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
 	modelKey := "--model"
 	if listed {
