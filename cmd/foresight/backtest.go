@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/foresightscale/foresight/forecaster/backtest"
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 func newBacktestCommand() *cobra.Command {
@@ -39,6 +41,10 @@ the model (reported as "gnn"), and score every method on the same points.`,
 			res, err := backtest.Evaluate(cmd.Context(), m, dataPath, opts)
 			if err != nil {
 				return err
+			}
+			if ig := res.Report.IgnoredServices; len(ig) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "ignored %d services of the file that model %s does not know (retrain to cover them): %s\n",
+					len(ig), m.Manifest().Name, textlimit.Cut(strings.Join(ig, ", "), 500))
 			}
 			if format == "json" {
 				err = res.Report.WriteJSON(cmd.OutOrStdout())

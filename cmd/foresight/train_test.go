@@ -152,4 +152,39 @@ func TestTrainAnyApplication(t *testing.T) {
 	if !man.IsUnobserved(source.Requests, "details-v1") || !man.IsUnobserved(source.Latency, "ratings") || man.IsUnobserved(source.CPU, "ratings") {
 		t.Errorf("manifest unobserved = %v", man.Unobserved)
 	}
+
+	// A later file of the same application, with a service added since:
+	// the backtest scores the model's services and says what it ignored.
+	later, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
+		Features: source.AllFeatures, Start: end, End: end.Add(6 * time.Hour), Step: step})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range later[source.Requests]["ratings"] {
+		later.Add(source.Requests, "reviews-db", s)
+		later.Add(source.CPU, "reviews-db", s)
+	}
+	laterPath := filepath.Join(dir, "later.csv")
+	f, err = os.Create(laterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := widecsv.Write(f, later, end, end.Add(6*time.Hour), step); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	stdout, stderr, err := execute(newBacktestCommand(), time.Minute, "--model", out, "--data", laterPath, "--format", "json")
+	if err != nil {
+		t.Fatalf("backtest on the later file: %v\n%s", err, stderr)
+	}
+	var report struct {
+		Services []string `json:"services"`
+		Ignored  []string `json:"ignored_services"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		t.Fatalf("backtest JSON: %v\n%s", err, stdout)
+	}
+	if len(report.Services) != 4 || len(report.Ignored) != 1 || report.Ignored[0] != "reviews-db" || !strings.Contains(stderr, "ignored 1 services") {
+		t.Errorf("backtest services %v, ignored %v, stderr:\n%s", report.Services, report.Ignored, stderr)
+	}
 }

@@ -47,6 +47,12 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	var ignored []string
+	for _, svc := range csv.Services() {
+		if !slices.Contains(man.Services, svc) {
+			ignored = append(ignored, svc)
+		}
+	}
 	gnn, err := baseline.NewModel(m)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %w", err)
@@ -56,7 +62,7 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 		return nil, fmt.Errorf("backtest: %w", err)
 	}
 	trainEnd := int(math.Round(opts.Split * float64(ds.Steps)))
-	return Run(ctx, ds, Config{
+	res, err := Run(ctx, ds, Config{
 		Target:    source.Requests,
 		Window:    man.Window,
 		Horizon:   man.Horizon,
@@ -65,9 +71,16 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 		Methods:   append([]baseline.Method{gnn}, classical...),
 		ModelName: man.Name,
 	})
+	if err != nil {
+		return nil, err
+	}
+	res.Report.IgnoredServices = ignored
+	return res, nil
 }
 
-// csvDataset aligns the whole file to the model's services, features and step.
+// csvDataset aligns the whole file to the model's services, features and
+// step. Series the model was trained without (manifest.unobserved) are left
+// out, as they are when serving; every other series must be in the file.
 func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Manifest) (*dataset.Dataset, error) {
 	have := csv.Services()
 	var missing []string
@@ -91,9 +104,33 @@ func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Ma
 	if err != nil {
 		return nil, fmt.Errorf("backtest: reading %s: %w", name, err)
 	}
-	ds, err := dataset.Build(data, man.Services, man.Features, start, end, time.Duration(man.Step))
+	for feat, services := range man.Unobserved {
+		for _, svc := range services {
+			delete(data[feat], svc)
+		}
+	}
+	ds, err := dataset.BuildPartial(data, man.Services, man.Features, start, end, time.Duration(man.Step))
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %s: %w", name, err)
 	}
+	var absent []string
+	for fi, feat := range man.Features {
+		for n, svc := range man.Services {
+			if ds.NoData[fi][n] && !man.IsUnobserved(feat, svc) {
+				absent = append(absent, fmt.Sprintf("%s of %s", feat, svc))
+			}
+		}
+	}
+	if len(absent) > 0 {
+		return nil, fmt.Errorf("backtest: %s has no data for %d series model %s reads: %s", name, len(absent), man.Name, firstOf(absent, 10))
+	}
 	return ds, nil
+}
+
+// firstOf joins up to k items and says how many more there are.
+func firstOf(items []string, k int) string {
+	if len(items) <= k {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:k], ", "), len(items)-k)
 }

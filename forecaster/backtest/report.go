@@ -15,14 +15,17 @@ import (
 // Report is the backtest's result, the JSON contract scripts and CI read.
 // Metrics of the target feature are pooled over services unless per_service.
 type Report struct {
-	Model        string   `json:"model"`
-	Target       string   `json:"target"`
-	Services     []string `json:"services"`
-	HorizonSteps int      `json:"horizon_steps"`
-	WindowSteps  int      `json:"window_steps"`
-	StepSeconds  float64  `json:"step_seconds"`
-	TrainSteps   int      `json:"train_steps"`
-	TestSteps    int      `json:"test_steps"`
+	Model    string   `json:"model"`
+	Target   string   `json:"target"`
+	Services []string `json:"services"`
+	// IgnoredServices are services in the file the model does not know:
+	// not evaluated (a model trained before they were added).
+	IgnoredServices []string `json:"ignored_services,omitempty"`
+	HorizonSteps    int      `json:"horizon_steps"`
+	WindowSteps     int      `json:"window_steps"`
+	StepSeconds     float64  `json:"step_seconds"`
+	TrainSteps      int      `json:"train_steps"`
+	TestSteps       int      `json:"test_steps"`
 	// TestStart and TestEnd are the first and last forecast target times (RFC 3339).
 	TestStart string `json:"test_start"`
 	TestEnd   string `json:"test_end"`

@@ -57,6 +57,13 @@ func (m *Autoregression) Fit(ds *dataset.Dataset, target, trainEnd int) error {
 	}
 	m.fits = make([]arFit, len(ds.Services))
 	for n, svc := range ds.Services {
+		if ds.NoData != nil && ds.NoData[target][n] {
+			// A series the model was trained without has no actuals to
+			// score either: repeat the (filled) last value.
+			m.fits[n] = arFit{std: 1, weights: make([]float64, m.Order)}
+			m.fits[n].weights[m.Order-1] = 1
+			continue
+		}
 		f, err := fitAR(ds, target, n, trainEnd, m.Order, ridge)
 		if err != nil {
 			return fmt.Errorf("%s: service %s: %w", AutoregressionName, svc, err)

@@ -297,3 +297,25 @@ func TestFFTSlidingSpectrum(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoregressionRepeatsSeriesWithoutData: a series the model was
+// trained without (NoData) gets last value instead of failing the fit.
+func TestAutoregressionRepeatsSeriesWithoutData(t *testing.T) {
+	ds := synthetic(100, trend)
+	ds.NoData = [][]bool{make([]bool, len(ds.Services))}
+	ds.NoData[0][0] = true
+	for i := range 100 {
+		ds.Observed[0][i][0] = false
+	}
+	m := &Autoregression{Order: 3}
+	if err := m.Fit(ds, 0, 80); err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Forecast(ds, 0, 90, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0][0] != ds.Raw[0][90][0] || out[1][0] != ds.Raw[0][90][0] {
+		t.Errorf("forecast %v, %v; want the last value %v", out[0][0], out[1][0], ds.Raw[0][90][0])
+	}
+}
