@@ -149,7 +149,12 @@ func TestServicesWithoutRequestRate(t *testing.T) {
 		t.Errorf("cart = %+v; want 3 replicas from CPU and no request-rate numbers", cart)
 	}
 	// A model without any request rate and no cpuPerPod cannot serve: refused.
-	_, err = New(Options{Source: src, Manifest: func() *Options { var o Options; unobserved(&o); o.Manifest.Unobserved[source.Requests] = services; return &o }().Manifest,
+	_, err = New(Options{Source: src, Manifest: func() *Options {
+		var o Options
+		unobserved(&o)
+		o.Manifest.Unobserved[source.Requests] = services
+		return &o
+	}().Manifest,
 		Predictor: &lastValuePredictor{}, Policy: policy.Default(), Store: &snapshot.Store{}})
 	if err == nil || !strings.Contains(err.Error(), "policy.cpuPerPod") {
 		t.Errorf("error = %v, want one pointing to policy.cpuPerPod", err)
