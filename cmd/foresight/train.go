@@ -33,6 +33,7 @@ type trainOptions struct {
 	syntheticDays int
 	prometheusURL string
 	configFile    string
+	app           string
 	namespace     string
 	services      []string
 	callGraph     string
@@ -76,6 +77,7 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.IntVar(&o.syntheticDays, "synthetic-days", o.syntheticDays, "Days of synthetic history to train on.")
 	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Read the history from this Prometheus-API server (needs --start and --end).")
 	f.StringVar(&o.configFile, "config", "", "Read the history with serve's configuration (source.prometheus: URL, queries, tenant, TLS/auth; namespace); --prometheus-url and --namespace override it.")
+	f.StringVar(&o.app, "app", "", "With a --config that lists apps: the application to train (its namespace, queries and services); needed when there are several.")
 	f.StringVar(&o.namespace, "namespace", "", "Namespace of the services (Prometheus queries); default from --config, else \"default\".")
 	f.StringSliceVar(&o.services, "services", nil, "Only these services (comma-separated); default: every service in the history.")
 	f.StringVar(&o.callGraph, "call-graph", "", "Call graph CSV (caller,callee[,fanOut]), e.g. from \"foresight topology\"; default: none, the model learns its adjacency alone.")
@@ -170,6 +172,9 @@ func (o *trainOptions) config() (training.Config, error) {
 		}
 		cfg.Source, cfg.SourceName, cfg.Namespace = prom, o.prometheusURL, namespace
 		opts.Step, opts.Name = defaultPrometheusStep, modelName(namespace)
+		if len(opts.Graph.Services) == 0 {
+			opts.Graph.Services = slices.Clone(o.services) // the application's, from --config
+		}
 		if o.start == "" || o.end == "" {
 			return cfg, errors.New("reading Prometheus needs --start and --end")
 		}
@@ -226,18 +231,28 @@ func (o *trainOptions) graph() (topology.Graph, error) {
 // returns it with the namespace to read.
 func (o *trainOptions) prometheus() (source.Source, string, error) {
 	p, namespace := source.DefaultPrometheusConfig(), "default"
+	if o.app != "" && o.configFile == "" {
+		return nil, "", errors.New("--app needs --config (the applications are listed there)")
+	}
 	if o.configFile != "" {
 		c, err := config.Load(o.configFile)
 		if err != nil {
 			return nil, "", err
 		}
-		if c.Source.Prometheus == nil && o.prometheusURL == "" {
+		app, err := o.application(c)
+		if err != nil {
+			return nil, "", err
+		}
+		if app.Source.Prometheus == nil && o.prometheusURL == "" {
 			return nil, "", fmt.Errorf("--config %s: no source.prometheus to read the history from (or pass --prometheus-url)", o.configFile)
 		}
-		if c.Source.Prometheus != nil {
-			p = *c.Source.Prometheus
+		if app.Source.Prometheus != nil {
+			p = *app.Source.Prometheus
 		}
-		namespace = c.Namespace
+		namespace = app.Namespace
+		if len(o.services) == 0 {
+			o.services = app.Services
+		}
 	}
 	if o.prometheusURL != "" {
 		p.URL = o.prometheusURL
@@ -254,6 +269,26 @@ func (o *trainOptions) prometheus() (source.Source, string, error) {
 		return nil, "", err
 	}
 	return prom, namespace, nil
+}
+
+// application picks the application to train from a configuration: the
+// only one, or --app's.
+func (o *trainOptions) application(c config.Config) (config.App, error) {
+	apps := c.Applications()
+	if o.app == "" && len(apps) == 1 {
+		return apps[0], nil
+	}
+	var names []string
+	for _, a := range apps {
+		if a.Name == o.app {
+			return a, nil
+		}
+		names = append(names, a.Name)
+	}
+	if o.app == "" {
+		return config.App{}, fmt.Errorf("--config %s lists %d apps (%s): choose one with --app", o.configFile, len(apps), strings.Join(names, ", "))
+	}
+	return config.App{}, fmt.Errorf("--app %s: not in %s (apps: %s)", o.app, o.configFile, strings.Join(names, ", "))
 }
 
 // time parses an RFC 3339 flag, or returns def when it is empty.
