@@ -105,7 +105,7 @@ func (p *ExternalMetricsProvider) GetExternalMetric(_ context.Context, namespace
 			p.log.Warn("skipping a prediction without a service name", "metric", info.Metric, "namespace", pred.Namespace)
 			continue
 		}
-		candidate.service, candidate.horizon = pred.Service, pred.Horizon
+		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, modelOf(pred, model)
 		if selector.Matches(candidate) {
 			matched = append(matched, pred)
 		}
@@ -123,12 +123,21 @@ func (p *ExternalMetricsProvider) GetExternalMetric(_ context.Context, namespace
 		}
 		items = append(items, external_metrics.ExternalMetricValue{
 			MetricName:   info.Metric,
-			MetricLabels: itemLabels{service: pred.Service, horizon: pred.Horizon, model: model}.set(),
+			MetricLabels: itemLabels{service: pred.Service, horizon: pred.Horizon, model: modelOf(pred, model)}.set(),
 			Timestamp:    metav1.NewTime(pred.ComputedAt),
 			Value:        q,
 		})
 	}
 	return &external_metrics.ExternalMetricValueList{Items: items}, nil
+}
+
+// modelOf is the model that forecast pred: its own (the fallback's, or its
+// application's in a merge of several), else the snapshot's.
+func modelOf(pred snapshot.Prediction, snapshotModel string) string {
+	if pred.Model != "" {
+		return pred.Model
+	}
+	return snapshotModel
 }
 
 // itemLabels are the labels of one item. Matching the selector against this

@@ -259,3 +259,31 @@ func BenchmarkGetExternalMetric(b *testing.B) {
 		}
 	}
 }
+
+// TestGetExternalMetricModelOfEachPrediction: a service the fallback
+// forecasts carries model=fallback, so an HPA (or a user) can tell, and a
+// selector on the model picks it out.
+func TestGetExternalMetricModelOfEachPrediction(t *testing.T) {
+	snap := testSnapshot()
+	snap.Predictions = append(snap.Predictions, prediction("default", "ts-new", 3, 30, 0.3, func(p *snapshot.Prediction) { p.Model = "fallback" }))
+	store := &snapshot.Store{}
+	store.Publish(snap)
+	p := NewExternalMetricsProvider(store, func() time.Time { return testNow }, quietLogger())
+	for _, tc := range []struct{ selector, want string }{
+		{"service=ts-new", "fallback"},
+		{"model=fallback", "fallback"},
+		{"service=frontend", "gru-v1"},
+	} {
+		sel, err := labels.Parse(tc.selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := p.GetExternalMetric(context.Background(), "default", sel, provider.ExternalMetricInfo{Metric: MetricPredictedReplicas})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 1 || list.Items[0].MetricLabels[LabelModel] != tc.want {
+			t.Errorf("%s: items %+v, want one with model %s", tc.selector, list.Items, tc.want)
+		}
+	}
+}
