@@ -14,16 +14,16 @@ import (
 var (
 	predictedReplicasDesc = prometheus.NewDesc(MetricPredictedReplicas,
 		"Replica count each service needs over the horizon, as served to the HPA.",
-		[]string{"app", "namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon", "model"}, nil)
 	predictedRequestsDesc = prometheus.NewDesc(MetricPredictedRequests,
 		"Peak forecast request rate over the horizon (requests per second).",
-		[]string{"app", "namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon", "model"}, nil)
 	predictedCPUCoresDesc = prometheus.NewDesc(MetricPredictedCPUCores,
 		"Peak forecast CPU usage over the horizon (cores).",
-		[]string{"app", "namespace", "service", "horizon"}, nil)
+		[]string{"app", "namespace", "service", "horizon", "model"}, nil)
 	forecastRequestsDesc = prometheus.NewDesc("foresight_forecast_requests",
 		"Forecast request rate at each model step ahead (requests per second); step 1 is the nearest.",
-		[]string{"app", "namespace", "service", "step"}, nil)
+		[]string{"app", "namespace", "service", "step", "model"}, nil)
 	observedRequestsDesc = prometheus.NewDesc("foresight_observed_requests",
 		"Latest request rate the forecast started from (requests per second).",
 		[]string{"app", "namespace", "service"}, nil)
@@ -86,6 +86,12 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		horizon := formatHorizon(p.Horizon)
+		// The model that forecast it: "fallback" for a service the
+		// application's model does not know yet.
+		model := ""
+		if snap != nil {
+			model = modelOf(p, snap.Model)
+		}
 		gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 		}
@@ -98,7 +104,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			skip(err)
 		} else {
 			published = 1
-			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.App, p.Namespace, p.Service, horizon)
+			gauge(predictedReplicasDesc, float64(p.PredictedReplicas), p.App, p.Namespace, p.Service, horizon, model)
 		}
 		// NaN is the forecaster's "no number" (a load forecast made from
 		// clipped, out-of-range input; it logs that itself): left out
@@ -108,14 +114,14 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		case err != nil:
 			skip(err)
 		default:
-			gauge(predictedRequestsDesc, p.PredictedRequests, p.App, p.Namespace, p.Service, horizon)
+			gauge(predictedRequestsDesc, p.PredictedRequests, p.App, p.Namespace, p.Service, horizon, model)
 		}
 		switch err := checkRate("predicted CPU cores", p.PredictedCPUCores); {
 		case math.IsNaN(p.PredictedCPUCores):
 		case err != nil:
 			skip(err)
 		default:
-			gauge(predictedCPUCoresDesc, p.PredictedCPUCores, p.App, p.Namespace, p.Service, horizon)
+			gauge(predictedCPUCoresDesc, p.PredictedCPUCores, p.App, p.Namespace, p.Service, horizon, model)
 		}
 		for i, v := range p.RequestsByStep {
 			step := strconv.Itoa(i + 1)
@@ -123,7 +129,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 				skip(err)
 				continue
 			}
-			gauge(forecastRequestsDesc, v, p.App, p.Namespace, p.Service, step)
+			gauge(forecastRequestsDesc, v, p.App, p.Namespace, p.Service, step, model)
 		}
 
 		// NaN means the model does not read that series: nothing to export.

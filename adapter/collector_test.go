@@ -49,9 +49,9 @@ func TestCollector(t *testing.T) {
 		{name: "fresh, held and invalid predictions", snap: snap, want: `
 # HELP foresight_forecast_requests Forecast request rate at each model step ahead (requests per second); step 1 is the nearest.
 # TYPE foresight_forecast_requests gauge
-foresight_forecast_requests{app="web",namespace="default",service="broken",step="2"} 5
-foresight_forecast_requests{app="web",namespace="default",service="frontend",step="1"} 100
-foresight_forecast_requests{app="web",namespace="default",service="frontend",step="2"} 123.5
+foresight_forecast_requests{app="web",model="gru-v1",namespace="default",service="broken",step="2"} 5
+foresight_forecast_requests{app="web",model="gru-v1",namespace="default",service="frontend",step="1"} 100
+foresight_forecast_requests{app="web",model="gru-v1",namespace="default",service="frontend",step="2"} 123.5
 # HELP foresight_observed_cpu_cores Latest CPU usage the forecast started from (cores).
 # TYPE foresight_observed_cpu_cores gauge
 foresight_observed_cpu_cores{app="web",namespace="default",service="frontend"} 0.6
@@ -63,16 +63,16 @@ foresight_observed_replicas{app="web",namespace="default",service="frontend"} 3
 foresight_observed_requests{app="web",namespace="default",service="frontend"} 98
 # HELP foresight_predicted_cpu_cores Peak forecast CPU usage over the horizon (cores).
 # TYPE foresight_predicted_cpu_cores gauge
-foresight_predicted_cpu_cores{app="web",horizon="120s",namespace="default",service="frontend"} 0.8
-foresight_predicted_cpu_cores{app="store",horizon="120s",namespace="shop",service="cartservice"} 0.25
+foresight_predicted_cpu_cores{app="web",horizon="120s",model="gru-v1",namespace="default",service="frontend"} 0.8
+foresight_predicted_cpu_cores{app="store",horizon="120s",model="gru-v1",namespace="shop",service="cartservice"} 0.25
 # HELP foresight_predicted_replicas Replica count each service needs over the horizon, as served to the HPA.
 # TYPE foresight_predicted_replicas gauge
-foresight_predicted_replicas{app="web",horizon="120s",namespace="default",service="frontend"} 4
-foresight_predicted_replicas{app="store",horizon="120s",namespace="shop",service="cartservice"} 2
+foresight_predicted_replicas{app="web",horizon="120s",model="gru-v1",namespace="default",service="frontend"} 4
+foresight_predicted_replicas{app="store",horizon="120s",model="gru-v1",namespace="shop",service="cartservice"} 2
 # HELP foresight_predicted_requests Peak forecast request rate over the horizon (requests per second).
 # TYPE foresight_predicted_requests gauge
-foresight_predicted_requests{app="web",horizon="120s",namespace="default",service="frontend"} 123.5
-foresight_predicted_requests{app="store",horizon="120s",namespace="shop",service="cartservice"} 10
+foresight_predicted_requests{app="web",horizon="120s",model="gru-v1",namespace="default",service="frontend"} 123.5
+foresight_predicted_requests{app="store",horizon="120s",model="gru-v1",namespace="shop",service="cartservice"} 10
 # HELP foresight_prediction_age_seconds Seconds since the newest real input sample the served prediction was computed from.
 # TYPE foresight_prediction_age_seconds gauge
 foresight_prediction_age_seconds{app="web",namespace="default",service="broken"} 10
@@ -146,8 +146,8 @@ func TestCollectorMergedApps(t *testing.T) {
 	want := `
 # HELP foresight_predicted_replicas Replica count each service needs over the horizon, as served to the HPA.
 # TYPE foresight_predicted_replicas gauge
-foresight_predicted_replicas{app="store",horizon="120s",namespace="shop",service="frontend"} 7
-foresight_predicted_replicas{app="web",horizon="120s",namespace="default",service="frontend"} 4
+foresight_predicted_replicas{app="store",horizon="120s",model="m2",namespace="shop",service="frontend"} 7
+foresight_predicted_replicas{app="web",horizon="120s",model="m1",namespace="default",service="frontend"} 4
 # HELP foresight_prediction_published 1 while a prediction is served for the service (fresh or held), 0 when nothing is and the HPA keeps its current replicas.
 # TYPE foresight_prediction_published gauge
 foresight_prediction_published{app="store",namespace="shop",service="cart"} 0

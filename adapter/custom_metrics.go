@@ -145,17 +145,19 @@ func (p *CustomMetricsProvider) GetMetricBySelector(ctx context.Context, namespa
 	if metricSelector == nil {
 		metricSelector = labels.Everything()
 	}
+	// One snapshot for the whole answer.
+	snap := p.reader.Latest()
 	model := ""
-	if snap := p.reader.Latest(); snap != nil {
+	if snap != nil {
 		model = snap.Model
 	}
 	list := &custom_metrics.MetricValueList{}
-	candidate := &itemLabels{model: model}
-	for _, pred := range onePerService(p.reader.Latest().Fresh(p.now(), namespace), p.log) {
+	candidate := &itemLabels{}
+	for _, pred := range onePerService(snap.Fresh(p.now(), namespace), p.log) {
 		if pred.Service == "" {
 			continue
 		}
-		candidate.service, candidate.horizon = pred.Service, pred.Horizon
+		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, modelOf(pred, model)
 		if !metricSelector.Matches(candidate) {
 			continue
 		}

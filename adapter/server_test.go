@@ -289,9 +289,9 @@ func TestDemoServer(t *testing.T) {
 			t.Fatalf("/metrics status %d", code)
 		}
 		for _, want := range []string{
-			`foresight_predicted_replicas{horizon="120s",namespace="default",service="frontend"} 4`,
-			`foresight_predicted_cpu_cores{horizon="120s",namespace="shop",service="frontend"} 0.75`,
-			`foresight_forecast_requests{namespace="default",service="cartservice",step="2"} 42.5`,
+			`foresight_predicted_replicas{app="",horizon="120s",model="gru-v1",namespace="default",service="frontend"} 4`,
+			`foresight_predicted_cpu_cores{app="",horizon="120s",model="gru-v1",namespace="shop",service="frontend"} 0.75`,
+			`foresight_forecast_requests{app="",model="gru-v1",namespace="default",service="cartservice",step="2"} 42.5`,
 		} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("/metrics lacks %s", want)

@@ -277,7 +277,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{
-			`foresight_predicted_replicas{app="default",horizon="120s",namespace="default",service="frontend"}`,
+			`foresight_predicted_replicas{app="default",horizon="120s",model="boutique-gnn",namespace="default",service="frontend"}`,
 			`foresight_predicted_requests{`, `foresight_predicted_cpu_cores{`, `foresight_forecast_requests{`,
 			`foresight_cycle_duration_seconds_count`, `foresight_inference_duration_seconds_count`,
 			`foresight_last_success_timestamp_seconds`, `foresight_model_info{`, `foresight_cycles_total{app="default",result="ok"}`,
@@ -496,7 +496,7 @@ apps:
 			return err
 		}
 		metrics = body
-		if n := strings.Count(body, `foresight_predicted_replicas{app="shop-b",horizon="120s",namespace="team-b",`); n != len(services) {
+		if n := strings.Count(body, `foresight_predicted_replicas{app="shop-b",horizon="120s",model=`); n != len(services) {
 			return fmt.Errorf("%d of %d services of app shop-b published in team-b", n, len(services))
 		}
 		if n := strings.Count(body, `foresight_prediction_published{app="shop-a",namespace="team-a",`); n != len(services) {
