@@ -404,15 +404,6 @@ func keepsCABundle(ctx context.Context, t *testing.T, c *kubetest.Cluster, certs
 func podArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort, metricsPort int, csvPath string) []string {
 	t.Helper()
 	dir := t.TempDir()
-	deploy := findObject(t, base, "Deployment", "foresight")
-	var d appsv1.Deployment
-	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(deploy.Object, &d))
-	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "foresight" })
-	if i < 0 {
-		t.Fatal("no foresight container in the Deployment")
-	}
-	args := slices.Clone(d.Spec.Template.Spec.Containers[i].Args)
-
 	cm := findObject(t, base, "ConfigMap", "foresight-config")
 	text, _, _ := unstructured.NestedString(cm.Object, "data", "config.yaml")
 	var cfg map[string]any
@@ -427,7 +418,23 @@ func podArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort,
 	must(t, err)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	must(t, os.WriteFile(cfgPath, cfgYAML, 0o600))
+	return append(deploymentArgs(t, base, certs, securePort, metricsPort, cfgPath), "--csv="+csvPath)
+}
 
+// deploymentArgs returns the shipped Deployment's arguments with the
+// mounted config and Secret replaced by local files and the listeners
+// moved to loopback.
+func deploymentArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort, metricsPort int, cfgPath string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	deploy := findObject(t, base, "Deployment", "foresight")
+	var d appsv1.Deployment
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(deploy.Object, &d))
+	i := slices.IndexFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "foresight" })
+	if i < 0 {
+		t.Fatal("no foresight container in the Deployment")
+	}
+	args := slices.Clone(d.Spec.Template.Spec.Containers[i].Args)
 	secret := findObject(t, certs, "Secret", "foresight-serving-cert")
 	files := map[string]string{}
 	for _, key := range []string{"tls.crt", "tls.key"} {
@@ -455,7 +462,7 @@ func podArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort,
 	if len(replace) > 0 {
 		t.Fatalf("the Deployment's args %v lack %v", args, replace)
 	}
-	return append(args, "--csv="+csvPath)
+	return args
 }
 
 // writeStepCSV writes a replay file (30 s rows, cycling every two hours on
