@@ -85,8 +85,8 @@ func TestCoverageReportsServicesAbsentFromTheData(t *testing.T) {
 	if !slices.Equal(c.Absent, []string{"cart", "frontend"}) || len(c.Fallback) != 2 {
 		t.Errorf("coverage = %+v", c)
 	}
-	if !strings.Contains(logs.String(), "has no series in the data") {
-		t.Errorf("absent services not logged:\n%s", logs)
+	if !strings.Contains(logs.String(), "has no series in the data") || !strings.Contains(logs.String(), "is it this application's model?") {
+		t.Errorf("absent services, or a model of another application, not logged:\n%s", logs)
 	}
 	// Without a capacity per pod the fallback cannot size them: said, not guessed.
 	snap, _ := f.Cycle(context.Background(), now.Add(30*time.Second))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -752,5 +753,10 @@ func (f *Forecaster) logSummary(err error) {
 		return
 	}
 	f.loggedSummary = true
-	f.log.Info("first forecast cycle", append(f.Coverage().describe(), "err", err)...)
+	c := f.Coverage()
+	f.log.Info("first forecast cycle", append(c.describe(), "err", err)...)
+	if len(c.Model) == 0 && len(c.Absent) > 0 {
+		f.log.Warn("the model knows none of the services in the data: is it this application's model? Train one on its history (docs/your-own-application.md)",
+			"modelServices", len(c.Absent), "dataServices", textlimit.Cut(strings.Join(c.Fallback, ", "), 300))
+	}
 }
