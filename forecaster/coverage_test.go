@@ -90,6 +90,9 @@ func TestCoverageReportsServicesAbsentFromTheData(t *testing.T) {
 	}
 	// Without a capacity per pod the fallback cannot size them: said, not guessed.
 	snap, _ := f.Cycle(context.Background(), now.Add(30*time.Second))
+	if n := strings.Count(logs.String(), "service=cart"); n != 1 {
+		t.Errorf("the absent service cart is named in %d log lines over two cycles, want 1:\n%s", n, logs)
+	}
 	var reasons []string
 	for _, u := range snap.Unpublished {
 		reasons = append(reasons, u.Service+"="+u.Reason)

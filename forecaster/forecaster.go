@@ -414,6 +414,10 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		if !f.owns(svc) || reasons[svc] != "" {
 			continue
 		}
+		if f.coverage[svc] == CoverageAbsent {
+			reasons[svc] = HeldMissingData // said once, when it went absent
+			continue
+		}
 		for fi, feat := range f.spec.Features {
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "carried").Set(float64(win.Carried[fi][n]))
 			f.metrics.imputed.WithLabelValues(svc, string(feat), "imputed").Set(float64(win.Imputed[fi][n]))
@@ -645,8 +649,8 @@ func (f *Forecaster) publish(ctx context.Context, now time.Time, services []stri
 		f.metrics.held.WithLabelValues(svc, reason).Inc()
 		last, ok := f.lastGood[svc]
 		switch {
-		case !ok && reason == HeldNoRequestRate:
-			unpublished(svc, reason, time.Time{}) // said once, at start-up
+		case !ok && (reason == HeldNoRequestRate || f.coverage[svc] == CoverageAbsent):
+			unpublished(svc, reason, time.Time{}) // said once: at start-up, or when it went absent
 		case ok && !f.modelled[svc] && !slices.Contains(f.fallback, svc) && !now.Before(last.ExpiresAt):
 			// A fallback service gone from the data: forget it once expired.
 			delete(f.lastGood, svc)
