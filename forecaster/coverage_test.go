@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/foresightscale/foresight/forecaster/fallback"
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/forecaster/source"
@@ -163,3 +164,37 @@ func TestServicesWithoutRequestRate(t *testing.T) {
 		t.Errorf("error = %v, want one pointing to policy.cpuPerPod", err)
 	}
 }
+
+// TestModelWithoutRequestRate: a model trained on CPU alone (a history
+// without any request rate) serves once cpuPerPod says what a pod may use.
+func TestModelWithoutRequestRate(t *testing.T) {
+	m := testManifest()
+	m.Features = []source.Feature{source.CPU}
+	m.Input.Shape = []int{3, 2}
+	m.Outputs = []model.Output{{Tensor: model.Tensor{Name: "cpu", Shape: []int{4, 2}}, Feature: source.CPU, Quantile: 0.5}}
+	delete(m.Normalization, source.Requests)
+	src := &fakeSource{requests: map[string]float64{"frontend": 45, "cart": 5}}
+	pred := predictorFunc(func(x []float64) (map[string][]float64, error) {
+		out := make([]float64, 8)
+		for h := range 4 {
+			copy(out[h*2:], x[4:6]) // the last CPU row
+		}
+		return map[string][]float64{"cpu": out}, nil
+	})
+	f, _, _ := newCoverageForecaster(t, src, func(o *Options) {
+		o.Manifest, o.Predictor = m, pred
+		o.Policy.CPUPerPod = 0.1
+	})
+	snap, err := f.Cycle(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := byService(snap)
+	if got["frontend"].PredictedReplicas != 5 || got["cart"].PredictedReplicas != 1 || !math.IsNaN(got["frontend"].PredictedRequests) {
+		t.Errorf("predictions %+v; want 0.45 and 0.05 cores sized at 0.1 per pod: 5 and 1 replicas, no request rate", got)
+	}
+}
+
+type predictorFunc func([]float64) (map[string][]float64, error)
+
+func (p predictorFunc) Predict(x []float64) (map[string][]float64, error) { return p(x) }

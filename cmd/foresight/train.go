@@ -352,7 +352,11 @@ func printTrainSummary(w io.Writer, dir string, r *training.Report) {
 		dir, r.Epochs, r.BestEpoch, r.Stopped, r.Seconds, r.Windows.Train, r.Windows.Validation, r.Windows.Test)
 	if t := r.Test; t != nil && len(t.MAEByHorizon) > 0 {
 		h := len(t.MAEByHorizon) - 1
-		fmt.Fprintf(w, "held-out request-rate MAE at step %d: %.3f (last value %.3f)", h+1, t.MAEByHorizon[h], t.LastValueMAEByHorizon[h])
+		target := "request-rate"
+		if r.Data != nil && len(r.Data.Targets) > 0 && r.Data.Targets[0] != source.Requests {
+			target = string(r.Data.Targets[0]) // a history without any request rate
+		}
+		fmt.Fprintf(w, "held-out %s MAE at step %d: %.3f (last value %.3f)", target, h+1, t.MAEByHorizon[h], t.LastValueMAEByHorizon[h])
 		if t.P90Coverage != nil {
 			fmt.Fprintf(w, ", P90 coverage %.3f", *t.P90Coverage)
 		}

@@ -71,7 +71,8 @@ type Split struct {
 }
 
 // TestEval compares the model with last value on the held-out windows, for
-// the request-rate target, over observed actuals (req/s).
+// the first target (the request rate; CPU for a history without one), over
+// observed actuals, in the target's unit.
 type TestEval struct {
 	MAEByHorizon          []float64 `json:"maeByHorizon"`
 	LastValueMAEByHorizon []float64 `json:"lastValueMaeByHorizon"`
