@@ -444,6 +444,9 @@ func healthDashboard() Dashboard {
 	b.add(8, 8, organized(table("Model served",
 		"The model each replica serves: name, version, number of services, input window and horizon (in steps) and the step.", "none",
 		instant("A", `max by (instance, name, version, services, window, horizon, step) (foresight_model_info)`))))
+	b.add(12, 8, organized(table("How services are forecast",
+		"Services per application by coverage: model (the model knows the service and the data has it), fallback (in the data, not in the model: forecast by the model-free fallback, published with model=\"fallback\", until a retrained model covers it), absent (in the model, not in the data: nothing is published). List them with foresight_service_coverage{coverage!=\"model\"}; see docs/your-own-application.md.", "none",
+		instant("A", `count by (app, coverage) (max by (app, service, coverage) (foresight_service_coverage{`+byService+`}) == 1)`))))
 	return b.dashboard
 }
 
