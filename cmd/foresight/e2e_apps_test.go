@@ -104,7 +104,7 @@ func TestAnyApplicationsEndToEnd(t *testing.T) {
 	}
 	for _, a := range apps {
 		t.Run("train "+a.name, func(t *testing.T) {
-			trainAndCheck(t, a, cfgPath, histStart, trainEnd)
+			trainAndCheck(t, a, cfgPath, prom.URL(), histStart, trainEnd)
 		})
 	}
 	if t.Failed() {
@@ -253,9 +253,9 @@ func discoverAndCheck(t *testing.T, a *e2eApp, promURL string, at time.Time, dir
 // trainAndCheck trains the application's model from Prometheus with the
 // shared configuration and requires its held-out request-rate MAE at or
 // below last value's at every horizon.
-func trainAndCheck(t *testing.T, a *e2eApp, cfgPath string, start, end time.Time) {
+func trainAndCheck(t *testing.T, a *e2eApp, cfgPath, promURL string, start, end time.Time) {
 	started := time.Now()
-	_, stderr, err := execute(newTrainCommand(), 5*time.Minute, "--config", cfgPath, "--app", a.name,
+	_, stderr, err := execute(newTrainCommand(), 5*time.Minute, "--prometheus-url", promURL, "--config", cfgPath, "--app", a.name,
 		"--start", start.Format(time.RFC3339), "--end", end.Format(time.RFC3339), "--step", "1m",
 		"--call-graph", a.callGraph, "--epochs", "10", "--out", a.modelDir)
 	if err != nil {
