@@ -12,6 +12,8 @@ import (
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
 // Mesh names where the call graph is read from.
@@ -40,7 +42,8 @@ func ParseMesh(s string) (Mesh, error) {
 	case "otel", "opentelemetry", "tempo":
 		return OpenTelemetry, nil
 	}
-	return "", fmt.Errorf("unknown mesh %q (want auto, istio, linkerd or otel)", s)
+	// Quoted briefly: the value comes from a flag or a file, and ends up in logs.
+	return "", fmt.Errorf("unknown mesh %s (want auto, istio, linkerd or otel)", textlimit.Quote(s, 64))
 }
 
 // Defaults of Options.
