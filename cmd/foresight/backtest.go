@@ -15,6 +15,7 @@ func newBacktestCommand() *cobra.Command {
 	opts := backtest.DefaultOptions()
 	var modelDir, dataPath, format, plotsDir string
 	var plotHorizon int
+	var horizons bool
 	cmd := &cobra.Command{
 		Use:   "backtest",
 		Short: "Judge a model against classical baselines by rolling-origin evaluation on a recorded CSV",
@@ -47,9 +48,12 @@ the model (reported as "gnn"), and score every method on the same points.`,
 					len(ig), m.Manifest().Name, textlimit.Cut(strings.Join(ig, ", "), 500))
 			}
 			if format == "json" {
-				err = res.Report.WriteJSON(cmd.OutOrStdout())
+				err = res.Report.WriteJSON(cmd.OutOrStdout()) // with horizons, always
 			} else {
 				err = res.Report.WriteTable(cmd.OutOrStdout())
+				if err == nil && horizons {
+					err = res.Report.WriteHorizonTable(cmd.OutOrStdout())
+				}
 			}
 			if err != nil {
 				return err
@@ -76,6 +80,7 @@ the model (reported as "gnn"), and score every method on the same points.`,
 	f.Float64Var(&opts.Split, "split", opts.Split, "Share of the history used for training; the rest is the test part.")
 	f.IntVar(&opts.Stride, "stride", opts.Stride, "Evaluate every N-th origin of the test part.")
 	f.IntVar(&opts.Season, "season", opts.Season, "Seasonal period in steps for the seasonal baselines; 0 detects it per service.")
+	f.BoolVar(&horizons, "horizons", false, "Also print every method's MAE at every step ahead, the winner of each step, and the model's MAE over the best classical method's (the JSON report always has them, under horizons).")
 	f.StringVar(&plotsDir, "plots", "", "Directory to write PNG plots into (none when empty).")
 	f.IntVar(&plotHorizon, "plot-horizon", 0, "Horizon (steps) of the forecast-vs-actual plots; default: the model's horizon.")
 	return cmd

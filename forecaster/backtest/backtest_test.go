@@ -271,3 +271,41 @@ func writeCSV(t *testing.T, rows int, services []string) string {
 	}
 	return path
 }
+
+// TestHorizonTable: against 5,0,0,8 a model forecasting 4 and a baseline
+// forecasting 3 tie at both steps; the summary names each step's winner,
+// the best baseline and the model's ratio to it.
+func TestHorizonTable(t *testing.T) {
+	res, err := Run(context.Background(), handDataset(), handConfig(&fixed{name: baseline.ModelName, value: 4}, &fixed{name: "three", value: 3}, &fixed{name: "nine", value: 9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := res.Report.Horizons
+	// Step 1 targets 5 and 0 (origins 3, 4): 4 errs 1,4 (2.5), 3 errs 2,3 (2.5), 9 errs 4,9.
+	// Step 2 targets 0 and 8 (origins 3, 5): 4 errs 4,4 (4), 3 errs 3,5 (4), 9 errs 9,1 (5).
+	if len(h) != 2 || h[0].Step != 1 || h[0].BestBaseline != "three" || !near(h[0].ModelToBestBaseline, 1) || !near(h[1].ModelMAE, 4) {
+		t.Fatalf("horizons = %+v", h)
+	}
+	for _, s := range h {
+		if s.Winner != baseline.ModelName && s.Winner != "three" {
+			t.Errorf("step %d winner %q", s.Step, s.Winner)
+		}
+	}
+	var buf bytes.Buffer
+	if err := res.Report.WriteHorizonTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MAE by step ahead (30s per step)", "@1", "@2", "nine", "winner", "model / best baseline", "2.5*"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("horizon table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	// Without a model the ratio is undefined, not zero.
+	res, err = Run(context.Background(), handDataset(), handConfig(&fixed{name: "three", value: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Report.Horizons[0]; s.ModelToBestBaseline.Defined || s.Winner != "three" {
+		t.Errorf("without a model: %+v", s)
+	}
+}

@@ -55,6 +55,11 @@ func checkContract(t *testing.T, doc map[string]any, services []string) {
 	if !ok || h < 1 {
 		t.Fatalf("horizon_steps = %v", doc["horizon_steps"])
 	}
+	if hs, ok := doc["horizons"].([]any); !ok || len(hs) != int(h) {
+		t.Errorf("horizons = %v, want one entry per step", doc["horizons"])
+	} else if first, _ := hs[0].(map[string]any); first["winner"] == "" || first["best_baseline"] == nil {
+		t.Errorf("horizons[0] = %v", first)
+	}
 	for _, key := range []string{"headroom_baseline_mean_excess", "evaluated_points", "missing_points", "origins"} {
 		if _, ok := doc[key]; !ok {
 			t.Errorf("top-level key %q missing", key)

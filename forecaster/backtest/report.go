@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/foresightscale/foresight/forecaster/baseline"
 )
 
 // Report is the backtest's result, the JSON contract scripts and CI read.
@@ -52,8 +54,26 @@ type Report struct {
 	// on the test part, and mean excess falls with coverage.
 	HeadroomHindsightMeanExcess Metric `json:"headroom_hindsight_mean_excess"`
 	HeadroomHindsightCoverage   Metric `json:"headroom_hindsight_coverage"`
+	// Horizons compares the methods step by step: an aggregate over the
+	// horizon hides where a method loses.
+	Horizons []HorizonSummary `json:"horizons"`
 	// Undefined says why a top-level metric is null, by its key.
 	Undefined map[string]string `json:"undefined,omitempty"`
+}
+
+// HorizonSummary is the comparison at one step ahead.
+type HorizonSummary struct {
+	Step int `json:"step"`
+	// Winner is the method with the lowest MAE at this step.
+	Winner string `json:"winner"`
+	// BestBaseline is the classical method (any method but the model)
+	// with the lowest MAE at this step, and BestBaselineMAE its MAE.
+	BestBaseline    string `json:"best_baseline"`
+	BestBaselineMAE Metric `json:"best_baseline_mae"`
+	// ModelMAE is the model's MAE, and ModelToBestBaseline the ratio of
+	// the two (below 1: the model wins); null without a model.
+	ModelMAE            Metric `json:"model_mae"`
+	ModelToBestBaseline Metric `json:"model_to_best_baseline"`
 }
 
 // MethodReport is one method's scores.
@@ -115,7 +135,82 @@ func (r *Result) report(clipped []int) *Report {
 		rep.Methods = append(rep.Methods, mr)
 	}
 	r.reportP90(rep)
+	rep.Horizons = horizonSummaries(rep.Methods, cfg.Horizon)
 	return rep
+}
+
+// horizonSummaries finds, at every step ahead, the winner, the best
+// classical method and the model's ratio to it. The model is the method
+// named baseline.ModelName, when there is one.
+func horizonSummaries(methods []MethodReport, horizon int) []HorizonSummary {
+	out := make([]HorizonSummary, horizon)
+	for h := range horizon {
+		s := HorizonSummary{Step: h + 1}
+		winner, bestBaseline := math.Inf(1), math.Inf(1)
+		for _, m := range methods {
+			v := m.MAEByHorizon[h]
+			if !v.Defined {
+				continue
+			}
+			if v.Value < winner {
+				winner, s.Winner = v.Value, m.Name
+			}
+			if m.Name == baseline.ModelName {
+				s.ModelMAE = v
+			} else if v.Value < bestBaseline {
+				bestBaseline, s.BestBaseline, s.BestBaselineMAE = v.Value, m.Name, v
+			}
+		}
+		if s.ModelMAE.Defined && s.BestBaselineMAE.Defined && s.BestBaselineMAE.Value > 0 {
+			s.ModelToBestBaseline = defined(s.ModelMAE.Value / s.BestBaselineMAE.Value)
+		}
+		out[h] = s
+	}
+	return out
+}
+
+// WriteHorizonTable writes the MAE of every method at every step ahead,
+// the best of each step marked '*', then the winner of each step and the
+// model's MAE over the best classical method's.
+func (rep *Report) WriteHorizonTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nMAE by step ahead (%v per step); '*' marks the best of each step.\n\n", time.Duration(rep.StepSeconds*float64(time.Second)))
+	width := len("model / best baseline")
+	for _, m := range rep.Methods {
+		width = max(width, len(m.Name))
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\t", width, "method")
+	for h := range rep.HorizonSteps {
+		fmt.Fprintf(tw, "@%d\t", h+1)
+	}
+	fmt.Fprintln(tw)
+	for _, m := range rep.Methods {
+		fmt.Fprintf(tw, "%-*s\t", width, m.Name)
+		for h, v := range m.MAEByHorizon {
+			mark := " "
+			if v.Defined && m.Name == rep.Horizons[h].Winner {
+				mark = "*"
+			}
+			fmt.Fprintf(tw, "%s%s\t", v, mark)
+		}
+		fmt.Fprintln(tw)
+	}
+	fmt.Fprintf(tw, "%-*s\t", width, "winner")
+	for _, s := range rep.Horizons {
+		fmt.Fprintf(tw, "%s \t", s.Winner)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "%-*s\t", width, "model / best baseline")
+	for _, s := range rep.Horizons {
+		fmt.Fprintf(tw, "%s \t", s.ModelToBestBaseline)
+	}
+	fmt.Fprintln(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // reportP90 adds the P90 metrics and the headroom baseline.
