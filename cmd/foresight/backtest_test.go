@@ -133,6 +133,18 @@ func TestBacktestCommand(t *testing.T) {
 	if !strings.Contains(table, "*") {
 		t.Errorf("table marks no best value:\n%s", table)
 	}
+	if strings.Contains(table, "MAE by step ahead") {
+		t.Errorf("the step table printed without --horizons:\n%s", table)
+	}
+	byStep, err := runBacktest(t, "--data", data, "--season", "30", "--horizons")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MAE by step ahead (30s per step)", "@1", "@10", "winner", "model / best baseline"} {
+		if !strings.Contains(byStep, want) {
+			t.Errorf("--horizons output lacks %q:\n%s", want, byStep)
+		}
+	}
 }
 
 func TestBacktestCommandRefuses(t *testing.T) {
