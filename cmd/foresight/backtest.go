@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/foresightscale/foresight/forecaster/backtest"
+	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/internal/textlimit"
 )
 
@@ -80,8 +81,30 @@ the model (reported as "gnn"), and score every method on the same points.`,
 	f.Float64Var(&opts.Split, "split", opts.Split, "Share of the history used for training; the rest is the test part.")
 	f.IntVar(&opts.Stride, "stride", opts.Stride, "Evaluate every N-th origin of the test part.")
 	f.IntVar(&opts.Season, "season", opts.Season, "Seasonal period in steps for the seasonal baselines; 0 detects it per service.")
+	f.Var(featureFlag{&opts.Target}, "target", "Feature scored: requests or cpu.")
 	f.BoolVar(&horizons, "horizons", false, "Also print every method's MAE at every step ahead, the winner of each step, and the model's MAE over the best classical method's (the JSON report always has them, under horizons).")
 	f.StringVar(&plotsDir, "plots", "", "Directory to write PNG plots into (none when empty).")
 	f.IntVar(&plotHorizon, "plot-horizon", 0, "Horizon (steps) of the forecast-vs-actual plots; default: the model's horizon.")
 	return cmd
 }
+
+// featureFlag is a --target value: a feature name.
+type featureFlag struct{ f *source.Feature }
+
+func (v featureFlag) String() string {
+	if v.f == nil {
+		return ""
+	}
+	return string(*v.f)
+}
+
+func (v featureFlag) Set(s string) error {
+	f, err := source.ParseFeature(s)
+	if err != nil {
+		return err
+	}
+	*v.f = f
+	return nil
+}
+
+func (featureFlag) Type() string { return "feature" }

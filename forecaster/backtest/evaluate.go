@@ -24,10 +24,13 @@ type Options struct {
 	// Season is the seasonal period in steps for the seasonal baselines; 0
 	// detects it per service on the training part.
 	Season int
+	// Target is the feature scored: the request rate (default) or CPU. The
+	// model must forecast it.
+	Target source.Feature
 }
 
 // DefaultOptions are the command's defaults.
-func DefaultOptions() Options { return Options{Split: 0.7, Stride: 1} }
+func DefaultOptions() Options { return Options{Split: 0.7, Stride: 1, Target: source.Requests} }
 
 // Evaluate backtests the model under test (reported as "gnn") and every
 // classical baseline on the request rate of a recorded wide-format CSV: the
@@ -38,12 +41,18 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 	if !(opts.Split > 0 && opts.Split < 1) {
 		return nil, fmt.Errorf("backtest: split must be in (0,1), got %v", opts.Split)
 	}
+	if opts.Target == "" {
+		opts.Target = source.Requests
+	}
+	if opts.Target != source.Requests && opts.Target != source.CPU {
+		return nil, fmt.Errorf("backtest: target %q: want requests or cpu", opts.Target)
+	}
 	csv, err := source.NewCSV(csvPath, source.CSVOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("backtest: %w", err)
 	}
 	man := m.Manifest()
-	ds, err := csvDataset(ctx, csv, csvPath, man)
+	ds, err := csvDataset(ctx, csv, csvPath, man, opts.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +72,7 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 	}
 	trainEnd := int(math.Round(opts.Split * float64(ds.Steps)))
 	res, err := Run(ctx, ds, Config{
-		Target:    source.Requests,
+		Target:    opts.Target,
 		Window:    man.Window,
 		Horizon:   man.Horizon,
 		TrainEnd:  trainEnd,
@@ -81,7 +90,7 @@ func Evaluate(ctx context.Context, m *model.Model, csvPath string, opts Options)
 // csvDataset aligns the whole file to the model's services, features and
 // step. Series the model was trained without (manifest.unobserved) are left
 // out, as they are when serving; every other series must be in the file.
-func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Manifest) (*dataset.Dataset, error) {
+func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Manifest, target source.Feature) (*dataset.Dataset, error) {
 	have := csv.Services()
 	var missing []string
 	for _, svc := range man.Services {
@@ -93,8 +102,8 @@ func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Ma
 		return nil, fmt.Errorf("backtest: %s has no columns for service(s) %s, which model %s forecasts (the file has %s)",
 			name, strings.Join(missing, ", "), man.Name, strings.Join(have, ", "))
 	}
-	if !slices.Contains(man.Features, source.Requests) {
-		return nil, fmt.Errorf("backtest: model %s does not read %s, the feature backtests score", man.Name, source.Requests)
+	if _, ok := man.Output(target, 0.5); !ok {
+		return nil, fmt.Errorf("backtest: model %s does not forecast %s, the feature scored (--target)", man.Name, target)
 	}
 	start, end := csv.Span()
 	data, err := csv.Fetch(ctx, source.Query{
