@@ -83,25 +83,46 @@ func Binary(t testing.TB, name string) string {
 	return path
 }
 
+// startAttempts bounds the retries when a port picked as free was taken by
+// another process (test packages run in parallel) before etcd or the
+// apiserver bound it.
+const startAttempts = 3
+
 // Start brings the control plane up in a temporary directory and tears it
 // down when the test ends, also when it fails.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	c := &Cluster{Dir: t.TempDir()}
 	etcdBin, apiBin, kcmBin := Binary(t, "etcd"), Binary(t, "kube-apiserver"), Binary(t, "kube-controller-manager")
+	for attempt := 1; ; attempt++ {
+		c, err := startOnce(t, etcdBin, apiBin, kcmBin)
+		if err == nil {
+			return c
+		}
+		if attempt == startAttempts || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("control plane: a port was taken between picking and binding it; retrying with other ports (attempt %d of %d)", attempt+1, startAttempts)
+	}
+}
+
+// startOnce is one attempt of Start. Processes it started stay registered
+// for teardown at the end of the test even when it fails.
+func startOnce(t testing.TB, etcdBin, apiBin, kcmBin string) (*Cluster, error) {
+	t.Helper()
+	c := &Cluster{Dir: t.TempDir()}
 	c.BinDir = filepath.Dir(apiBin)
 	ports := make([]int, 3)
 	var err error
 	for i := range ports {
 		if ports[i], err = testproc.FreePort(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
 	c.URL = loopbackURL("https", apiPort)
 	certs, err := c.writeCertificates()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 
 	etcd := c.start(t, "etcd", etcdBin,
@@ -112,7 +133,7 @@ func Start(t testing.TB) *Cluster {
 	if err := etcd.WaitFor("etcd health", 60*time.Second, 100*time.Millisecond, func() error {
 		return httpOK(loopbackURL("http", etcdClient) + "/health")
 	}); err != nil {
-		t.Fatalf("%v\n%s", err, etcd.Output())
+		return nil, fmt.Errorf("%v\n%s", err, etcd.Output())
 	}
 
 	api := c.start(t, "kube-apiserver", apiBin,
@@ -134,10 +155,10 @@ func Start(t testing.TB) *Cluster {
 		"--enable-priority-and-fairness=false",
 	)
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := api.WaitFor("apiserver /readyz", 120*time.Second, 200*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -145,7 +166,7 @@ func Start(t testing.TB) *Cluster {
 		_, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err
 	}); err != nil {
-		t.Fatalf("%v\n%s", err, tail(api.Output(), 40))
+		return nil, fmt.Errorf("%v\n%s", err, tail(api.Output(), 40))
 	}
 
 	c.start(t, "kube-controller-manager", kcmBin,
@@ -159,7 +180,7 @@ func Start(t testing.TB) *Cluster {
 		// kube-system:horizontal-pod-autoscaler, subject to RBAC.
 		"--use-service-account-credentials",
 	)
-	return c
+	return c, nil
 }
 
 // start runs one component and registers its teardown; its output is
