@@ -28,7 +28,9 @@
 // exactly "last value" and training only moves away from it where the data
 // pays for it. After training, the validation windows fix a per-step
 // shrinkage of the median's change, blended toward last value at the short
-// steps by a fixed prior (folded into Wo, Lo, bo), and a per-step factor on
+// steps by a fixed prior unless the change beats last value by a wide margin
+// in both halves of the validation windows (folded into Wo, Lo, bo), and a
+// per-step factor on
 // the upper margin that reaches the quantile's coverage with a small
 // allowance (folded into K, whose rows average the target's |Δ1 X|).
 package gnn
