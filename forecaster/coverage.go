@@ -23,6 +23,10 @@ const (
 	// CoverageAbsent: the model knows the service but the data has no
 	// series of it (renamed, removed, or a query that does not match it).
 	CoverageAbsent = "absent"
+	// CoverageUnowned: the data has the service, but the loop owns a list
+	// of services (applications sharing a namespace) and no application
+	// lists it: nothing forecasts it.
+	CoverageUnowned = "unowned"
 )
 
 // HeldNoRequestRate: the model was trained without the service's request
@@ -41,7 +45,7 @@ const maxFallbackValue = 1e12
 // those the fallback forecasts, and those the model knows but the data
 // lacks. Each list is sorted.
 type Coverage struct {
-	Model, Fallback, Absent []string
+	Model, Fallback, Absent, Unowned []string
 	// NoRequestRate are model services trained without a request rate that
 	// no cpuPerPod lets Foresight size: never published.
 	NoRequestRate []string
@@ -60,6 +64,8 @@ func (f *Forecaster) Coverage() Coverage {
 			c.Fallback = append(c.Fallback, svc)
 		case CoverageAbsent:
 			c.Absent = append(c.Absent, svc)
+		case CoverageUnowned:
+			c.Unowned = append(c.Unowned, svc)
 		}
 	}
 	c.NoRequestRate = slices.Clone(f.noRequestRate)
@@ -69,11 +75,15 @@ func (f *Forecaster) Coverage() Coverage {
 // updateCoverage records how each service is covered by this cycle's data,
 // logs every change once, and returns the fallback services.
 func (f *Forecaster) updateCoverage(data source.Data) []string {
-	inData := make(map[string]bool)
+	inData, unowned := make(map[string]bool), make(map[string]bool)
 	for _, feat := range []source.Feature{source.Requests, source.CPU} {
 		for svc, samples := range data[feat] {
-			if f.owns(svc) && hasObserved(samples) {
+			switch {
+			case !hasObserved(samples) || f.others[svc]:
+			case f.owns(svc):
 				inData[svc] = true
+			default:
+				unowned[svc] = true
 			}
 		}
 	}
@@ -100,6 +110,9 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 		}
 	}
 	slices.Sort(extra)
+	for svc := range unowned {
+		next[svc] = CoverageUnowned
+	}
 
 	f.readyMu.Lock()
 	prev := f.coverage
@@ -120,6 +133,8 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 				"service", svc, "howTo", "docs/your-own-application.md#add-a-service")
 		case state == CoverageAbsent:
 			f.log.Warn("service of the model has no series in the data: nothing is forecast for it (renamed or removed? check the queries' service label)", "service", svc)
+		case state == CoverageUnowned:
+			f.log.Warn("service in the namespace is in no application's services list: nothing is forecast for it; add it to one application's services", "service", svc)
 		case prev[svc] != "":
 			f.log.Info("service is back in the data", "service", svc, "was", prev[svc])
 		}
@@ -284,5 +299,5 @@ func (f *Forecaster) noneFresh(held map[string]string) error {
 
 // describe is the first cycle's one-line summary.
 func (c Coverage) describe() []any {
-	return []any{"byModel", len(c.Model), "byFallback", c.Fallback, "absentFromData", c.Absent, "noRequestRate", c.NoRequestRate}
+	return []any{"byModel", len(c.Model), "byFallback", c.Fallback, "absentFromData", c.Absent, "unowned", c.Unowned, "noRequestRate", c.NoRequestRate}
 }

@@ -198,3 +198,26 @@ func TestModelWithoutRequestRate(t *testing.T) {
 type predictorFunc func([]float64) (map[string][]float64, error)
 
 func (p predictorFunc) Predict(x []float64) (map[string][]float64, error) { return p(x) }
+
+// TestUnownedServices: applications sharing a namespace each own a list;
+// a service of the data in no list is reported, the other application's
+// services are not.
+func TestUnownedServices(t *testing.T) {
+	src := &fakeSource{requests: map[string]float64{"frontend": 45, "cart": 5, "orders": 7, "stray-job": 3}}
+	f, logs, _ := newCoverageForecaster(t, src, func(o *Options) {
+		o.Services, o.OtherApps = []string{"frontend", "cart"}, []string{"orders"}
+	})
+	snap, err := f.Cycle(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := byService(snap); len(got) != 2 {
+		t.Errorf("published %v, want frontend and cart only", got)
+	}
+	if c := f.Coverage(); !slices.Equal(c.Unowned, []string{"stray-job"}) || len(c.Fallback) != 0 {
+		t.Errorf("coverage = %+v, want stray-job unowned and nothing on the fallback", c)
+	}
+	if !strings.Contains(logs.String(), "in no application's services list") || strings.Contains(logs.String(), "service=orders") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}

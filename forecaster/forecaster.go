@@ -74,6 +74,10 @@ type Options struct {
 	// service are ignored, and model services outside it are not published.
 	// Empty means every service in Namespace.
 	Services []string
+	// OtherApps are the services other applications own in Namespace: with
+	// Services set, a service of the data in neither list is reported as
+	// unowned (nothing forecasts it); these are not.
+	OtherApps []string
 	// Interval between cycles; default: the model's step.
 	Interval time.Duration
 	// Timeout bounds one cycle; default: 80% of Interval.
@@ -118,7 +122,7 @@ type Forecaster struct {
 	primary []int
 	// owned is Options.Services as a set (nil: every service); modelled
 	// the model's services; served the model's services the loop publishes.
-	owned, modelled map[string]bool
+	owned, modelled, others map[string]bool
 	served          []string
 	// cpuSized are model services without a request rate, sized from their
 	// CPU forecast; noRequestRate those that cannot be sized at all.
@@ -157,6 +161,10 @@ func New(opts Options) (*Forecaster, error) {
 		for _, s := range opts.Services {
 			owned[s] = true
 		}
+	}
+	others := make(map[string]bool, len(opts.OtherApps))
+	for _, s := range opts.OtherApps {
+		others[s] = true
 	}
 	modelled := make(map[string]bool, len(m.Services))
 	var served, requestSized, noRequestRate []string
@@ -256,6 +264,7 @@ func New(opts Options) (*Forecaster, error) {
 		log:           log,
 		lastGood:      make(map[string]snapshot.Prediction),
 		owned:         owned,
+		others:        others,
 		modelled:      modelled,
 		served:        served,
 		cpuSized:      cpuSized,

@@ -40,7 +40,7 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 	specs := cfg.Applications()
 	apps := make([]*application, 0, len(specs))
 	for i, spec := range specs {
-		a, err := o.buildApp(cfg, spec, i, len(cfg.Apps) > 0, registry, log)
+		a, err := o.buildApp(cfg, spec, otherAppsServices(specs, i), i, len(cfg.Apps) > 0, registry, log)
 		if err != nil {
 			if len(cfg.Apps) == 0 {
 				return nil, err // the single application: its errors read as before
@@ -55,7 +55,7 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 // buildApp loads one application's model, builds its source and its loop.
 // listed says whether the configuration has an apps list, in which errors
 // name apps[index]'s keys; otherwise they name the flags and top-level keys.
-func (o *serveOptions) buildApp(cfg config.Config, spec config.App, index int, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
+func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []string, index int, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
 	modelKey := "--model"
 	if listed {
 		modelKey = "model"
@@ -101,6 +101,7 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, index int, l
 		Store:              store,
 		Namespace:          spec.Namespace,
 		Services:           spec.Services,
+		OtherApps:          otherApps,
 		Interval:           time.Duration(cfg.Interval),
 		Timeout:            time.Duration(cfg.Timeout),
 		StaleAfter:         time.Duration(cfg.StaleAfter),
@@ -114,6 +115,18 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, index int, l
 		return nil, err
 	}
 	return &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}, nil
+}
+
+// otherAppsServices are the services the other applications of app i's
+// namespace own: app i neither forecasts nor reports them.
+func otherAppsServices(specs []config.App, i int) []string {
+	var out []string
+	for j, other := range specs {
+		if j != i && other.Namespace == specs[i].Namespace {
+			out = append(out, other.Services...)
+		}
+	}
+	return out
 }
 
 // mergedReader is the one reader the publishers serve every application from.
