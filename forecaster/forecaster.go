@@ -123,7 +123,7 @@ type Forecaster struct {
 	// owned is Options.Services as a set (nil: every service); modelled
 	// the model's services; served the model's services the loop publishes.
 	owned, modelled, others map[string]bool
-	served          []string
+	served                  []string
 	// cpuSized are model services without a request rate, sized from their
 	// CPU forecast; noRequestRate those that cannot be sized at all.
 	cpuSized      map[string]bool
