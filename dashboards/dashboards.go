@@ -312,8 +312,9 @@ const (
 // forecaster's per-service series carry service only (one forecaster serves
 // one namespace), and its loop series carry neither.
 const (
-	byNamespaceService = `namespace=~"$namespace", service=~"$service"`
-	byService          = `service=~"$service"`
+	byNamespaceService = `app=~"$app", namespace=~"$namespace", service=~"$service"`
+	byService          = `app=~"$app", service=~"$service"`
+	byApp              = `{app=~"$app"}`
 	rateWindow         = "[$__rate_interval]"
 )
 
@@ -395,12 +396,12 @@ func healthDashboard() Dashboard {
 	b := newBuilder("foresight-health", "Foresight / Loop health",
 		"Is the forecast loop running, how fast, and why predictions are held: cycles, latency, source errors, staleness and the model served.")
 	b.add(6, 4, withThresholds(stat("Since last successful cycle",
-		"Per Foresight replica: time since a cycle last produced a fresh prediction. Held predictions expire after staleAfter (5m by default); the HPAs then hold their replicas.", "s",
-		query("A", `time() - max by (instance) (foresight_last_success_timestamp_seconds)`, "{{instance}}")),
+		"Per Foresight replica and application: time since a cycle last produced a fresh prediction. Held predictions expire after staleAfter (5m by default); the HPAs then hold their replicas.", "s",
+		query("A", `time() - max by (instance, app) (foresight_last_success_timestamp_seconds`+byApp+`)`, "{{app}} {{instance}}")),
 		step("green", nil), step("orange", ptr(120.0)), step("red", ptr(300.0))))
 	b.add(6, 4, withThresholds(stat("Cycles not OK",
 		"Share of forecast cycles that were degraded (some services held) or failed (none fresh).", "percentunit",
-		query("A", `sum(rate(foresight_cycles_total{result!="ok"}`+rateWindow+`)) / sum(rate(foresight_cycles_total`+rateWindow+`))`, "")),
+		query("A", `sum(rate(foresight_cycles_total{app=~"$app", result!="ok"}`+rateWindow+`)) / sum(rate(foresight_cycles_total`+byApp+rateWindow+`))`, "")),
 		step("green", nil), step("orange", ptr(0.01)), step("red", ptr(0.5))))
 	b.add(6, 4, withThresholds(stat("Predictions held now",
 		"Services whose last good prediction is served because new forecasts fail.", "none",
@@ -408,24 +409,24 @@ func healthDashboard() Dashboard {
 		step("green", nil), step("orange", ptr(1.0))))
 	b.add(6, 4, noValue(withThresholds(stat("Source errors in range",
 		"Failed metric fetches over the dashboard's time range, all replicas.", "none",
-		query("A", `sum(increase(foresight_source_errors_total[$__range]))`, "")),
+		query("A", `sum(increase(foresight_source_errors_total`+byApp+`[$__range]))`, "")),
 		step("green", nil), step("red", ptr(1.0))), "none recorded"))
 
 	b.add(12, 8, timeseries("Cycle duration",
 		"Per replica: quantiles of the time one forecast cycle takes (fetch, input window, inference, policy). It must stay well under the cycle timeout (80% of the interval by default).", "s",
-		query("A", `histogram_quantile(0.5, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+rateWindow+`)))`, "p50 {{instance}}"),
-		query("B", `histogram_quantile(0.9, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+rateWindow+`)))`, "p90 {{instance}}"),
-		query("C", `histogram_quantile(0.99, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+rateWindow+`)))`, "p99 {{instance}}")))
+		query("A", `histogram_quantile(0.5, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+byApp+rateWindow+`)))`, "p50 {{instance}}"),
+		query("B", `histogram_quantile(0.9, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+byApp+rateWindow+`)))`, "p90 {{instance}}"),
+		query("C", `histogram_quantile(0.99, sum by (instance, le) (rate(foresight_cycle_duration_seconds_bucket`+byApp+rateWindow+`)))`, "p99 {{instance}}")))
 	b.add(12, 8, timeseries("Model inference duration",
 		"Per replica: quantiles of the time the model takes for one forecast of all services.", "s",
-		query("A", `histogram_quantile(0.5, sum by (instance, le) (rate(foresight_inference_duration_seconds_bucket`+rateWindow+`)))`, "p50 {{instance}}"),
-		query("B", `histogram_quantile(0.99, sum by (instance, le) (rate(foresight_inference_duration_seconds_bucket`+rateWindow+`)))`, "p99 {{instance}}")))
+		query("A", `histogram_quantile(0.5, sum by (instance, le) (rate(foresight_inference_duration_seconds_bucket`+byApp+rateWindow+`)))`, "p50 {{instance}}"),
+		query("B", `histogram_quantile(0.99, sum by (instance, le) (rate(foresight_inference_duration_seconds_bucket`+byApp+rateWindow+`)))`, "p99 {{instance}}")))
 	b.add(8, 8, timeseries("Cycles by result",
 		"Forecast cycles per minute, all replicas: ok (every service fresh), degraded (some held), failed (none fresh).", "opm",
-		query("A", `sum by (result) (rate(foresight_cycles_total`+rateWindow+`)) * 60`, "{{result}}")))
+		query("A", `sum by (result) (rate(foresight_cycles_total`+byApp+rateWindow+`)) * 60`, "{{result}}")))
 	b.add(8, 8, timeseries("Source errors by kind",
 		"Failed metric fetches per minute by source and kind: unreachable, timeout, bad_response, bad_data. Every failed fetch holds all predictions for that cycle.", "opm",
-		query("A", `sum by (source, kind) (rate(foresight_source_errors_total`+rateWindow+`)) * 60`, "{{source}}: {{kind}}")))
+		query("A", `sum by (source, kind) (rate(foresight_source_errors_total`+byApp+rateWindow+`)) * 60`, "{{source}}: {{kind}}")))
 	b.add(8, 8, timeseries("Held predictions by reason",
 		"Cycles per minute in which a service's prediction was held (or, once stale, dropped), by reason: source_error, timeout, missing_data, bad_forecast, model_error.", "opm",
 		query("A", `sum by (service, reason) (rate(foresight_held_predictions_total{`+byService+`}`+rateWindow+`)) * 60`, "{{service}}: {{reason}}")))
@@ -442,8 +443,8 @@ func healthDashboard() Dashboard {
 		"Forecasts compared with the request rate later observed, per minute and by steps ahead, all replicas. It feeds the error panels of the forecasts dashboard.", "opm",
 		query("A", `sum by (step) (rate(foresight_forecast_evaluations_total{`+byService+`}`+rateWindow+`)) * 60`, "{{step}} steps ahead")))
 	b.add(8, 8, organized(table("Model served",
-		"The model each replica serves: name, version, number of services, input window and horizon (in steps) and the step.", "none",
-		instant("A", `max by (instance, name, version, services, window, horizon, step) (foresight_model_info)`))))
+		"The model each replica serves for each application: name, version, number of services, input window and horizon (in steps) and the step.", "none",
+		instant("A", `max by (instance, app, name, version, services, window, horizon, step) (foresight_model_info`+byApp+`)`))))
 	b.add(12, 8, organized(table("How services are forecast",
 		"Services per application by coverage: model (the model knows the service and the data has it), fallback (in the data, not in the model: forecast by the model-free fallback, published with model=\"fallback\", until a retrained model covers it), absent (in the model, not in the data: nothing is published). List them with foresight_service_coverage{coverage!=\"model\"}; see docs/your-own-application.md.", "none",
 		instant("A", `count by (app, coverage) (max by (app, service, coverage) (foresight_service_coverage{`+byService+`}) == 1)`))))
@@ -489,11 +490,13 @@ func (b *builder) add(w, h int, p Panel) {
 }
 
 func variables() []Variable {
-	ns := `label_values(foresight_predicted_replicas, namespace)`
-	svc := `label_values(foresight_predicted_replicas{namespace=~"$namespace"}, service)`
+	app := `label_values(foresight_predicted_replicas, app)`
+	ns := `label_values(foresight_predicted_replicas{app=~"$app"}, namespace)`
+	svc := `label_values(foresight_predicted_replicas{app=~"$app", namespace=~"$namespace"}, service)`
 	return []Variable{
 		{Name: DatasourceVariable, Label: "Data source", Type: "datasource", Query: "prometheus",
 			Description: "The Prometheus that scrapes Foresight's /metrics.", Refresh: 1, Options: []string{}},
+		queryVariable("app", "Application", "Applications Foresight serves (the apps list of its configuration; the namespace when there is none).", app),
 		queryVariable("namespace", "Namespace", "Namespaces of the forecast services.", ns),
 		queryVariable("service", "Service", "Forecast services in the selected namespaces.", svc),
 	}

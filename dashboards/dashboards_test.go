@@ -27,6 +27,7 @@ import (
 // datasource scraped every 15 s.
 func sampleValues() map[string]string {
 	return map[string]string{
+		"app":             dashboards.RegexValue("shop"),
 		"namespace":       dashboards.RegexValue("default"),
 		"service":         dashboards.RegexValue("frontend", "cartservice"),
 		"datasource":      "prometheus-uid",
@@ -167,8 +168,9 @@ func checkVariables(t *testing.T, d dashboards.Dashboard) {
 		t.Errorf("datasource variable = %+v, want type datasource, query prometheus", ds)
 	}
 	tests := []struct{ name, definition string }{
-		{"namespace", `label_values(foresight_predicted_replicas, namespace)`},
-		{"service", `label_values(foresight_predicted_replicas{namespace=~"$namespace"}, service)`},
+		{"app", `label_values(foresight_predicted_replicas, app)`},
+		{"namespace", `label_values(foresight_predicted_replicas{app=~"$app"}, namespace)`},
+		{"service", `label_values(foresight_predicted_replicas{app=~"$app", namespace=~"$namespace"}, service)`},
 	}
 	for _, tc := range tests {
 		v, ok := byName[tc.name]

@@ -74,7 +74,7 @@ func dashboardFailures(t *testing.T, api *promAPI, builtins map[string]string) [
 	t.Helper()
 	var failures []string
 	for _, d := range dashboards.Build() {
-		all := withBuiltins(builtins, map[string]string{"namespace": dashboards.AllValue, "service": dashboards.AllValue})
+		all := withBuiltins(builtins, map[string]string{"app": dashboards.AllValue, "namespace": dashboards.AllValue, "service": dashboards.AllValue})
 		selected, err := selectVariables(api, d, builtins)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: variables: %v", d.UID, err))
@@ -123,7 +123,7 @@ func selectVariables(api *promAPI, d dashboards.Dashboard, builtins map[string]s
 		if err != nil {
 			return nil, fmt.Errorf("variable %s: %w", v.Name, err)
 		}
-		want := map[string]int{"namespace": 1, "service": 2}[v.Name]
+		want := map[string]int{"app": 1, "namespace": 1, "service": 2}[v.Name]
 		if len(options) < want {
 			return nil, fmt.Errorf("variable %s offers %v; want at least %d values", v.Name, options, want)
 		}
