@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -361,7 +362,20 @@ func printTrainSummary(w io.Writer, dir string, r *training.Report) {
 			fmt.Fprintf(w, ", P90 coverage %.3f", *t.P90Coverage)
 		}
 		fmt.Fprintln(w)
+		fmt.Fprintf(w, "held-out MAE / last value's, by step (below 1: the model is better): %s\n", horizonRatios(t.MAEByHorizon, t.LastValueMAEByHorizon))
 	}
+}
+
+// horizonRatios formats a/b step by step ("-" where b is 0).
+func horizonRatios(a, b []float64) string {
+	parts := make([]string, len(a))
+	for h := range a {
+		parts[h] = "-"
+		if h < len(b) && b[h] > 0 {
+			parts[h] = strconv.FormatFloat(a[h]/b[h], 'f', 3, 64)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // writeJSON writes v to path through a temporary file and a rename.

@@ -135,7 +135,8 @@ func TestTrainAnyApplication(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, log)
 	}
 	for _, want := range []string{"modelled 4 services", "left out 1 services", "istio-proxy.sidecar",
-		"modelled without requests (no usable series): 1 services: details-v1", "modelled without latency", "not used: 1 (e.g. reviews-v2→reviews-db)"} {
+		"modelled without requests (no usable series): 1 services: details-v1", "modelled without latency", "not used: 1 (e.g. reviews-v2→reviews-db)",
+		"held-out MAE / last value's, by step"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("train output lacks %q:\n%s", want, log)
 		}
