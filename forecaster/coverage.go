@@ -130,7 +130,7 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 		switch {
 		case state == CoverageFallback:
 			f.log.Warn("service in the data is not in the model: forecasting it with the model-free fallback (published with model=\"fallback\") until a retrained model covers it",
-				"service", svc, "howTo", "docs/your-own-application.md#add-a-service")
+				"service", svc, "howTo", "docs/your-own-application.md#5-add-a-service")
 		case state == CoverageAbsent:
 			f.log.Warn("service of the model has no series in the data: nothing is forecast for it (renamed or removed? check the queries' service label)", "service", svc)
 		case state == CoverageUnowned:
