@@ -361,6 +361,9 @@ func printTrainSummary(w io.Writer, dir string, r *training.Report) {
 		if t.P90Coverage != nil {
 			fmt.Fprintf(w, ", P90 coverage %.3f", *t.P90Coverage)
 		}
+		if t.P90MeanExcess != nil {
+			fmt.Fprintf(w, " with mean excess %.3g", *t.P90MeanExcess)
+		}
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "held-out MAE / last value's, by step (below 1: the model is better): %s\n", horizonRatios(t.MAEByHorizon, t.LastValueMAEByHorizon))
 	}

@@ -77,7 +77,10 @@ type TestEval struct {
 	MAEByHorizon          []float64 `json:"maeByHorizon"`
 	LastValueMAEByHorizon []float64 `json:"lastValueMaeByHorizon"`
 	P90Coverage           *float64  `json:"p90Coverage,omitempty"`
-	Points                int       `json:"points"`
+	// P90MeanExcess is the mean of (upper forecast − actual), in the
+	// target's unit: what the coverage costs in capacity.
+	P90MeanExcess *float64 `json:"p90MeanExcess,omitempty"`
+	Points        int      `json:"points"`
 }
 
 // Run trains and evaluates. On cancellation it returns the best model so
@@ -155,6 +158,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 	ev := &TestEval{MAEByHorizon: make([]float64, o.Horizon), LastValueMAEByHorizon: make([]float64, o.Horizon)}
 	counts := make([]int, o.Horizon)
 	var covered, upperPoints int
+	var excess float64
 	for _, last := range origins {
 		out := m.Forward(ds.Input(last, o.Window))
 		point, upper := out[string(o.Targets[0])], out[gnn.UpperOutputName(o.Targets[0], o.UpperQuantile)]
@@ -169,9 +173,11 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 				counts[h]++
 				if upper != nil {
 					upperPoints++
-					if actual <= upper[h*nN+n]*st.Std[n]+st.Mean[n] {
+					u := upper[h*nN+n]*st.Std[n] + st.Mean[n]
+					if actual <= u {
 						covered++
 					}
+					excess += u - actual
 				}
 			}
 		}
@@ -184,8 +190,8 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 		ev.Points += counts[h]
 	}
 	if upperPoints > 0 {
-		c := float64(covered) / float64(upperPoints)
-		ev.P90Coverage = &c
+		c, e := float64(covered)/float64(upperPoints), excess/float64(upperPoints)
+		ev.P90Coverage, ev.P90MeanExcess = &c, &e
 	}
 	return ev
 }
