@@ -140,11 +140,14 @@ func (o *trainOptions) config() (training.Config, error) {
 	if o.synthetic && (o.callGraph != "" || len(o.services) > 0 || o.step != 0) {
 		return cfg, errors.New("--synthetic trains the demo model on its own Online Boutique topology and step; --call-graph, --services and --step apply to --data and Prometheus")
 	}
-	graph, err := o.graph()
-	if err != nil {
-		return cfg, err
+	opts := training.DemoOptions()
+	if !o.synthetic {
+		graph, err := o.graph()
+		if err != nil {
+			return cfg, err
+		}
+		opts = gnn.DefaultOptions(graph)
 	}
-	opts := gnn.DefaultOptions(graph)
 	opts.Seed = o.seed
 	if o.epochs > 0 {
 		opts.Epochs = o.epochs
@@ -160,7 +163,6 @@ func (o *trainOptions) config() (training.Config, error) {
 		opts.Step = c.Interval()
 		opts.Name = modelName(strings.TrimSuffix(filepath.Base(o.data), filepath.Ext(o.data)))
 	case o.synthetic:
-		opts.Name = "boutique-gnn"
 		syn, err := training.SyntheticConfig(o.syntheticDays, opts)
 		if err != nil {
 			return cfg, err
@@ -189,6 +191,7 @@ func (o *trainOptions) config() (training.Config, error) {
 	if o.name != "" {
 		opts.Name = o.name
 	}
+	var err error
 	if cfg.Start, err = o.time("--start", o.start, cfg.Start); err != nil {
 		return cfg, err
 	}
@@ -202,13 +205,10 @@ func (o *trainOptions) config() (training.Config, error) {
 	return cfg, nil
 }
 
-// graph is what the flags say of the topology: the demo's for --synthetic;
-// else the --services to keep (none: all in the history) and the
-// --call-graph edges (none: the model learns its adjacency alone).
+// graph is what the flags say of the topology: the --services to keep
+// (none: all in the history) and the --call-graph edges (none: the model
+// learns its adjacency alone).
 func (o *trainOptions) graph() (topology.Graph, error) {
-	if o.synthetic {
-		return topology.OnlineBoutique(), nil
-	}
 	g := topology.Graph{Services: slices.Clone(o.services)}
 	if o.callGraph == "" {
 		return g, nil

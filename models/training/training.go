@@ -248,6 +248,15 @@ func servicesIn(data source.Data) []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
+// DemoOptions are the shipped demo model's recipe: the default network on
+// the synthetic workload's Online Boutique topology, named boutique-gnn.
+// `foresight train --synthetic` and the reproducibility test share it.
+func DemoOptions() gnn.Options {
+	o := gnn.DefaultOptions(topology.OnlineBoutique())
+	o.Name = "boutique-gnn"
+	return o
+}
+
 // SyntheticDays is how much synthetic history the shipped models learn from.
 const SyntheticDays = 3
 

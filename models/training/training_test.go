@@ -23,11 +23,10 @@ func TestDemoModelIsReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains the demo model (about a minute)")
 	}
-	cfg, err := SyntheticConfig(SyntheticDays, gnn.DefaultOptions(topology.OnlineBoutique()))
+	cfg, err := SyntheticConfig(SyntheticDays, DemoOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Options.Name = "boutique-gnn"
 	m, report, err := Run(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
