@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -152,9 +149,7 @@ func TestAnyApplicationsEndToEnd(t *testing.T) {
 	var predicted, replicas int32
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		predicted = predictedReplicasIn(ctx, t, c, shop.namespace, root)
-		d, err := c.Client.AppsV1().Deployments(shop.namespace).Get(ctx, root, metav1.GetOptions{})
-		must(t, err)
-		if replicas = *d.Spec.Replicas; predicted > 1 && replicas == predicted {
+		if replicas = deploymentReplicasIn(ctx, t, c, shop.namespace, root); predicted > 1 && replicas == predicted {
 			break
 		}
 	}
@@ -281,49 +276,4 @@ func trainAndCheck(t *testing.T, a *e2eApp, cfgPath, promURL string, start, end 
 	}
 	t.Logf("%s: trained in %v (%d epochs, %d windows); held-out MAE / last value by horizon: %s",
 		a.name, time.Since(started).Round(time.Second), r.Epochs, r.Windows.Train, strings.Join(ratios, " "))
-}
-
-// createDeploymentIn creates a one-replica Deployment in namespace.
-func createDeploymentIn(ctx context.Context, t *testing.T, c *kubetest.Cluster, namespace, name string) {
-	t.Helper()
-	labels := map[string]string{"app": name}
-	one := int32(1)
-	_, err := c.Client.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &one,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
-			},
-		},
-	}, metav1.CreateOptions{})
-	must(t, err)
-}
-
-// predictedReplicasIn reads foresight_predicted_replicas for service in
-// namespace through the apiserver, as the HPA controller does.
-func predictedReplicasIn(ctx context.Context, t *testing.T, c *kubetest.Cluster, namespace, service string) int32 {
-	t.Helper()
-	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + namespace + "/foresight_predicted_replicas?labelSelector=" + url.QueryEscape("service="+service)
-	var last error
-	for range 40 {
-		raw, err := c.Client.Discovery().RESTClient().Get().AbsPath("/").RequestURI(path).DoRaw(ctx)
-		if err == nil {
-			var list metricList
-			if err = json.Unmarshal(raw, &list); err == nil {
-				if len(list.Items) == 1 {
-					if v, perr := strconv.ParseInt(list.Items[0].Value, 10, 32); perr == nil && v > 0 {
-						return int32(v)
-					}
-				}
-				err = fmt.Errorf("unexpected answer %s", raw)
-			}
-		}
-		last = err
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("reading the prediction for %s/%s through the apiserver: %v", namespace, service, last)
-	return 0
 }

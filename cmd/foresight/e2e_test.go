@@ -507,16 +507,24 @@ func exampleHPA(t *testing.T, repo, service string) *autoscalingv2.HorizontalPod
 
 func createDeployment(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string) {
 	t.Helper()
+	createDeploymentIn(ctx, t, c, appNamespace, name)
+}
+
+// createDeploymentIn creates a one-replica Deployment in namespace. Its
+// container is named "app": service names may hold dots, which container
+// names may not.
+func createDeploymentIn(ctx context.Context, t *testing.T, c *kubetest.Cluster, namespace, name string) {
+	t.Helper()
 	labels := map[string]string{"app": name}
 	one := int32(1)
-	if _, err := c.Client.AppsV1().Deployments(appNamespace).Create(ctx, &appsv1.Deployment{
+	if _, err := c.Client.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: "example.invalid/" + name + ":1"}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/" + name + ":1"}}},
 			},
 		},
 	}, metav1.CreateOptions{}); err != nil {
@@ -526,19 +534,29 @@ func createDeployment(ctx context.Context, t *testing.T, c *kubetest.Cluster, na
 
 func deploymentReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, name string) int32 {
 	t.Helper()
-	d, err := c.Client.AppsV1().Deployments(appNamespace).Get(ctx, name, metav1.GetOptions{})
+	return deploymentReplicasIn(ctx, t, c, appNamespace, name)
+}
+
+func deploymentReplicasIn(ctx context.Context, t *testing.T, c *kubetest.Cluster, namespace, name string) int32 {
+	t.Helper()
+	d, err := c.Client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return *d.Spec.Replicas
 }
 
-// predictedReplicas reads foresight_predicted_replicas for service through
-// the apiserver, as the HPA controller does; it retries briefly because the
-// aggregator may be between discovery refreshes.
 func predictedReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, service string) int32 {
 	t.Helper()
-	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + appNamespace + "/foresight_predicted_replicas?labelSelector=" + url.QueryEscape("service="+service)
+	return predictedReplicasIn(ctx, t, c, appNamespace, service)
+}
+
+// predictedReplicasIn reads foresight_predicted_replicas for service in
+// namespace through the apiserver, as the HPA controller does; it retries
+// briefly because the aggregator may be between discovery refreshes.
+func predictedReplicasIn(ctx context.Context, t *testing.T, c *kubetest.Cluster, namespace, service string) int32 {
+	t.Helper()
+	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + namespace + "/foresight_predicted_replicas?labelSelector=" + url.QueryEscape("service="+service)
 	var last error
 	for range 20 {
 		raw, err := c.Client.Discovery().RESTClient().Get().AbsPath("/").RequestURI(path).DoRaw(ctx)
@@ -559,7 +577,7 @@ func predictedReplicas(ctx context.Context, t *testing.T, c *kubetest.Cluster, s
 		last = err
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("reading the prediction for %s through the apiserver: %v", service, last)
+	t.Fatalf("reading the prediction for %s/%s through the apiserver: %v", namespace, service, last)
 	return 0
 }
 
