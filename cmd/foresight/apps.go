@@ -117,6 +117,30 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	return &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}, nil
 }
 
+// pickApplication returns the application named app in a configuration
+// read from file, or its only one when app is empty. A configuration
+// without an apps list is one application, which --app cannot name.
+func pickApplication(c config.Config, app, file string) (config.App, error) {
+	if app != "" && len(c.Apps) == 0 {
+		return config.App{}, fmt.Errorf("--app %s: %s lists no apps", app, file)
+	}
+	apps := c.Applications()
+	if app == "" && len(apps) == 1 {
+		return apps[0], nil
+	}
+	names := make([]string, 0, len(apps))
+	for _, a := range apps {
+		if a.Name == app {
+			return a, nil
+		}
+		names = append(names, a.Name)
+	}
+	if app == "" {
+		return config.App{}, fmt.Errorf("%s lists %d apps (%s): choose one with --app", file, len(apps), strings.Join(names, ", "))
+	}
+	return config.App{}, fmt.Errorf("--app %s: not in %s (apps: %s)", app, file, strings.Join(names, ", "))
+}
+
 // otherAppsServices are the services the other applications of app i's
 // namespace own: app i neither forecasts nor reports them.
 func otherAppsServices(specs []config.App, i int) []string {

@@ -152,31 +152,17 @@ func (o *topologyOptions) source() (source.PrometheusConfig, string, error) {
 }
 
 // configNamespace is the namespace the configuration names: the top-level
-// one, or with apps the --app's (or the only app's).
+// one, or with apps the --app's (or the only app's); with several apps and
+// no --app, --namespace chooses.
 func (o *topologyOptions) configNamespace(cfg config.Config) (string, error) {
-	if len(cfg.Apps) == 0 {
-		if o.app != "" {
-			return "", fmt.Errorf("--app %s: %s lists no apps", o.app, o.configFile)
-		}
-		if cfg.Namespace == "" {
-			return "default", nil
-		}
-		return cfg.Namespace, nil
+	if o.app == "" && len(cfg.Apps) > 1 && o.namespace != "" {
+		return o.namespace, nil
 	}
-	var names []string
-	for _, a := range cfg.Apps {
-		if a.Name == o.app || (o.app == "" && len(cfg.Apps) == 1) {
-			return a.Namespace, nil
-		}
-		names = append(names, a.Name)
+	app, err := pickApplication(cfg, o.app, o.configFile)
+	if err != nil && o.app == "" {
+		return "", fmt.Errorf("%w or give --namespace", err)
 	}
-	if o.app == "" {
-		if o.namespace != "" {
-			return o.namespace, nil
-		}
-		return "", fmt.Errorf("%s lists %d apps (%s): choose one with --app or give --namespace", o.configFile, len(names), strings.Join(names, ", "))
-	}
-	return "", fmt.Errorf("--app %s: not in %s (apps: %s)", o.app, o.configFile, strings.Join(names, ", "))
+	return app.Namespace, err
 }
 
 // printTopologySummary says what was found, for a person checking the graph.

@@ -240,7 +240,7 @@ func (o *trainOptions) prometheus() (source.Source, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		app, err := o.application(c)
+		app, err := pickApplication(c, o.app, o.configFile)
 		if err != nil {
 			return nil, "", err
 		}
@@ -270,26 +270,6 @@ func (o *trainOptions) prometheus() (source.Source, string, error) {
 		return nil, "", err
 	}
 	return prom, namespace, nil
-}
-
-// application picks the application to train from a configuration: the
-// only one, or --app's.
-func (o *trainOptions) application(c config.Config) (config.App, error) {
-	apps := c.Applications()
-	if o.app == "" && len(apps) == 1 {
-		return apps[0], nil
-	}
-	var names []string
-	for _, a := range apps {
-		if a.Name == o.app {
-			return a, nil
-		}
-		names = append(names, a.Name)
-	}
-	if o.app == "" {
-		return config.App{}, fmt.Errorf("--config %s lists %d apps (%s): choose one with --app", o.configFile, len(apps), strings.Join(names, ", "))
-	}
-	return config.App{}, fmt.Errorf("--app %s: not in %s (apps: %s)", o.app, o.configFile, strings.Join(names, ", "))
 }
 
 // time parses an RFC 3339 flag, or returns def when it is empty.
