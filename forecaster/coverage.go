@@ -2,6 +2,7 @@ package forecaster
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -56,7 +57,7 @@ func (f *Forecaster) Coverage() Coverage {
 	f.readyMu.RLock()
 	defer f.readyMu.RUnlock()
 	var c Coverage
-	for _, svc := range sortedKeys(f.coverage) {
+	for _, svc := range slices.Sorted(maps.Keys(f.coverage)) {
 		switch f.coverage[svc] {
 		case CoverageModel:
 			c.Model = append(c.Model, svc)
@@ -118,7 +119,7 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 	prev := f.coverage
 	f.coverage = next
 	f.readyMu.Unlock()
-	for _, svc := range sortedKeys(next) {
+	for _, svc := range slices.Sorted(maps.Keys(next)) {
 		state := next[svc]
 		if prev[svc] == state {
 			continue
@@ -204,7 +205,7 @@ func (f *Forecaster) forecastFallback(data source.Data, services []string, end, 
 		p := snapshot.Prediction{
 			Namespace: f.opts.Namespace, Service: svc, Model: fallback.Name, Horizon: horizon,
 			PredictedReplicas: dec.Replicas, PredictedRequests: load.Upper, PredictedCPUCores: cpuPeak,
-			RequestsByStep:   repeat(load.Last, f.opts.Manifest.Horizon),
+			RequestsByStep:   slices.Repeat([]float64{load.Last}, f.opts.Manifest.Horizon),
 			ObservedRequests: lastObservedValue(reqs), ObservedCPUCores: lastObservedValue(cpu),
 			ObservedReplicas: math.NaN(), PeakMemoryPerPodBytes: math.NaN(),
 			ComputedAt: now, ExpiresAt: now.Add(f.opts.StaleAfter), InputAt: reqLast,
@@ -262,23 +263,6 @@ func lastObservedValue(values []float64) float64 {
 		}
 	}
 	return math.NaN()
-}
-
-func repeat(v float64, n int) []float64 {
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = v
-	}
-	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // noneFresh explains a cycle that forecast nothing although the source
