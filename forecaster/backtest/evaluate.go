@@ -11,6 +11,7 @@ import (
 	"github.com/foresightscale/foresight/forecaster/baseline"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/internal/textlimit"
 	"github.com/foresightscale/foresight/models/dataset"
 )
 
@@ -131,15 +132,7 @@ func csvDataset(ctx context.Context, csv *source.CSV, name string, man *model.Ma
 		}
 	}
 	if len(absent) > 0 {
-		return nil, fmt.Errorf("backtest: %s has no data for %d series model %s reads: %s", name, len(absent), man.Name, firstOf(absent, 10))
+		return nil, fmt.Errorf("backtest: %s has no data for %d series model %s reads: %s", name, len(absent), man.Name, textlimit.List(absent, 10))
 	}
 	return ds, nil
-}
-
-// firstOf joins up to k items and says how many more there are.
-func firstOf(items []string, k int) string {
-	if len(items) <= k {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:k], ", "), len(items)-k)
 }

@@ -6,6 +6,7 @@ package textlimit
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -37,4 +38,14 @@ func Quote(s string, n int) string {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(Prefix(s, n)), len(s))
+}
+
+// List joins at most k items with ", " and says how many more there are
+// ("a, b and 3 more"), so a list of 500 services stays one short line.
+func List(items []string, k int) string {
+	k = max(k, 1) // at least one name: "and 3 more" alone says nothing
+	if len(items) <= k {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:k], ", "), len(items)-k)
 }

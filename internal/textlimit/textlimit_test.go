@@ -31,3 +31,22 @@ func TestTextLimit(t *testing.T) {
 		t.Errorf("a 1 MiB input quoted in %d bytes", len(got))
 	}
 }
+
+func TestList(t *testing.T) {
+	tests := []struct {
+		items []string
+		k     int
+		want  string
+	}{
+		{nil, 3, ""},
+		{[]string{"a", "b"}, 3, "a, b"},
+		{[]string{"a", "b", "c"}, 3, "a, b, c"},
+		{[]string{"a", "b", "c", "d", "e"}, 2, "a, b and 3 more"},
+		{[]string{"a", "b"}, 0, "a and 1 more"},
+	}
+	for _, tc := range tests {
+		if got := List(tc.items, tc.k); got != tc.want {
+			t.Errorf("List(%q, %d) = %q, want %q", tc.items, tc.k, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/internal/textlimit"
 	"github.com/foresightscale/foresight/models/dataset"
 )
 
@@ -165,14 +166,14 @@ func (r *DataReport) Summary() []string {
 			names[i] = l.Service
 		}
 		lines = append(lines, fmt.Sprintf("left out %d services with no usable request rate or CPU: %s (report.json says why for each)",
-			len(names), firstNames(names, 8)))
+			len(names), textlimit.List(names, 8)))
 	}
 	if len(r.DroppedFeatures) > 0 {
 		lines = append(lines, fmt.Sprintf("features with no usable data in any modelled service, not used: %v", r.DroppedFeatures))
 	}
 	for _, f := range source.AllFeatures {
 		if s := r.Unobserved[f]; len(s) > 0 {
-			lines = append(lines, fmt.Sprintf("modelled without %s (no usable series): %d services: %s", f, len(s), firstNames(s, 8)))
+			lines = append(lines, fmt.Sprintf("modelled without %s (no usable series): %d services: %s", f, len(s), textlimit.List(s, 8)))
 		}
 	}
 	if len(r.DroppedEdges) > 0 {
@@ -180,12 +181,4 @@ func (r *DataReport) Summary() []string {
 			len(r.DroppedEdges), r.DroppedEdges[0].Caller, r.DroppedEdges[0].Callee))
 	}
 	return lines
-}
-
-// firstNames joins up to k names and says how many more there are.
-func firstNames(names []string, k int) string {
-	if len(names) <= k {
-		return strings.Join(names, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:k], ", "), len(names)-k)
 }
