@@ -27,6 +27,17 @@ var csvMetrics = map[string]Feature{
 	"pod": Replicas,
 }
 
+// CSVColumn is the wide CSV format's column for a feature of a service,
+// "<service>_<metric>", as ParseCSV reads it back.
+func CSVColumn(service string, f Feature) (string, error) {
+	for metric, g := range csvMetrics {
+		if g == f {
+			return service + "_" + metric, nil
+		}
+	}
+	return "", fmt.Errorf("feature %q has no column in the wide CSV format", f)
+}
+
 // csvTimeColumn is the timestamp column; its values carry no zone and are read as UTC.
 const csvTimeColumn = "timestamp_local"
 

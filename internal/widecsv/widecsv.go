@@ -15,11 +15,6 @@ import (
 	"github.com/foresightscale/foresight/forecaster/source"
 )
 
-// suffix is the column suffix of each feature in the wide format.
-var suffix = map[source.Feature]string{
-	source.CPU: "cpu", source.Memory: "mem", source.Requests: "req", source.Latency: "res", source.Replicas: "pod",
-}
-
 // Write writes one row per step from start to end (inclusive) and one
 // column per series in data (services sorted, features in
 // source.AllFeatures order). A missing sample (NaN, or no sample at that
@@ -50,7 +45,11 @@ func Write(w io.Writer, data source.Data, start, end time.Time, step time.Durati
 			if !ok {
 				continue
 			}
-			c := column{header: s + "_" + suffix[f], values: make(map[int64]float64, len(samples))}
+			header, err := source.CSVColumn(s, f)
+			if err != nil {
+				return fmt.Errorf("widecsv: %w", err)
+			}
+			c := column{header: header, values: make(map[int64]float64, len(samples))}
 			for _, sm := range samples {
 				c.values[sm.Time.UnixNano()] = sm.Value
 			}
