@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/foresightscale/foresight/forecaster/synthetic"
@@ -113,23 +111,9 @@ func TestAnyApplicationsEndToEnd(t *testing.T) {
 		_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: a.namespace}}, metav1.CreateOptions{})
 		must(t, err)
 	}
-	securePort, metricsPort := freePort(t), freePort(t)
-	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", filepath.Join(repo, "manifests", "base"))
-	must(t, err)
-	base := decodeObjects(t, rendered)
-	certsOut, err := exec.CommandContext(ctx, foresightBinary(t), "certs", "--namespace", "foresight").Output()
-	must(t, err)
-	certs := decodeObjects(t, certsOut)
-	for _, objs := range [][]*unstructured.Unstructured{base, certs} {
-		adaptForLoopback(t, objs, securePort)
-	}
-	applyObjects(ctx, t, c, base)
-	applyObjects(ctx, t, c, certs, "--server-side", "--field-manager=foresight-certs")
-	saKubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
-	must(t, err)
-	args := append(deploymentArgs(t, base, certs, securePort, metricsPort, cfgPath), "--bind-address=127.0.0.1",
-		"--authentication-kubeconfig="+saKubeconfig, "--authorization-kubeconfig="+saKubeconfig, "--lister-kubeconfig="+saKubeconfig)
-	s := runForesight(t, securePort, metricsPort, args)
+	in := install(ctx, t, c, filepath.Join(repo, "manifests", "base"))
+	args := append(deploymentArgs(t, in.base, in.certs, in.securePort, in.metricsPort, cfgPath), serviceAccountArgs(ctx, t, c)...)
+	s := runForesight(t, in.securePort, in.metricsPort, args)
 	waitForAPIService(ctx, t, c, true, 90*time.Second)
 
 	// Both applications are published, each in its own namespace.
@@ -144,7 +128,7 @@ func TestAnyApplicationsEndToEnd(t *testing.T) {
 	hpa.Spec.ScaleTargetRef.Name = root
 	hpa.Spec.Metrics[0].External.Metric.Selector.MatchLabels = map[string]string{"service": root}
 	createDeploymentIn(ctx, t, c, shop.namespace, root)
-	_, err = c.Client.AutoscalingV2().HorizontalPodAutoscalers(shop.namespace).Create(ctx, hpa, metav1.CreateOptions{})
+	_, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(shop.namespace).Create(ctx, hpa, metav1.CreateOptions{})
 	must(t, err)
 	var predicted, replicas int32
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
@@ -36,18 +34,7 @@ func TestCustomMetricsObjectHPAOnRealControlPlane(t *testing.T) {
 	defer cancel()
 	repo := testenv.RepoRoot(t)
 
-	securePort, metricsPort := freePort(t), freePort(t)
-	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", filepath.Join(repo, "manifests", "overlays", "custom-metrics"))
-	must(t, err)
-	base := decodeObjects(t, rendered)
-	certsOut, err := exec.CommandContext(ctx, foresightBinary(t), "certs", "--namespace", "foresight", "--api", "custom").Output()
-	must(t, err)
-	certs := decodeObjects(t, certsOut)
-	for _, objs := range [][]*unstructured.Unstructured{base, certs} {
-		adaptForLoopback(t, objs, securePort)
-	}
-	applyObjects(ctx, t, c, base)
-	applyObjects(ctx, t, c, certs, "--server-side", "--field-manager=foresight-certs")
+	in := install(ctx, t, c, filepath.Join(repo, "manifests", "overlays", "custom-metrics"), "--api", "custom")
 
 	// The external metrics API stays with its owner: the overlay must not
 	// install (and so replace) its APIService.
@@ -57,14 +44,11 @@ func TestCustomMetricsObjectHPAOnRealControlPlane(t *testing.T) {
 		t.Fatalf("the custom-metrics overlay installed %s (err %v); it must leave it to its owner", metricsAPIs["external"].name, err)
 	}
 
-	saKubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
-	must(t, err)
 	// A steady load: the replayed file repeats every 2 h, so a step 1 h
 	// away is as far as it gets.
-	args := podArgs(t, base, certs, securePort, metricsPort, writeStepCSV(t, time.Now().Add(time.Hour), 3))
-	args = append(args, "--bind-address=127.0.0.1", "--pod-metrics",
-		"--authentication-kubeconfig="+saKubeconfig, "--authorization-kubeconfig="+saKubeconfig, "--lister-kubeconfig="+saKubeconfig)
-	runForesight(t, securePort, metricsPort, args)
+	args := podArgs(t, in.base, in.certs, in.securePort, in.metricsPort, writeStepCSV(t, time.Now().Add(time.Hour), 3))
+	args = append(append(args, "--pod-metrics"), serviceAccountArgs(ctx, t, c)...)
+	runForesight(t, in.securePort, in.metricsPort, args)
 	waitForAPIServiceNamed(ctx, t, c, metricsAPIs["custom"].name, true, 90*time.Second)
 
 	raw, err := os.ReadFile(filepath.Join(repo, "manifests", "examples", "hpa-object-boutique.yaml"))

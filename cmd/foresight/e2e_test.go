@@ -75,40 +75,18 @@ func TestManifestsOnRealControlPlane(t *testing.T) {
 	trimBuiltInHPARole(ctx, t, c)
 	waitForAccess(ctx, t, c, hpaControllerUser, false)
 
-	// 1. Install.
-	securePort, metricsPort := freePort(t), freePort(t)
-	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", filepath.Join(repo, "manifests", "base"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := decodeObjects(t, rendered)
-	certsOut, err := exec.CommandContext(ctx, foresightBinary(t), "certs", "--namespace", "foresight").Output()
-	if err != nil {
-		t.Fatalf("foresight certs: %v", err)
-	}
-	certs := decodeObjects(t, certsOut)
-	for _, objs := range [][]*unstructured.Unstructured{base, certs} {
-		adaptForLoopback(t, objs, securePort)
-	}
-	// As docs/install.md says: the base with kubectl apply, the certificate
-	// server-side with a field manager of its own, so that re-applying the
-	// base (an upgrade) keeps the caBundle.
-	applyObjects(ctx, t, c, base)
-	applyObjects(ctx, t, c, certs, "--server-side", "--field-manager=foresight-certs")
+	// 1. Install, then re-apply the base (an upgrade): the caBundle stays.
+	in := install(ctx, t, c, filepath.Join(repo, "manifests", "base"))
+	base, certs, securePort, metricsPort := in.base, in.certs, in.securePort, in.metricsPort
 	applyObjects(ctx, t, c, base)
 	keepsCABundle(ctx, t, c, certs)
 	waitForAccess(ctx, t, c, hpaControllerUser, true)
 
 	// 2. Run Foresight as its pod would.
-	saKubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
-	if err != nil {
-		t.Fatal(err)
-	}
 	stepAt := time.Now().Add(75 * time.Second).Truncate(30 * time.Second).Add(30 * time.Second)
 	const highRows = 3 // 90 s of four times the load
 	args := podArgs(t, base, certs, securePort, metricsPort, writeStepCSV(t, stepAt, highRows))
-	args = append(args, "--bind-address=127.0.0.1",
-		"--authentication-kubeconfig="+saKubeconfig, "--authorization-kubeconfig="+saKubeconfig, "--lister-kubeconfig="+saKubeconfig)
+	args = append(args, serviceAccountArgs(ctx, t, c)...)
 	s := runForesight(t, securePort, metricsPort, args)
 	waitForAPIService(ctx, t, c, true, 90*time.Second)
 
@@ -394,6 +372,46 @@ func keepsCABundle(ctx context.Context, t *testing.T, c *kubetest.Cluster, certs
 	if got, _, _ := unstructured.NestedString(o.Object, "spec", "caBundle"); got == "" || got != want {
 		t.Fatalf("re-applying the base changed the APIService's caBundle (%d bytes, want %d)", len(got), len(want))
 	}
+}
+
+// installed is Foresight installed as an operator installs it, on loopback.
+type installed struct {
+	base, certs             []*unstructured.Unstructured
+	securePort, metricsPort int
+}
+
+// install renders the kustomization at dir and `foresight certs` (with
+// certsArgs), moves them to loopback ports, and applies them as
+// docs/install.md says: the manifests with kubectl apply, the certificate
+// server-side with a field manager of its own, so that re-applying the
+// manifests (an upgrade) keeps the caBundle.
+func install(ctx context.Context, t *testing.T, c *kubetest.Cluster, dir string, certsArgs ...string) installed {
+	t.Helper()
+	in := installed{securePort: freePort(t), metricsPort: freePort(t)}
+	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", dir)
+	must(t, err)
+	in.base = decodeObjects(t, rendered)
+	certsOut, err := exec.CommandContext(ctx, foresightBinary(t), append([]string{"certs", "--namespace", "foresight"}, certsArgs...)...).Output()
+	if err != nil {
+		t.Fatalf("foresight certs: %v", err)
+	}
+	in.certs = decodeObjects(t, certsOut)
+	for _, objs := range [][]*unstructured.Unstructured{in.base, in.certs} {
+		adaptForLoopback(t, objs, in.securePort)
+	}
+	applyObjects(ctx, t, c, in.base)
+	applyObjects(ctx, t, c, in.certs, "--server-side", "--field-manager=foresight-certs")
+	return in
+}
+
+// serviceAccountArgs are the serve flags that make Foresight act as its
+// ServiceAccount, as in its pod, and listen on loopback.
+func serviceAccountArgs(ctx context.Context, t *testing.T, c *kubetest.Cluster) []string {
+	t.Helper()
+	kubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
+	must(t, err)
+	return []string{"--bind-address=127.0.0.1",
+		"--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig, "--lister-kubeconfig=" + kubeconfig}
 }
 
 // podArgs returns the Deployment's container arguments with the pod's
