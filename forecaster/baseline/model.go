@@ -98,7 +98,7 @@ func (m *Model) ForecastQuantile(ds *dataset.Dataset, target, last, horizon int,
 		return nil, fmt.Errorf("%s: Forecast before Fit", ModelName)
 	}
 	if m.cachedLast != last || m.cachedOut == nil {
-		out, err := m.session.Predict(ds.Input(last, man.Window))
+		out, err := m.session.Predict(ds.SeasonalInput(last, man.Window, man.Horizon, man.Seasonal))
 		if err != nil {
 			return nil, fmt.Errorf("%s: origin step %d: %w", ModelName, last, err)
 		}

@@ -24,6 +24,7 @@ const ManifestFormat = 1
 // [len(Features)*Window, len(Services)]: one block of Window rows per feature
 // (oldest step first), one column per service in node order, every value
 // normalised as (x-mean)/std with that feature's and service's statistics.
+// A model with a Seasonal context reads more rows after those (see Seasonal).
 type Manifest struct {
 	Format      int              `json:"format"`
 	Name        string           `json:"name"`
@@ -44,9 +45,45 @@ type Manifest struct {
 	// normalised mean, and a gap in it never holds their forecast. A service
 	// without requests has no meaningful request-rate forecast.
 	Unobserved map[source.Feature][]string `json:"unobserved,omitempty"`
-	Golden     Golden                      `json:"golden"`
+	// Seasonal, when set, is the long context the model reads besides its
+	// window: the same steps one period earlier.
+	Seasonal *Seasonal `json:"seasonal,omitempty"`
+	Golden   Golden    `json:"golden"`
 	Training   map[string]any              `json:"training,omitempty"`
 }
+
+// Seasonal is a model's long context: for each of Features, the
+// Window+Horizon steps that end Horizon steps after the step one period
+// (PeriodSteps) before the window's last step, that is the window and the
+// forecast horizon as they were one period earlier. They follow the window
+// in the input as one block of Window+Horizon rows per feature, normalised
+// like the window. A step the history does not reach back to has no
+// season: the whole block of that feature and service then holds the
+// window's last value, which the network was trained to read as "no
+// seasonal information".
+type Seasonal struct {
+	PeriodSteps int              `json:"periodSteps"`
+	Features    []source.Feature `json:"features"`
+	// ACF is the autocorrelation at the period on the training history
+	// (how strong the cycle was when the model learned it); informative only.
+	ACF float64 `json:"acf,omitempty"`
+}
+
+// MaxPeriodSteps bounds a seasonal period: the lagged block is fetched in one
+// range query, and a week at one-minute steps fits.
+const MaxPeriodSteps = 20160
+
+// SeasonalRows returns how many input rows follow the window: 0 without a
+// seasonal context.
+func (m *Manifest) SeasonalRows() int {
+	if m.Seasonal == nil {
+		return 0
+	}
+	return len(m.Seasonal.Features) * (m.Window + m.Horizon)
+}
+
+// InputRows returns the height of the input tensor.
+func (m *Manifest) InputRows() int { return len(m.Features)*m.Window + m.SeasonalRows() }
 
 // Tensor names a graph input or output and its shape.
 type Tensor struct {
@@ -168,6 +205,23 @@ func (m *Manifest) Validate() error {
 	if n > topology.MaxServices {
 		bad("services: %d listed, over the limit of %d", n, topology.MaxServices)
 	}
+	if sz := m.Seasonal; sz != nil {
+		if sz.PeriodSteps <= m.Horizon || sz.PeriodSteps > MaxPeriodSteps {
+			bad("seasonal.periodSteps: must be above the horizon (%d) and at most %d, got %d", m.Horizon, MaxPeriodSteps, sz.PeriodSteps)
+		}
+		if len(sz.Features) == 0 || len(sz.Features) > len(m.Features) {
+			bad("seasonal.features: must list 1 to %d of the input features, got %d", len(m.Features), len(sz.Features))
+		} else {
+			for i, feat := range sz.Features {
+				if !slices.Contains(m.Features, feat) || slices.Index(sz.Features, feat) != i {
+					bad("seasonal.features[%d]: %s is not an input feature, or is listed twice", i, key(feat))
+				}
+			}
+		}
+		if !finite(sz.ACF) {
+			bad("seasonal.acf: %v is not finite", sz.ACF)
+		}
+	}
 	if errs != nil {
 		// The sizes below multiply window, horizon and services: with any of
 		// them out of range the products may overflow and match by accident.
@@ -176,8 +230,8 @@ func (m *Manifest) Validate() error {
 	if m.Input.Name == "" {
 		bad("input.name: must not be empty")
 	}
-	if want := []int{f * m.Window, n}; !slices.Equal(m.Input.Shape, want) {
-		bad("input.shape: got %v, want %v (features×window, services)", m.Input.Shape, want)
+	if want := []int{m.InputRows(), n}; !slices.Equal(m.Input.Shape, want) {
+		bad("input.shape: got %v, want %v (features×window plus seasonal rows, services)", m.Input.Shape, want)
 	}
 	if len(m.Outputs) == 0 {
 		bad("outputs: must list at least one output")
@@ -235,8 +289,8 @@ func (m *Manifest) Validate() error {
 			}
 		}
 	}
-	if len(m.Golden.Input) != f*m.Window*n {
-		bad("golden.input: got %d values, want %d", len(m.Golden.Input), f*m.Window*n)
+	if len(m.Golden.Input) != m.InputRows()*n {
+		bad("golden.input: got %d values, want %d", len(m.Golden.Input), m.InputRows()*n)
 	}
 	if i := slices.IndexFunc(m.Golden.Input, func(v float64) bool { return !finite(v) }); i >= 0 {
 		bad("golden.input[%d]: %v is not finite", i, m.Golden.Input[i])

@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/models/onnxbuild"
 	"github.com/foresightscale/foresight/models/onnxpb"
 	"google.golang.org/protobuf/proto"
@@ -129,6 +130,15 @@ func TestParseRejects(t *testing.T) {
 		{"manifest unknown field", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"fromat":1,"format"`), 1), `manifest.json: json: unknown field "fromat"`},
 		{"unobserved service unknown", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"unobserved":{"requests":["nobody"]},"format"`), 1), "unobserved.requests[0]: nobody is not a service of the model"},
 		{"unobserved feature not an input", m.onnx, bytes.Replace(good, []byte(`{"format"`), []byte(`{"unobserved":{"disk":["nobody"]},"format"`), 1), "unobserved.disk: not an input feature"},
+		{"seasonal period within the horizon", m.onnx, editManifest(t, m.manifest, func(man *model.Manifest) {
+			man.Seasonal = &model.Seasonal{PeriodSteps: shipHorizon, Features: []source.Feature{source.Requests}}
+		}), "seasonal.periodSteps: must be above the horizon (10) and at most 20160, got 10"},
+		{"seasonal feature not an input", m.onnx, editManifest(t, m.manifest, func(man *model.Manifest) {
+			man.Seasonal = &model.Seasonal{PeriodSteps: 100, Features: []source.Feature{source.Requests, source.Requests}}
+		}), "seasonal.features[1]: requests is not an input feature, or is listed twice"},
+		{"seasonal rows missing from the input", m.onnx, editManifest(t, m.manifest, func(man *model.Manifest) {
+			man.Seasonal = &model.Seasonal{PeriodSteps: 100, Features: []source.Feature{source.Requests}}
+		}), "input.shape: got [60 3], want [82 3] (features×window plus seasonal rows, services)"},
 		{"manifest trailing data", m.onnx, append(append([]byte{}, good...), []byte(` {}`)...), "manifest.json: unexpected data after the manifest object"},
 		{"manifest not JSON", m.onnx, []byte("format: 1"), "manifest.json: invalid character"},
 		{"manifest invalid", m.onnx, editManifest(t, m.manifest, func(man *model.Manifest) { man.Outputs[0].Shape = []int{shipHorizon, 4} }),

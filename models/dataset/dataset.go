@@ -158,6 +158,34 @@ func (d *Dataset) Input(last, window int) []float64 {
 	return x
 }
 
+// SeasonalInput is Input followed by the seasonal rows a model with a
+// seasonal context reads (model.Seasonal): for each of s.Features, the
+// window+horizon steps ending horizon steps after last−period. Where the
+// history does not reach back that far the block holds the window's last
+// value, as the serving window fills it. With s nil it is Input.
+func (d *Dataset) SeasonalInput(last, window, horizon int, s *model.Seasonal) []float64 {
+	x := d.Input(last, window)
+	if s == nil {
+		return x
+	}
+	nN, rows := len(d.Services), window+horizon
+	first := last - s.PeriodSteps - window + 1 // the lagged block's first step
+	for _, feat := range s.Features {
+		f := d.FeatureIndex(feat)
+		block := make([]float64, rows*nN)
+		for r := range rows {
+			switch {
+			case first < 0:
+				copy(block[r*nN:], d.normalised[f][last])
+			default:
+				copy(block[r*nN:], d.normalised[f][first+r])
+			}
+		}
+		x = append(x, block...)
+	}
+	return x
+}
+
 // FeatureIndex returns the position of f, or -1.
 func (d *Dataset) FeatureIndex(f source.Feature) int {
 	for i, g := range d.Features {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 )
 
@@ -64,6 +65,48 @@ func TestBuildNormaliseAndInput(t *testing.T) {
 	}
 	if got := d.Origins(3, 2, 5, 9); !slices.Equal(got, []int{5, 6}) {
 		t.Errorf("origins in [5,9) = %v", got)
+	}
+}
+
+func TestSeasonalInput(t *testing.T) {
+	d, err := Build(testData(), []string{"a", "b"}, []source.Feature{source.Requests}, t0, t0.Add(9*step), step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.FitNormalization(10); err != nil {
+		t.Fatal(err)
+	}
+	s := &model.Seasonal{PeriodSteps: 4, Features: []source.Feature{source.Requests}}
+	norm := func(n, step int) float64 { return d.Normalised(0, step, n) }
+	tests := []struct {
+		name  string
+		last  int
+		steps []int // the steps of the seasonal block's rows; -1: the window's last step (no season)
+	}{
+		// Window 2, horizon 1, period 4: the block is steps last-5 .. last-3.
+		{"one period back", 8, []int{3, 4, 5}},
+		{"history too short", 4, []int{-1, -1, -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := d.SeasonalInput(tc.last, 2, 1, s)
+			if len(x) != (2+3)*2 || !slices.Equal(x[:4], d.Input(tc.last, 2)) {
+				t.Fatalf("input %v: want the window %v and 3 seasonal rows", x, d.Input(tc.last, 2))
+			}
+			for r, st := range tc.steps {
+				if st < 0 {
+					st = tc.last
+				}
+				for n := range 2 {
+					if got := x[(2+r)*2+n]; got != norm(n, st) {
+						t.Errorf("row %d service %d = %v, want step %d's %v", r, n, got, st, norm(n, st))
+					}
+				}
+			}
+		})
+	}
+	if got := d.SeasonalInput(8, 2, 1, nil); !slices.Equal(got, d.Input(8, 2)) {
+		t.Errorf("without a season: %v, want the window alone", got)
 	}
 }
 
