@@ -47,9 +47,9 @@ type Manifest struct {
 	Unobserved map[source.Feature][]string `json:"unobserved,omitempty"`
 	// Seasonal, when set, is the long context the model reads besides its
 	// window: the same steps one period earlier.
-	Seasonal *Seasonal `json:"seasonal,omitempty"`
-	Golden   Golden    `json:"golden"`
-	Training   map[string]any              `json:"training,omitempty"`
+	Seasonal *Seasonal      `json:"seasonal,omitempty"`
+	Golden   Golden         `json:"golden"`
+	Training map[string]any `json:"training,omitempty"`
 }
 
 // Seasonal is a model's long context: for each of Features, the
