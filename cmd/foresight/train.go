@@ -45,6 +45,7 @@ type trainOptions struct {
 	epochs        int
 	seed          int64
 	testFraction  float64
+	season        string
 }
 
 // defaultPrometheusStep is the training step when reading Prometheus without
@@ -90,6 +91,7 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
 	f.Int64Var(&o.seed, "seed", 1, "Random seed: the same data and seed give the same model.")
 	f.Float64Var(&o.testFraction, "test-fraction", o.testFraction, "Share of the most recent windows held out for the report.")
+	f.StringVar(&o.season, "season", "auto", "Seasonal context: \"auto\" detects the load's cycle on the training part, \"none\" trains without, a duration (e.g. 24h) sets the period; serve then also reads the history one period back.")
 	return cmd
 }
 
@@ -201,8 +203,30 @@ func (o *trainOptions) config() (training.Config, error) {
 	if !cfg.End.After(cfg.Start) {
 		return cfg, fmt.Errorf("--end %v is not after --start %v", cfg.End, cfg.Start)
 	}
+	if cfg.Season, err = parseSeason(o.season, opts.Step); err != nil {
+		return cfg, err
+	}
 	cfg.Options = opts
 	return cfg, nil
+}
+
+// parseSeason reads --season: auto, none, or a period that is a whole
+// number of steps.
+func parseSeason(v string, step time.Duration) (int, error) {
+	switch v {
+	case "", "auto":
+		return training.SeasonAuto, nil
+	case "none":
+		return training.SeasonNone, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--season %q: want auto, none or a positive duration such as 24h", v)
+	}
+	if d%step != 0 || d/step > model.MaxPeriodSteps {
+		return 0, fmt.Errorf("--season %v: must be a whole number of steps (%v) and at most %d of them", d, step, model.MaxPeriodSteps)
+	}
+	return int(d / step), nil
 }
 
 // graph is what the flags say of the topology: the --services to keep
@@ -327,6 +351,13 @@ func printTrainSummary(w io.Writer, dir string, r *training.Report) {
 	if r.Data != nil {
 		for _, line := range r.Data.Summary() {
 			fmt.Fprintln(w, line)
+		}
+	}
+	if s := r.Season; s != nil {
+		if s.PeriodSteps > 0 {
+			fmt.Fprintf(w, "seasonal context: period %s (%d steps), %s; serve also reads the history one period back\n", s.Period, s.PeriodSteps, s.Reason)
+		} else {
+			fmt.Fprintf(w, "no seasonal context: %s\n", s.Reason)
 		}
 	}
 	fmt.Fprintf(w, "wrote %s/{model.onnx,manifest.json,report.json}: %d epochs (best %d, %s), %.0fs, windows train/val/test %d/%d/%d\n",

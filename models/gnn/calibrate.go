@@ -103,7 +103,7 @@ func (m *Model) calibrate(ds *dataset.Dataset, origins []int) {
 	}
 	m.calibration = nil
 	for _, last := range origins {
-		x := ds.Input(last, o.Window)
+		x := m.Input(ds, last)
 		out := m.Forward(x)
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)

@@ -16,7 +16,7 @@ import (
 // window and Forward on it, which the loader re-checks against the runtime.
 func (m *Model) Export() ([]byte, *model.Manifest, error) {
 	o := m.opts
-	nF, nN, nT, nH := len(o.Features), len(o.Graph.Services), o.Window, o.Horizon
+	nN, nT, nH := len(o.Graph.Services), o.Window, o.Horizon
 	b := onnxbuild.New(o.Name)
 	init := func(name string, d *dense) onnxbuild.Value {
 		v := make([]float32, len(d.v))
@@ -26,7 +26,7 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		return b.Initializer(name, []int{d.r, d.c}, v)
 	}
 	p := m.p
-	x := b.Input("x", []int{nF * nT, nN})
+	x := b.Input("x", []int{inputRows(o), nN})
 	prior := make([]onnxbuild.Value, len(m.prior))
 	for k, a := range m.prior {
 		prior[k] = init(fmt.Sprintf("prior_adjacency_%d", k+1), a)
@@ -40,6 +40,16 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 	volatility := b.Add(b.MatMul(init("block_mean", m.blockMean()), dev), epsilon)
 	dn := b.Div(b.MatMul(centering, x), volatility)
 	noise := b.Abs(b.MatMul(init("differencing", m.differencing()), x))
+	if seasonalRows(o) > 0 {
+		// seasonParts and gateSeason; every operand of an element-wise op
+		// comes from a product of its own, for the reason above.
+		seasonScale := b.Add(b.MatMul(init("seasonal_volatility_mean", m.seasonalScale()), dev), epsilon)
+		scn := b.Div(b.MatMul(init("seasonal_centering", m.seasonalCentering()), x), seasonScale)
+		mismatch := b.MatMul(init("season_mismatch_mean", m.seasonMismatchMean()), b.Abs(b.MatMul(init("season_mismatch", m.seasonMismatch()), x)))
+		rho := b.Div(mismatch, b.Add(b.MatMul(init("season_noise_mean", m.seasonNoiseMean()), noise), epsilon))
+		gate := b.Sigmoid(b.Add(b.MatMul(init("season_gate_slope", diag(p.ga)), rho), init("season_gate_bias", p.gb)))
+		dn = b.Concat(0, dn, b.Mul(scn, b.MatMul(init("season_expand", m.seasonExpand()), gate)))
+	}
 	parts := []onnxbuild.Value{dn}
 	for _, a := range prior {
 		parts = append(parts, b.MatMul(dn, a))
@@ -90,7 +100,8 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		Window:        nT,
 		Horizon:       nH,
 		Step:          model.Duration(o.Step),
-		Input:         model.Tensor{Name: "x", Shape: []int{nF * nT, nN}},
+		Input:         model.Tensor{Name: "x", Shape: []int{inputRows(o), nN}},
+		Seasonal:      o.seasonal(),
 		Outputs:       outputs,
 		Normalization: m.norm,
 		CallGraph:     o.Graph.Edges,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"strings"
@@ -81,7 +82,16 @@ func manifestJSON(t testing.TB, man *model.Manifest) []byte {
 // TestExportedModelMatchesForward runs the exported file through the real
 // runtime on held-out windows and compares with the plain-Go forward pass.
 func TestExportedModelMatchesForward(t *testing.T) {
-	o := tinyOptions()
+	for _, period := range []int{0, 40} {
+		t.Run(fmt.Sprintf("period %d", period), func(t *testing.T) {
+			o := tinyOptions()
+			o.Period = period
+			exportedModelMatchesForward(t, o)
+		})
+	}
+}
+
+func exportedModelMatchesForward(t *testing.T, o Options) {
 	m, ds, val := train(t, o, 4)
 	onnxBytes, man, err := m.Export()
 	if err != nil {
@@ -107,7 +117,7 @@ func TestExportedModelMatchesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, last := range []int{val[0], val[len(val)/2], val[len(val)-1]} {
-		x := ds.Input(last, o.Window)
+		x := m.Input(ds, last)
 		for i := range x {
 			x[i] = float64(float32(x[i])) // what the runtime sees
 		}
@@ -130,7 +140,16 @@ func TestExportedModelMatchesForward(t *testing.T) {
 // computes what Forward (and so the export) computes: its loss on a batch
 // equals the plain-Go loss. A wrong softmax axis or batch layout would not.
 func TestTrainingGraphMatchesForward(t *testing.T) {
-	o := tinyOptions()
+	for _, period := range []int{0, 40} {
+		t.Run(fmt.Sprintf("period %d", period), func(t *testing.T) {
+			o := tinyOptions()
+			o.Period = period
+			trainingGraphMatchesForward(t, o)
+		})
+	}
+}
+
+func trainingGraphMatchesForward(t *testing.T, o Options) {
 	ds, tr, val := syntheticDataset(t, o, 2)
 	p := newParams(o, rand.New(rand.NewSource(7)))
 	// Non-zero heads, so every path contributes.
@@ -146,7 +165,8 @@ func TestTrainingGraphMatchesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer trainer.vm.Close()
-	batch := tr[:o.BatchSize-3] // a padded batch
+	trainer.augment = false             // the plain-Go loss reads every window as it is
+	batch := tr[len(tr)-o.BatchSize+3:] // a padded batch, of windows that reach a period back
 	want := snapshot(ds, o, p, val).loss(ds, batch)
 	got, err := trainer.step(batch)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/models/dataset"
 )
 
 // Model is a trained network, ready to export.
@@ -55,6 +56,9 @@ type params struct {
 	w2f, w2g *dense // [Hidden, 3·Hidden]
 	b2f, b2g *dense // [Hidden, 1]
 	heads    []head // one per target
+	// ga, gb [S, 1] gate each target's seasonal rows: σ(ga·ρ + gb), ρ the
+	// season's recent mismatch (seasonParts). Absent without a season.
+	ga, gb *dense
 }
 
 // head maps the hidden state to one target's median and upper quantile.
@@ -79,11 +83,21 @@ func (p *params) list(targets []source.Feature) []namedDense {
 			namedDense{t + "_wo", h.wo}, namedDense{t + "_lo", h.lo}, namedDense{t + "_bo", h.bo},
 			namedDense{t + "_qo", h.qo}, namedDense{t + "_ql", h.ql}, namedDense{t + "_qb", h.qb})
 	}
+	if p.ga != nil {
+		out = append(out, namedDense{"season_gate_slope", p.ga}, namedDense{"season_gate_bias", p.gb})
+	}
 	return out
 }
 
-// rows0 is the height of Z0: X and its K + 1 graph diffusions.
-func rows0(o Options) int { return (o.Hops + 2) * len(o.Features) * o.Window }
+// rows0 is the height of Z0: the scale-free window and seasonal rows and
+// their K + 1 graph diffusions.
+func rows0(o Options) int { return (o.Hops + 2) * (windowRows(o) + seasonalRows(o)) }
+
+// Input returns the model's input for the window of ds ending at step last:
+// the window, then the seasonal rows when the model has a seasonal context.
+func (m *Model) Input(ds *dataset.Dataset, last int) []float64 {
+	return ds.SeasonalInput(last, m.opts.Window, m.opts.Horizon, m.opts.seasonal())
+}
 
 // newParams draws the initial weights. Output layers start at zero (the
 // model starts as "last value"), and the upper quantile's margin starts at a
@@ -102,6 +116,14 @@ func newParams(o Options, rng *rand.Rand) *params {
 		e1: glorot(n, o.Embedding), e2: glorot(n, o.Embedding),
 		w1f: glorot(hid, r0), w1g: glorot(hid, r0), b1f: newDense(hid, 1), b1g: newDense(hid, 1),
 		w2f: glorot(hid, 3*hid), w2g: glorot(hid, 3*hid), b2f: newDense(hid, 1), b2g: newDense(hid, 1),
+	}
+	if o.Period > 0 {
+		// The gate starts half open where the season matched the window as
+		// well as the step-to-step noise (ρ = 1) and closes as it fits worse.
+		p.ga, p.gb = newDense(len(o.Targets), 1), newDense(len(o.Targets), 1)
+		for i := range p.ga.v {
+			p.ga.v[i], p.gb.v[i] = -seasonGateSlope, seasonGateSlope
+		}
 	}
 	for range o.Targets {
 		qb := newDense(hor, 1)
@@ -126,6 +148,10 @@ func (m *Model) Forward(x []float64) map[string][]float64 {
 	out := make(map[string][]float64, 2*len(o.Targets))
 	dn, dev := m.scaleFree(xm)
 	noise := m.noise(xm)
+	if seasonalRows(o) > 0 {
+		scn, rho := m.seasonParts(xm, dev, noise)
+		dn = concatRows(dn, m.gateSeason(scn, rho))
+	}
 	h2, z0 := m.hidden(dn)
 	for i, t := range o.Targets {
 		p50, p90 := m.head(i, indexOf(o.Features, t), xm, dev, noise, z0, h2)
@@ -146,6 +172,140 @@ func (m *Model) scaleFree(x *dense) (dn, dev *dense) {
 	dev = apply(d, math.Abs)
 	s := addScalar(mul(m.blockMean(), dev), scaleEpsilon)
 	return divide(d, s), dev
+}
+
+// seasonGateSlope is the initial slope of the seasonal gate: σ(−s·ρ + s)
+// is ½ at ρ = 1 and about 0.12 at ρ = 2.
+const seasonGateSlope = 2
+
+// seasonParts returns the seasonal rows, scale-free, and every target's
+// recent mismatch ρ [S, N]. The rows are each target's lagged window and
+// horizon minus its last value in the current window, divided by its
+// volatility in the current window: row T+h of a block is seasonal naive's
+// forecast of step h+1 as a change from the last value, in the units the
+// change outputs share, and a block filled with the last value (no season)
+// reads as zero. ρ is seasonal naive's mean absolute error over the window
+// (current rows against lagged ones) over the window's mean step-to-step
+// change: about 1 where last period repeats as closely as the load moves
+// from one step to the next, large after a change of regime.
+func (m *Model) seasonParts(x, dev, noise *dense) (scn, rho *dense) {
+	scn = divide(mul(m.seasonalCentering(), x), addScalar(mul(m.seasonalScale(), dev), scaleEpsilon))
+	mismatch := mul(m.seasonMismatchMean(), apply(mul(m.seasonMismatch(), x), math.Abs))
+	rho = divide(mismatch, addScalar(mul(m.seasonNoiseMean(), noise), scaleEpsilon))
+	return scn, rho
+}
+
+// gateSeason multiplies each target's block of seasonal rows by its gate
+// σ(ga·ρ + gb), so the network reads the season in proportion to how well
+// it held over the window.
+func (m *Model) gateSeason(scn, rho *dense) *dense {
+	g := apply(addCol(mul(diag(m.p.ga), rho), m.p.gb), sigmoid)
+	return hadamard(scn, mul(m.seasonExpand(), g))
+}
+
+// diag returns the square matrix with column d on its diagonal.
+func diag(d *dense) *dense {
+	out := newDense(d.r, d.r)
+	for i := range d.r {
+		out.set(i, i, d.v[i])
+	}
+	return out
+}
+
+// seasonMismatch is the constant [S·T, rows] matrix taking, per target, its
+// window rows minus the first T rows of its seasonal block (the same steps
+// one period earlier).
+func (m *Model) seasonMismatch() *dense {
+	o := m.opts
+	l, base := o.Window+o.Horizon, windowRows(o)
+	c := newDense(len(o.Targets)*o.Window, inputRows(o))
+	for s, t := range o.Targets {
+		ti := indexOf(o.Features, t)
+		for r := range o.Window {
+			c.set(s*o.Window+r, ti*o.Window+r, 1)
+			c.set(s*o.Window+r, base+s*l+r, -1)
+		}
+	}
+	return c
+}
+
+// seasonMismatchMean is the constant [S, S·T] matrix averaging each
+// target's T mismatch rows.
+func (m *Model) seasonMismatchMean() *dense {
+	o := m.opts
+	a := newDense(len(o.Targets), len(o.Targets)*o.Window)
+	for s := range o.Targets {
+		for r := range o.Window {
+			a.set(s, s*o.Window+r, 1/float64(o.Window))
+		}
+	}
+	roundDense(a)
+	return a
+}
+
+// seasonNoiseMean is the constant [S, F·T] matrix averaging each target's
+// block of |Δ1 X| over its T-1 differences.
+func (m *Model) seasonNoiseMean() *dense {
+	o := m.opts
+	a := newDense(len(o.Targets), windowRows(o))
+	w := 1 / float64(max(o.Window-1, 1))
+	for s, t := range o.Targets {
+		ti := indexOf(o.Features, t)
+		for c := range o.Window {
+			a.set(s, ti*o.Window+c, w)
+		}
+	}
+	roundDense(a)
+	return a
+}
+
+// seasonExpand is the constant [S·L, S] matrix repeating target s's gate
+// over the L rows of its block.
+func (m *Model) seasonExpand() *dense {
+	o := m.opts
+	l := o.Window + o.Horizon
+	e := newDense(seasonalRows(o), len(o.Targets))
+	for s := range o.Targets {
+		for r := range l {
+			e.set(s*l+r, s, 1)
+		}
+	}
+	return e
+}
+
+// seasonalCentering is the constant [S·L, rows] matrix that takes every
+// seasonal row minus its target's last value in the window.
+func (m *Model) seasonalCentering() *dense {
+	o := m.opts
+	l, base := o.Window+o.Horizon, windowRows(o)
+	c := newDense(seasonalRows(o), inputRows(o))
+	for s, t := range o.Targets {
+		last := indexOf(o.Features, t)*o.Window + o.Window - 1
+		for r := range l {
+			c.set(s*l+r, base+s*l+r, 1)
+			c.set(s*l+r, last, -1)
+		}
+	}
+	return c
+}
+
+// seasonalScale is the constant [S·L, F·T] matrix whose rows of target s's
+// block average that target's block of the window's |D|.
+func (m *Model) seasonalScale() *dense {
+	o := m.opts
+	l := o.Window + o.Horizon
+	a := newDense(seasonalRows(o), windowRows(o))
+	w := 1 / float64(max(o.Window-1, 1))
+	for s, t := range o.Targets {
+		ti := indexOf(o.Features, t)
+		for r := range l {
+			for c := range o.Window {
+				a.set(s*l+r, ti*o.Window+c, w)
+			}
+		}
+	}
+	roundDense(a)
+	return a
 }
 
 // hidden computes H2 and Z0 from the scale-free changes.
@@ -204,12 +364,12 @@ func (m *Model) noise(x *dense) *dense {
 	return apply(mul(m.differencing(), x), math.Abs)
 }
 
-// differencing is the constant [F·T, F·T] matrix whose row t of each
-// feature block takes row t minus row t-1 (row 0 gives zero).
+// differencing is the constant [F·T, rows] matrix whose row t of each
+// feature block takes row t minus row t-1 (row 0 gives zero); the seasonal
+// rows, if any, it ignores.
 func (m *Model) differencing() *dense {
 	o := m.opts
-	k := len(o.Features) * o.Window
-	d := newDense(k, k)
+	d := newDense(windowRows(o), inputRows(o))
 	for f := range o.Features {
 		for t := 1; t < o.Window; t++ {
 			r := f*o.Window + t
@@ -286,26 +446,25 @@ func scaleCol(k []float64, v float64) *dense {
 	return d
 }
 
-// selector is the constant [H, F·T] matrix whose every row picks feature
+// selector is the constant [H, rows] matrix whose every row picks feature
 // ti's last window row: S·X repeats the last observed value H times.
 func (m *Model) selector(ti int) *dense {
 	o := m.opts
-	s := newDense(o.Horizon, len(o.Features)*o.Window)
+	s := newDense(o.Horizon, inputRows(o))
 	for h := range o.Horizon {
 		s.set(h, ti*o.Window+o.Window-1, 1)
 	}
 	return s
 }
 
-// centering is the constant [F·T, F·T] matrix C with C·X = X minus, in every
-// feature block, that block's last row: the network sees only how each
+// centering is the constant [F·T, rows] matrix C with C·X = X minus, in
+// every feature block, that block's last row (seasonal rows are ignored): the network sees only how each
 // series moved relative to its last value, never its level. Levels drift
 // out of the training range (load grows, services are re-scaled); changes do
 // not, so a level-free network extrapolates where a level-aware one fails.
 func (m *Model) centering() *dense {
 	o := m.opts
-	k := len(o.Features) * o.Window
-	c := newDense(k, k)
+	c := newDense(windowRows(o), inputRows(o))
 	for f := range o.Features {
 		last := f*o.Window + o.Window - 1
 		for t := range o.Window {

@@ -42,6 +42,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
 )
@@ -64,6 +65,12 @@ type Options struct {
 	Hidden, Embedding, Hops int
 	// UpperQuantile is the quantile of the second output per target (0.9).
 	UpperQuantile float64
+	// Period, when positive, gives the network a seasonal context: every
+	// target's window and horizon as they were Period steps earlier
+	// (model.Seasonal). PeriodACF is the autocorrelation that detected it,
+	// recorded in the manifest.
+	Period    int
+	PeriodACF float64
 
 	// Epochs bounds training; Patience stops it after that many epochs
 	// without a better validation loss. BatchSize windows form one step.
@@ -153,6 +160,9 @@ func (o Options) Validate() error {
 			bad("%s: must be at least 1, got %d", p.name, p.v)
 		}
 	}
+	if o.Period != 0 && (o.Period <= o.Horizon || o.Period > model.MaxPeriodSteps) {
+		bad("Period: must be 0 (no seasonal context) or above Horizon (%d) and at most %d steps, got %d", o.Horizon, model.MaxPeriodSteps, o.Period)
+	}
 	if o.Step <= 0 {
 		bad("Step: must be positive, got %v", o.Step)
 	}
@@ -169,6 +179,30 @@ func (o Options) Validate() error {
 }
 
 func indexOf(fs []source.Feature, f source.Feature) int { return slices.Index(fs, f) }
+
+// seasonal returns the seasonal context the options ask for (nil: none);
+// the targets are its features.
+func (o Options) seasonal() *model.Seasonal {
+	if o.Period <= 0 {
+		return nil
+	}
+	return &model.Seasonal{PeriodSteps: o.Period, Features: slices.Clone(o.Targets), ACF: o.PeriodACF}
+}
+
+// windowRows is the height of the window part of the input, F·T.
+func windowRows(o Options) int { return len(o.Features) * o.Window }
+
+// seasonalRows is the height of the seasonal part: one block of T+H rows per
+// target, or 0.
+func seasonalRows(o Options) int {
+	if o.Period <= 0 {
+		return 0
+	}
+	return len(o.Targets) * (o.Window + o.Horizon)
+}
+
+// inputRows is the height of the whole input.
+func inputRows(o Options) int { return windowRows(o) + seasonalRows(o) }
 
 // UpperOutputName is the manifest output holding feature f's forecast at
 // the upper quantile q, e.g. "requests_p90".

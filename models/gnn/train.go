@@ -177,7 +177,11 @@ func snapshot(ds *dataset.Dataset, o Options, p *params, valOrigins []int) *Mode
 	}
 	c.e1, c.e2, c.w1f, c.w1g, c.b1f, c.b1g = p.e1.clone(), p.e2.clone(), p.w1f.clone(), p.w1g.clone(), p.b1f.clone(), p.b1g.clone()
 	c.w2f, c.w2g, c.b2f, c.b2g = p.w2f.clone(), p.w2g.clone(), p.b2f.clone(), p.b2g.clone()
-	m := &Model{opts: o, norm: ds.Norm, p: c, golden: ds.Input(valOrigins[len(valOrigins)-1], o.Window)}
+	if p.ga != nil {
+		c.ga, c.gb = p.ga.clone(), p.gb.clone()
+	}
+	m := &Model{opts: o, norm: ds.Norm, p: c}
+	m.golden = m.Input(ds, valOrigins[len(valOrigins)-1])
 	m.finish()
 	return m
 }
@@ -215,7 +219,7 @@ func (m *Model) loss(ds *dataset.Dataset, origins []int) float64 {
 	weights := targetWeights(ds, o)
 	var total float64
 	for _, last := range origins {
-		out := m.Forward(ds.Input(last, o.Window))
+		out := m.Forward(m.Input(ds, last))
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)
 			p50, p90 := out[string(t)], out[UpperOutputName(t, q)]
@@ -246,12 +250,18 @@ type trainer struct {
 	nodes   []*G.Node // parameters, in params.list order
 	values  []*dense  // the same parameters' Go copies
 	dn      *G.Node   // scale-free changes, [F·T, B·N]
+	scn     *G.Node   // scale-free seasonal rows, [S·L, B·N] (nil without a season)
+	rho     *G.Node   // the season's mismatch per target, [S, B·N]
 	y, w    []*G.Node // per target: actuals and loss weights (mask × scale / cells)
 	last    []*G.Node // per target: the last value, repeated over the horizon
 	scale   []*G.Node // per target: its volatility, repeated over the horizon
 	uscale  []*G.Node // per target: the scale of its upper margin
 	wq, wq1 []*G.Node // per target: w·q and w·(1-q) for the pinball loss
 	cost    *G.Node
+	// rng draws which windows lose or swap their seasonal context, when
+	// augment (always, but in the test that compares the graph with Forward).
+	rng     *rand.Rand
+	augment bool
 	vm      G.VM
 	solver  G.Solver
 	weights [][]float64
@@ -261,7 +271,7 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	g := G.NewGraph()
 	nN, nFT, nH := len(o.Graph.Services), len(o.Features)*o.Window, o.Horizon
 	cols := batch * nN
-	tr := &trainer{ds: ds, opts: o, batch: batch, p: p, weights: targetWeights(ds, o)}
+	tr := &trainer{ds: ds, opts: o, batch: batch, p: p, weights: targetWeights(ds, o), rng: rand.New(rand.NewSource(o.Seed + 1)), augment: true}
 	param := map[string]*G.Node{}
 	for _, nd := range p.list(o.Targets) {
 		n := G.NewMatrix(g, tensor.Float64, G.WithShape(nd.d.r, nd.d.c), G.WithName(nd.name),
@@ -321,11 +331,22 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	// The scale-free input, the last values and the volatilities do not
 	// depend on the parameters: step computes them with Forward's code and
 	// feeds them in.
-	parts := []*G.Node{tr.dn}
-	for _, a := range prior {
-		parts = append(parts, graphConv(tr.dn, a))
+	dn := tr.dn
+	if seasonalRows(o) > 0 {
+		// gateSeason: each target's block times σ(ga·ρ + gb).
+		tr.scn, tr.rho = input("scn", seasonalRows(o)), input("rho", len(o.Targets))
+		slope := do(func() (*G.Node, error) {
+			return G.BroadcastHadamardProd(tr.rho, param["season_gate_slope"], nil, []byte{1})
+		})
+		gate := unary(G.Sigmoid, bias(slope, param["season_gate_bias"]))
+		gated := times(tr.scn, matmul(constant("season_expand", (&Model{opts: o}).seasonExpand()), gate))
+		dn = do(func() (*G.Node, error) { return G.Concat(0, tr.dn, gated) })
 	}
-	parts = append(parts, graphConv(tr.dn, adaptive))
+	parts := []*G.Node{dn}
+	for _, a := range prior {
+		parts = append(parts, graphConv(dn, a))
+	}
+	parts = append(parts, graphConv(dn, adaptive))
 	z0 := do(func() (*G.Node, error) { return G.Concat(0, parts...) })
 	h1 := gated(bias(matmul(param["w1f"], z0), param["b1f"]), bias(matmul(param["w1g"], z0), param["b1g"]))
 	z1 := do(func() (*G.Node, error) { return G.Concat(0, h1, graphConv(h1, prior[0]), graphConv(h1, adaptive)) })
@@ -362,14 +383,53 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	return tr, nil
 }
 
+// Shares of training windows whose seasonal context is withheld (filled as
+// when the history is shorter than a period) or taken from another window
+// (a cycle that no longer holds). Without them the network would learn to
+// follow a season it has only ever seen repeat exactly; with them it learns
+// to check the lagged window against the current one and to fall back on
+// the window when they disagree, as after a change of regime.
+const (
+	seasonWithheld = 0.15
+	seasonSwapped  = 0.25
+)
+
+// seasonAugmented returns x with its seasonal rows withheld or swapped for
+// another window's (seasonWithheld, seasonSwapped), or x as it is.
+func (tr *trainer) seasonAugmented(x []float64, last int) []float64 {
+	o := tr.opts
+	if seasonalRows(o) == 0 || !tr.augment {
+		return x
+	}
+	nN, base := len(o.Graph.Services), windowRows(o)*len(o.Graph.Services)
+	switch u := tr.rng.Float64(); {
+	case u < seasonWithheld:
+		l := o.Window + o.Horizon
+		for s, t := range o.Targets {
+			lastRow := x[(indexOf(o.Features, t)*o.Window+o.Window-1)*nN:][:nN]
+			for r := range l {
+				copy(x[base+(s*l+r)*nN:], lastRow)
+			}
+		}
+	case u < seasonWithheld+seasonSwapped:
+		// A quarter to three quarters of a period away: out of phase.
+		other := last - o.Period/4 - tr.rng.Intn(o.Period/2+1)
+		if other >= o.Window-1 {
+			copy(x[base:], tr.ds.SeasonalInput(other, o.Window, o.Horizon, o.seasonal())[base:])
+		}
+	}
+	return x
+}
+
 // step runs one Adam step on the windows ending at origins (at most one
 // batch; missing slots are padded with weight-zero copies) and returns the
 // batch loss. The parameters' Go copies are updated.
 func (tr *trainer) step(origins []int) (float64, error) {
 	o, ds := tr.opts, tr.ds
-	nN, nFT, nH, q := len(o.Graph.Services), len(o.Features)*o.Window, o.Horizon, o.UpperQuantile
+	nN, nH, q := len(o.Graph.Services), o.Horizon, o.UpperQuantile
+	nFT, nS, nT := windowRows(o), seasonalRows(o), len(o.Targets)
 	cols := tr.batch * nN
-	x := make([]float64, nFT*cols)
+	x, scn, rho := make([]float64, nFT*cols), make([]float64, nS*cols), make([]float64, nT*cols)
 	ys, ws := make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets))
 	lasts, scales, uscales := make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets))
 	for i := range o.Targets {
@@ -380,11 +440,20 @@ func (tr *trainer) step(origins []int) (float64, error) {
 	cells := float64(tr.batch * nH * nN)
 	for b := range tr.batch {
 		last, counted := origins[b%len(origins)], b < len(origins)
-		in := &dense{r: nFT, c: nN, v: ds.Input(last, o.Window)}
+		in := &dense{r: inputRows(o), c: nN, v: tr.seasonAugmented(m.Input(ds, last), last)}
 		dn, dev := m.scaleFree(in)
 		noise := m.noise(in)
 		for r := range nFT {
 			copy(x[r*cols+b*nN:], dn.v[r*nN:(r+1)*nN])
+		}
+		if nS > 0 {
+			sc, rh := m.seasonParts(in, dev, noise)
+			for r := range nS {
+				copy(scn[r*cols+b*nN:], sc.v[r*nN:(r+1)*nN])
+			}
+			for r := range nT {
+				copy(rho[r*cols+b*nN:], rh.v[r*nN:(r+1)*nN])
+			}
 		}
 		for i, t := range o.Targets {
 			ti := indexOf(o.Features, t)
@@ -408,6 +477,14 @@ func (tr *trainer) step(origins []int) (float64, error) {
 	}
 	if err := let(tr.dn, x); err != nil {
 		return 0, err
+	}
+	if nS > 0 {
+		if err := let(tr.scn, scn); err != nil {
+			return 0, err
+		}
+		if err := let(tr.rho, rho); err != nil {
+			return 0, err
+		}
 	}
 	for i := range o.Targets {
 		wq, wq1 := make([]float64, len(ws[i])), make([]float64, len(ws[i]))

@@ -33,6 +33,9 @@ type Config struct {
 	// ValidationFraction of the remaining windows (the most recent of them)
 	// drives early stopping.
 	ValidationFraction float64
+	// Season is the seasonal context's period in steps, SeasonAuto to
+	// detect it on the training part, or SeasonNone.
+	Season int
 }
 
 // DefaultTestFraction and DefaultValidationFraction give the 70/30 split of
@@ -59,8 +62,10 @@ type Report struct {
 	Test      *TestEval `json:"test,omitempty"`
 	// Data says which services and features were modelled, and what was
 	// left out of the history and why.
-	Data       *DataReport `json:"data,omitempty"`
-	Normalised bool        `json:"statisticsFromTrainingPartOnly"`
+	Data *DataReport `json:"data,omitempty"`
+	// Season is the seasonal context the model reads, or why it has none.
+	Season     *SeasonReport `json:"season,omitempty"`
+	Normalised bool          `json:"statisticsFromTrainingPartOnly"`
 }
 
 // Split counts the windows of each part.
@@ -113,6 +118,10 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 			cfg.Start.Format(time.RFC3339), cfg.End.Format(time.RFC3339), len(all), o.Window, o.Horizon)
 	}
 	train, val, test := all[:nTrain], all[nTrain:nTrain+nVal], all[nTrain+nVal:]
+	season, err := chooseSeason(ds, &o, cfg.Season, train[len(train)-1]+1)
+	if err != nil {
+		return nil, nil, err
+	}
 	// Statistics from what training may see: every step up to the last
 	// training window's last target.
 	if err := ds.FitNormalization(train[len(train)-1] + o.Horizon + 1); err != nil {
@@ -123,7 +132,7 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	report := &Report{
 		Model: o.Name, Source: cfg.SourceName, Start: cfg.Start, End: cfg.End, Steps: ds.Steps,
 		Windows: Split{Train: len(train), Validation: len(val), Test: len(test)}, Normalised: true,
-		Stopped: "converged", Data: dataReport,
+		Stopped: "converged", Data: dataReport, Season: season,
 	}
 	track := func(p gnn.Progress) {
 		report.Epochs = p.Epoch
@@ -160,7 +169,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 	var covered, upperPoints int
 	var excess float64
 	for _, last := range origins {
-		out := m.Forward(ds.Input(last, o.Window))
+		out := m.Forward(m.Input(ds, last))
 		point, upper := out[string(o.Targets[0])], out[gnn.UpperOutputName(o.Targets[0], o.UpperQuantile)]
 		for h := range o.Horizon {
 			for n := range nN {
