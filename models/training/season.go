@@ -41,78 +41,155 @@ type SeasonReport struct {
 	Reason string `json:"reason"`
 }
 
+// wellKnownPeriods are the cycles production load usually has. They are
+// scored beside the detected period: a history of a few days holds a daily
+// cycle twice, enough to use it, but not the three times detection needs.
+var wellKnownPeriods = []time.Duration{24 * time.Hour, 7 * 24 * time.Hour}
+
 // detectSeason finds the period shared by the targets' series on the
-// training part (steps before trainEnd): each series' dominant period
-// (baseline.DetectPeriod), grouped within seasonTolerance; the largest
-// group wins if it holds minSeasonShare of the series, and its median
-// period is used. The horizon bounds it from below: a cycle shorter than
-// the forecast is not a season the input can show.
+// training part (steps before trainEnd). Candidates are the period most
+// series show (each series' dominant period, baseline.DetectPeriod, grouped
+// within seasonTolerance; it counts when it shows on minSeasonShare of the
+// series) and the well-known periods the training part holds twice; the one
+// with the highest autocorrelation pooled over every target series wins if
+// that reaches minPooledACF, and is refined to the exact lag (refinePeriod).
+// The horizon bounds it from below: a cycle shorter than the forecast is
+// not a season the input can show.
 func detectSeason(ds *dataset.Dataset, targets []int, trainEnd, horizon int) SeasonReport {
 	type found struct {
 		period int
 		acf    float64
 	}
 	var all []found
-	var of int
+	var series [][]float64
 	for _, ti := range targets {
 		for n := range ds.Services {
 			if ds.NoData[ti][n] {
 				continue
 			}
-			of++
 			x := make([]float64, trainEnd)
 			for t := range trainEnd {
 				x[t] = ds.Raw[ti][t][n]
 			}
+			series = append(series, x)
 			if p, acf := baseline.DetectPeriod(x); p > horizon {
 				all = append(all, found{p, acf})
 			}
 		}
 	}
-	rep := SeasonReport{Of: of}
-	if len(all) == 0 {
-		rep.Reason = fmt.Sprintf("no target series shows a cycle longer than the horizon (%d steps) that repeats three times in the %d training steps", horizon, trainEnd)
+	rep := SeasonReport{Of: len(series)}
+	var candidates []int
+	var detected string
+	if len(all) > 0 {
+		slices.SortFunc(all, func(a, b found) int { return a.period - b.period })
+		var best []found
+		for i := range all {
+			j := i
+			for j < len(all) && float64(all[j].period) <= float64(all[i].period)*(1+seasonTolerance) {
+				j++
+			}
+			if j-i > len(best) {
+				best = all[i:j]
+			}
+		}
+		p := best[len(best)/2].period
+		if float64(len(best)) >= minSeasonShare*float64(len(series)) {
+			candidates = append(candidates, p)
+			rep.Series = len(best)
+			detected = fmt.Sprintf("detected on %d of %d target series", len(best), len(series))
+		} else {
+			detected = fmt.Sprintf("the most common cycle (%d steps) shows on %d of %d target series, fewer than %.0f %%", p, len(best), len(series), 100*minSeasonShare)
+		}
+	}
+	for _, d := range wellKnownPeriods {
+		if p := int(d / ds.Step); d%ds.Step == 0 && p > horizon && 2*p <= trainEnd && !slices.Contains(candidates, p) {
+			candidates = append(candidates, p)
+		}
+	}
+	bestPeriod, bestACF := 0, math.Inf(-1)
+	for _, p := range candidates {
+		if acf := pooledACF(series, p); acf > bestACF {
+			bestPeriod, bestACF = p, acf
+		}
+	}
+	switch {
+	case len(candidates) == 0 && detected == "":
+		rep.Reason = fmt.Sprintf("no target series shows a cycle longer than the horizon (%d steps) that repeats three times in the %d training steps, and the training part is shorter than two days", horizon, trainEnd)
+		return rep
+	case len(candidates) == 0:
+		rep.Reason = detected
+		return rep
+	case bestACF < minPooledACF:
+		rep.Reason = fmt.Sprintf("the best cycle (%d steps) has autocorrelation %.2f pooled over the %d target series, below %.2f", bestPeriod, bestACF, len(series), minPooledACF)
 		return rep
 	}
-	slices.SortFunc(all, func(a, b found) int { return a.period - b.period })
-	var best []found
-	for i := range all {
-		j := i
-		for j < len(all) && float64(all[j].period) <= float64(all[i].period)*(1+seasonTolerance) {
-			j++
-		}
-		if j-i > len(best) {
-			best = all[i:j]
-		}
+	rep.PeriodSteps = bestPeriod
+	fromData := rep.Series > 0 && slices.Index(candidates, bestPeriod) == 0
+	if fromData {
+		// A well-known period is exact by definition; a detected one is
+		// only as exact as a broad autocorrelation peak.
+		rep.PeriodSteps = refinePeriod(ds, targets, trainEnd, max(1, horizon/2), bestPeriod)
 	}
-	rep.Series = len(best)
-	rep.PeriodSteps = refinePeriod(ds, targets, trainEnd, max(1, horizon/2), best[0].period, best[len(best)-1].period, best[len(best)/2].period)
-	for _, f := range best {
-		rep.ACF += f.acf / float64(len(best))
+	rep.ACF = math.Round(pooledACF(series, rep.PeriodSteps)*1000) / 1000
+	if fromData {
+		rep.Reason = fmt.Sprintf("%s of the training part (pooled autocorrelation %.2f)", detected, rep.ACF)
+	} else {
+		rep.Series = 0
+		rep.Reason = fmt.Sprintf("a well-known period, with pooled autocorrelation %.2f on the training part", rep.ACF)
 	}
-	rep.ACF = math.Round(rep.ACF*1000) / 1000
-	if float64(len(best)) < minSeasonShare*float64(of) {
-		rep.Reason = fmt.Sprintf("the most common cycle (%d steps) shows on %d of %d target series, fewer than %.0f %%", rep.PeriodSteps, len(best), of, 100*minSeasonShare)
-		rep.PeriodSteps, rep.ACF = 0, 0
-		return rep
-	}
-	rep.Reason = fmt.Sprintf("detected on %d of %d target series of the training part (mean autocorrelation %.2f)", len(best), of, rep.ACF)
 	return rep
 }
+
+// minPooledACF is the autocorrelation at the period, averaged over every
+// target series, a seasonal context needs: below it, last period says
+// little about this one.
+const minPooledACF = 0.2
+
+// pooledACF is the mean over the series of their autocorrelation at lag
+// (after removing each series' mean); a constant series counts as 0.
+func pooledACF(series [][]float64, lag int) float64 {
+	if len(series) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, x := range series {
+		if lag >= len(x)-1 {
+			continue
+		}
+		var mean, v, c float64
+		for _, y := range x {
+			mean += y / float64(len(x))
+		}
+		for t, y := range x {
+			v += (y - mean) * (y - mean)
+			if t+lag < len(x) {
+				c += (y - mean) * (x[t+lag] - mean)
+			}
+		}
+		if v > 0 {
+			sum += c / v * float64(len(x)) / float64(len(x)-lag)
+		}
+	}
+	return sum / float64(len(series))
+}
+
+// refineTolerance is how far refinePeriod looks from the detected period.
+const refineTolerance = 0.01
 
 // maxRefineLags bounds the lags refinePeriod scores, so refining stays
 // linear in the history whatever the spread of the detected periods.
 const maxRefineLags = 201
 
-// refinePeriod returns the lag within [lo-2, hi+2] (at most maxRefineLags of
-// them, centred on mid) at which the targets' k-step changes correlate best,
+// refinePeriod returns the lag within refineTolerance of mid (at least 2
+// steps, at most maxRefineLags of them) at which the targets' k-step changes correlate best,
 // pooled over every series. Autocorrelation peaks of a smooth load are a few
 // steps wide, and each series peaks at a slightly different lag; the
 // seasonal context reads the steps exactly one period back, so the lag at
 // which the changes repeat is the one it needs (on the boutique recording:
 // 602 steps, the replayed curve's length, where the median peak is 599).
-func refinePeriod(ds *dataset.Dataset, targets []int, trainEnd, k, lo, hi, mid int) int {
-	lo, hi = max(lo-2, mid-maxRefineLags/2, k+1), min(hi+2, mid+maxRefineLags/2)
+func refinePeriod(ds *dataset.Dataset, targets []int, trainEnd, k, mid int) int {
+	spread := min(max(int(math.Ceil(refineTolerance*float64(mid))), 2), maxRefineLags/2)
+	lo, hi := max(mid-spread, k+1), mid+spread
 	if hi >= trainEnd-k-1 {
 		hi = trainEnd - k - 2
 	}
