@@ -36,7 +36,7 @@ const (
 	seasonalStep    = 30 * time.Second
 )
 
-func seasonalModel(t *testing.T) (*model.Manifest, Predictor) {
+func seasonalModel(t testing.TB) (*model.Manifest, Predictor) {
 	t.Helper()
 	nF, nN := 2, len(services)
 	rows := nF*seasonalWindow + seasonalWindow + seasonalHorizon
@@ -105,7 +105,7 @@ func rampRequests(svc string, at time.Time) float64 {
 
 // rampCSV records the ramp from since to until, one row a step, in the wide
 // CSV format the csv source replays.
-func rampCSV(t *testing.T, since, until time.Time) *source.CSV {
+func rampCSV(t testing.TB, since, until time.Time) *source.CSV {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("timestamp")
@@ -165,7 +165,7 @@ func lagged(err error) func(source.Query) error {
 	}
 }
 
-func seasonalForecaster(t *testing.T, m *model.Manifest, pred Predictor, src source.Source, edits ...func(*Options)) (*Forecaster, *prometheus.Registry, *bytes.Buffer) {
+func seasonalForecaster(t testing.TB, m *model.Manifest, pred Predictor, src source.Source, edits ...func(*Options)) (*Forecaster, *prometheus.Registry, *bytes.Buffer) {
 	t.Helper()
 	pol := policy.Default()
 	pol.CapacityPerPod = 10
@@ -380,5 +380,27 @@ func TestNonSeasonalModelQueriesOnce(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "foresight_seasonal_context"); err != nil || n != 0 {
 		t.Errorf("%d foresight_seasonal_context series (%v), want none", n, err)
+	}
+}
+
+// BenchmarkSeasonalCycle: one cycle of the seasonal model on CSV replay,
+// with the lagged query answered and failing.
+func BenchmarkSeasonalCycle(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		fail func(source.Query) error
+	}{{"season", nil}, {"lagged query failing", lagged(errors.New("boom"))}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, pred := seasonalModel(b)
+			src := &queryLog{Source: rampCSV(b, now.Add(-time.Hour), now.Add(time.Minute)), fail: tc.fail}
+			f, _, _ := seasonalForecaster(b, m, pred, src)
+			b.ReportAllocs()
+			for b.Loop() {
+				src.queries = src.queries[:0]
+				if _, err := f.Cycle(context.Background(), now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
