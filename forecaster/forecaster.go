@@ -131,6 +131,11 @@ type Forecaster struct {
 	// fallback are the services of the last cycle's data that the model
 	// does not know, forecast by the model-free fallback.
 	fallback []string
+	// season is the lagged window of a model with a seasonal context (nil
+	// without); seasonPresent the last cycle's state per service, so a
+	// change is logged once.
+	season        *window.Season
+	seasonPresent map[string]bool
 	// coverage is the last cycle's Coverage state per service (under readyMu).
 	coverage      map[string]string
 	loggedSummary bool
@@ -246,6 +251,10 @@ func New(opts Options) (*Forecaster, error) {
 		sizeCPU = &o
 	}
 	spec := window.SpecFor(m)
+	var season *window.Season
+	if s, ok := window.SeasonFor(m); ok {
+		season = &s
+	}
 	var primary []int
 	for i, feat := range spec.Features {
 		if feat == source.Requests || feat == source.CPU {
@@ -269,6 +278,8 @@ func New(opts Options) (*Forecaster, error) {
 		served:        served,
 		cpuSized:      cpuSized,
 		noRequestRate: noRequestRate,
+		season:        season,
+		seasonPresent: make(map[string]bool),
 	}, nil
 }
 
@@ -392,14 +403,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	query.AllServices = true
 	data, err := src.Fetch(ctx, query)
 	if err != nil {
-		kind := source.ErrBadResponse
-		var fe *source.FetchError
-		switch {
-		case errors.As(err, &fe):
-			kind = fe.Kind
-		case errors.Is(err, context.DeadlineExceeded):
-			kind = source.ErrTimeout
-		}
+		kind := fetchErrorKind(err)
 		f.metrics.sourceErrors.WithLabelValues(src.Name(), string(kind)).Inc()
 		reason := HeldSourceError
 		if kind == source.ErrTimeout {
@@ -448,8 +452,14 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		return fresh, reasons, nil
 	}
 
+	input := win.Input
+	if f.season != nil {
+		if input, err = f.seasonalInput(ctx, win, end); err != nil {
+			return fresh, reasons, &cycleError{HeldModelError, err}
+		}
+	}
 	inferStart := time.Now()
-	outputs, err := f.opts.Predictor.Predict(win.Input)
+	outputs, err := f.opts.Predictor.Predict(input)
 	f.metrics.inferenceDuration.Observe(time.Since(inferStart).Seconds())
 	if err != nil {
 		return fresh, reasons, &cycleError{HeldModelError, fmt.Errorf("running model %s: %w", m.Name, err)}
@@ -529,6 +539,98 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			"limitedBy", dec.Limited, "peakRequests", dec.PeakRequests, "cpuCores", cpuPeak)
 	}
 	return fresh, reasons, nil
+}
+
+// fetchErrorKind classifies a failed fetch for foresight_source_errors_total.
+func fetchErrorKind(err error) source.ErrorKind {
+	var fe *source.FetchError
+	switch {
+	case errors.As(err, &fe):
+		return fe.Kind
+	case errors.Is(err, context.DeadlineExceeded):
+		return source.ErrTimeout
+	}
+	return source.ErrBadResponse
+}
+
+// seasonalInput is the window's input followed by the seasonal rows of a
+// model with a seasonal context, from one more query to the same source.
+// When that query fails or the history does not reach one period back, the
+// blocks say "no season" and the forecast goes on: the season improves a
+// forecast, it never costs one. The lagged query gets at most half the time
+// left in the cycle, so a slow one cannot starve what follows it.
+func (f *Forecaster) seasonalInput(ctx context.Context, win *window.Window, end time.Time) ([]float64, error) {
+	src := f.opts.Source
+	q := f.season.Query(f.opts.Namespace, end)
+	fetchCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		fetchCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+	}
+	data, err := src.Fetch(fetchCtx, q)
+	cancel()
+	if err != nil {
+		f.metrics.sourceErrors.WithLabelValues(src.Name(), string(fetchErrorKind(err))).Inc()
+		data, err = nil, fmt.Errorf("fetching %s..%s from %s: %w", q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339), src.Name(), err)
+	}
+	in, buildErr := f.season.Append(win, data)
+	if buildErr != nil {
+		return nil, fmt.Errorf("building input window: %w", buildErr)
+	}
+	f.noteSeason(in, q, err)
+	return in.Input, nil
+}
+
+// noteSeason sets foresight_seasonal_context per served service (1 when
+// every seasonal feature it was trained with had its season) and logs the
+// services whose state changed: once, not every cycle.
+func (f *Forecaster) noteSeason(in *window.SeasonalInput, q source.Query, fetchErr error) {
+	m := f.opts.Manifest
+	var lost, found []string
+	for n, svc := range m.Services {
+		if !f.owns(svc) {
+			continue
+		}
+		present, read := true, false
+		for fi, feat := range f.season.Spec.Features {
+			if m.IsUnobserved(feat, svc) {
+				continue // trained without it: there is no season to miss
+			}
+			read = true
+			present = present && in.Present[fi][n]
+		}
+		if !read {
+			continue
+		}
+		f.metrics.seasonal.WithLabelValues(svc).Set(boolGauge(present))
+		if was, known := f.seasonPresent[svc]; known && was == present {
+			continue
+		}
+		f.seasonPresent[svc] = present
+		if present {
+			found = append(found, svc)
+		} else {
+			lost = append(lost, svc)
+		}
+	}
+	period := time.Duration(m.Seasonal.PeriodSteps) * time.Duration(m.Step)
+	if len(lost) > 0 {
+		reason := "the history does not reach one period back (Prometheus retention shorter than the period plus the window, or a new service or series)"
+		if fetchErr != nil {
+			reason = "the lagged query failed: " + textlimit.Cut(fetchErr.Error(), 300)
+		}
+		f.log.Warn("seasonal context absent: forecasting without last period's values (the model reads its window's last value instead); the forecast goes on",
+			"services", textlimit.List(lost, 20), "period", period, "reason", reason, "from", q.Start, "to", q.End)
+	}
+	if len(found) > 0 {
+		f.log.Info("seasonal context present: the forecast reads last period's values", "services", textlimit.List(found, 20), "period", period)
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // unusable says why service n's window must not be forecast from, or "".

@@ -18,6 +18,7 @@ type metrics struct {
 	lastSuccess       prometheus.Gauge
 	modelInfo         *prometheus.GaugeVec
 	coverage          *prometheus.GaugeVec
+	seasonal          *prometheus.GaugeVec
 	// Forecast accuracy, kept by accuracy.go.
 	forecastAbsError    *prometheus.GaugeVec
 	forecastEvaluations *prometheus.CounterVec
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_service_coverage",
 			Help: "1 per service for how it is forecast: coverage=model (the model knows it and the data has it), fallback (in the data, not in the model: the model-free fallback forecasts it until a retrained model does), absent (in the model, not in the data).",
 		}, []string{"service", "coverage"}),
+		seasonal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_seasonal_context",
+			Help: "Models with a seasonal context only, per service: 1 when the last forecast read the values of one period earlier, 0 when it ran without them (the lagged query failed, or the history does not reach one period back).",
+		}, []string{"service"}),
 		forecastAbsError: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_forecast_absolute_error",
 			Help: "Mean absolute error of the request-rate point forecast made step model steps before the observation (requests per second), over the last " + itoa(AccuracyWindow) + " forecasts scored, by service and step.",
@@ -77,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service", "step"}),
 	}
 	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.inputOutOfRange, m.lastSuccess, m.modelInfo,
-		m.coverage, m.forecastAbsError, m.forecastEvaluations} {
+		m.coverage, m.seasonal, m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
