@@ -141,10 +141,12 @@ func TestSeasonAppendMatchesDataset(t *testing.T) {
 		// edit makes gaps in the history; nil keeps it whole.
 		edit    func(source.Data)
 		present bool // every block has its season
+		// absent lists services whose blocks have no season whatever present says.
+		absent []string
 	}{
 		// Period 6, window 3, horizon 2: the lagged block of last 30 is steps 22..26.
-		{"one period back", 30, nil, true},
-		{"the history starts at the block's first step", 8, nil, true},
+		{"one period back", 30, nil, true, nil},
+		{"the history starts at the block's first step", 8, nil, true, nil},
 		{"gaps in the block: imputed like the window", 30, func(d source.Data) {
 			// requests of a: the block's first step carried from the step
 			// before it (within the query's reach-back), a NaN sample, a gap
@@ -157,9 +159,21 @@ func TestSeasonAppendMatchesDataset(t *testing.T) {
 			})
 			// cpu of b: the block's last steps carried.
 			edit(d, source.CPU, "b", func(k int, _ *source.Sample) bool { return k < 25 || k > 27 })
-		}, true},
-		{"the history starts within the block", 7, nil, false},
-		{"no history in the block at all", 3, nil, false},
+		}, true, nil},
+		{"the history starts within the block", 7, nil, false, nil},
+		{"a gap longer than the carry over the block's first step", 30, func(d source.Data) {
+			for feat := range d {
+				for svc := range d[feat] {
+					edit(d, feat, svc, func(k int, _ *source.Sample) bool { return k < 18 || k > 22 })
+				}
+			}
+		}, false, nil},
+		{"a series that starts later than the others", 30, func(d source.Data) {
+			for feat := range d {
+				edit(d, feat, "b", func(k int, _ *source.Sample) bool { return k >= 24 })
+			}
+		}, true, []string{"b"}},
+		{"no history in the block at all", 3, nil, false, nil},
 	}
 	m := seasonManifest()
 	season, _ := window.SeasonFor(m)
@@ -201,8 +215,8 @@ func TestSeasonAppendMatchesDataset(t *testing.T) {
 			}
 			for f := range got.Present {
 				for n, p := range got.Present[f] {
-					if p != tc.present {
-						t.Errorf("present[%s][%s] = %v, want %v", m.Seasonal.Features[f], m.Services[n], p, tc.present)
+					if want := tc.present && !slices.Contains(tc.absent, m.Services[n]); p != want {
+						t.Errorf("present[%s][%s] = %v, want %v", m.Seasonal.Features[f], m.Services[n], p, want)
 					}
 				}
 			}

@@ -160,9 +160,11 @@ func (d *Dataset) Input(last, window int) []float64 {
 
 // SeasonalInput is Input followed by the seasonal rows a model with a
 // seasonal context reads (model.Seasonal): for each of s.Features, the
-// window+horizon steps ending horizon steps after last−period. Where the
-// history does not reach back that far the block holds the window's last
-// value, as the serving window fills it. With s nil it is Input.
+// window+horizon steps ending horizon steps after last−period. A block has
+// its season when the series was observed at the block's first step or
+// within window.DefaultMaxCarry before it, the rule the serving window
+// applies to the same samples; otherwise it holds the window's last value.
+// With s nil it is Input.
 func (d *Dataset) SeasonalInput(last, window, horizon int, s *model.Seasonal) []float64 {
 	x := d.Input(last, window)
 	if s == nil {
@@ -173,17 +175,31 @@ func (d *Dataset) SeasonalInput(last, window, horizon int, s *model.Seasonal) []
 	for _, feat := range s.Features {
 		f := d.FeatureIndex(feat)
 		block := make([]float64, rows*nN)
-		for r := range rows {
-			switch {
-			case first < 0:
-				copy(block[r*nN:], d.normalised[f][last])
-			default:
-				copy(block[r*nN:], d.normalised[f][first+r])
+		for n := range nN {
+			present := d.reaches(f, first, n)
+			for r := range rows {
+				if present {
+					block[r*nN+n] = d.normalised[f][first+r][n]
+				} else {
+					block[r*nN+n] = d.normalised[f][last][n]
+				}
 			}
 		}
 		x = append(x, block...)
 	}
 	return x
+}
+
+// reaches reports whether feature f of service n was observed at step t or
+// at most window.DefaultMaxCarry before it.
+func (d *Dataset) reaches(f, t, n int) bool {
+	carry := int(window.DefaultMaxCarry / d.Step)
+	for u := t; u >= 0 && u >= t-carry; u-- {
+		if d.Observed[f][u][n] {
+			return true
+		}
+	}
+	return false
 }
 
 // FeatureIndex returns the position of f, or -1.
