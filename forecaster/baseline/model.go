@@ -2,8 +2,10 @@ package baseline
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
+	"github.com/foresightscale/foresight/forecaster/conformal"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/models/dataset"
 )
@@ -18,10 +20,18 @@ type Model struct {
 	manifest *model.Manifest
 	session  *model.Session
 
-	// The last run, so the point and quantile forecasts of one origin cost
-	// one Predict.
-	cachedLast int
-	cachedOut  map[string][]float64
+	// Outputs of the latest origins, so the point and quantile forecasts of
+	// one origin, and the replay of the adaptive upper bound, cost one
+	// Predict per origin.
+	outputs map[int]map[string][]float64
+
+	// adaptive makes upper quantiles the median plus the recent errors'
+	// quantile (conformal.Tracker), as serve publishes them; the tracker
+	// replays every origin up to the one asked, in order.
+	adaptive  bool
+	tracker   *conformal.Tracker
+	tracked   int // the last origin the tracker has seen
+	trackedOf int // the target it tracks
 }
 
 // NewModel prepares a session of m.
@@ -30,8 +40,12 @@ func NewModel(m *model.Model) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: model %s: %w", ModelName, m.Manifest().Name, err)
 	}
-	return &Model{manifest: m.Manifest(), session: s, cachedLast: -1}, nil
+	return &Model{manifest: m.Manifest(), session: s, adaptive: true}, nil
 }
+
+// SetAdaptiveUpper chooses between the adaptive upper bound serve publishes
+// by default (true) and the model's own upper quantile output (false).
+func (m *Model) SetAdaptiveUpper(on bool) { m.adaptive, m.tracker = on, nil }
 
 // Name implements Method.
 func (*Model) Name() string { return ModelName }
@@ -62,7 +76,7 @@ func (m *Model) Fit(ds *dataset.Dataset, target, trainEnd int) error {
 	if err := ds.Normalize(man.Normalization); err != nil {
 		return fmt.Errorf("%s: normalising with model %s's statistics: %w", ModelName, man.Name, err)
 	}
-	m.cachedLast, m.cachedOut = -1, nil
+	m.outputs, m.tracker = nil, nil
 	return nil
 }
 
@@ -97,21 +111,108 @@ func (m *Model) ForecastQuantile(ds *dataset.Dataset, target, last, horizon int,
 	if ds.Norm == nil {
 		return nil, fmt.Errorf("%s: Forecast before Fit", ModelName)
 	}
-	if m.cachedLast != last || m.cachedOut == nil {
-		out, err := m.session.Predict(ds.SeasonalInput(last, man.Window, man.Horizon, man.Seasonal))
-		if err != nil {
-			return nil, fmt.Errorf("%s: origin step %d: %w", ModelName, last, err)
+	if q > 0.5 && m.adaptive {
+		if _, ok := man.Output(feature, 0.5); ok {
+			return m.adaptiveUpper(ds, target, last, horizon, q)
 		}
-		m.cachedLast, m.cachedOut = last, out
+	}
+	return m.denormalised(ds, last, o, horizon)
+}
+
+// denormalised returns output o at origin last in the feature's units.
+func (m *Model) denormalised(ds *dataset.Dataset, last int, o model.Output, horizon int) ([][]float64, error) {
+	outs, err := m.predict(ds, last)
+	if err != nil {
+		return nil, err
 	}
 	// Outputs are normalised with the statistics of the feature they forecast.
-	st := man.Normalization[feature]
-	values := m.cachedOut[o.Name]
-	nN := len(man.Services)
+	st := m.manifest.Normalization[o.Feature]
+	values := outs[o.Name]
+	nN := len(m.manifest.Services)
 	out := newForecast(horizon, nN)
 	for h := range horizon {
 		for n := range nN {
 			out[h][n] = values[h*nN+n]*st.Std[n] + st.Mean[n]
+		}
+	}
+	return out, nil
+}
+
+// predict runs the model at origin last, once.
+func (m *Model) predict(ds *dataset.Dataset, last int) (map[string][]float64, error) {
+	if out, ok := m.outputs[last]; ok {
+		return out, nil
+	}
+	man := m.manifest
+	out, err := m.session.Predict(ds.SeasonalInput(last, man.Window, man.Horizon, man.Seasonal))
+	if err != nil {
+		return nil, fmt.Errorf("%s: origin step %d: %w", ModelName, last, err)
+	}
+	if m.outputs == nil {
+		m.outputs = make(map[int]map[string][]float64)
+	}
+	for o := range m.outputs {
+		if o < last-man.Horizon-1 {
+			delete(m.outputs, o) // the tracker has scored it
+		}
+	}
+	m.outputs[last] = out
+	return out, nil
+}
+
+// adaptiveUpper is the upper quantile serve publishes: the median plus the
+// q-quantile of the median's errors over the model's recent forecasts
+// (forecaster/conformal), the model's own output while too few exist. The
+// tracker sees every origin before last, in order, from far enough back to
+// fill its window, as a serve running since then would have.
+func (m *Model) adaptiveUpper(ds *dataset.Dataset, target, last, horizon int, q float64) ([][]float64, error) {
+	man := m.manifest
+	feature := ds.Features[target]
+	point, _ := man.Output(feature, 0.5)
+	upper, _ := man.Output(feature, q)
+	nN, nH := len(man.Services), man.Horizon
+	from := m.tracked + 1
+	if m.tracker == nil || m.trackedOf != target || last <= m.tracked {
+		t, err := conformal.New(nN, nH, q, conformal.DefaultWindow, conformal.DefaultMinResiduals)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ModelName, err)
+		}
+		m.tracker, m.trackedOf = t, target
+		from = max(man.Window-1, last-conformal.DefaultWindow-nH-1)
+	}
+	actual := make([]float64, nN)
+	for o := from; o <= last; o++ {
+		for n := range nN {
+			actual[n] = math.NaN()
+			if ds.Observed[target][o][n] {
+				actual[n] = ds.Raw[target][o][n]
+			}
+		}
+		if err := m.tracker.Observe(int64(o), actual); err != nil {
+			return nil, fmt.Errorf("%s: %w", ModelName, err)
+		}
+		p50, err := m.denormalised(ds, o, point, nH)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.tracker.Record(int64(o), slices.Concat(p50...)); err != nil {
+			return nil, fmt.Errorf("%s: %w", ModelName, err)
+		}
+		m.tracked = o
+	}
+	p50, err := m.denormalised(ds, last, point, horizon)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.denormalised(ds, last, upper, horizon)
+	if err != nil {
+		return nil, err
+	}
+	for h := range horizon {
+		for n := range nN {
+			if u, ok := m.tracker.Upper(h, n, p50[h][n]); ok {
+				out[h][n] = u
+			}
 		}
 	}
 	return out, nil

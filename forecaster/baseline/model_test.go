@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/conformal"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/models"
 	"github.com/foresightscale/foresight/models/dataset"
@@ -140,5 +141,82 @@ func TestModelRefusesOtherLayouts(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestModelAdaptiveUpper: the P90 the model method gives is serve's
+// adaptive bound, the median plus the 90th percentile of the median's errors
+// over its last conformal.DefaultWindow forecasts (computed here from the
+// point forecasts alone), the model's own P90 before enough errors exist or
+// with SetAdaptiveUpper(false). Origins out of order give the same answer.
+func TestModelAdaptiveUpper(t *testing.T) {
+	m, err := model.LoadFS(models.Demo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := m.Manifest()
+	nH, nN := man.Horizon, len(man.Services)
+	ds := manifestDataset(man, 400)
+	target := ds.FeatureIndex("requests")
+	method := func(adaptive bool) *Model {
+		g, err := NewModel(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Fit(ds, target, 60); err != nil {
+			t.Fatal(err)
+		}
+		g.SetAdaptiveUpper(adaptive)
+		return g
+	}
+	reference := method(false)
+	point := func(o int) [][]float64 {
+		p, err := reference.Forecast(ds, target, o, nH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// want is the bound from the errors of origins o-h-1, o-h-2, ... (at
+	// most DefaultWindow of them, from the first origin with a window).
+	want := func(last, h, n int) (float64, bool) {
+		var errs []float64
+		for o := last - h - 1; o >= man.Window-1 && len(errs) < conformal.DefaultWindow; o-- {
+			errs = append(errs, ds.Raw[target][o+h+1][n]-point(o)[h][n])
+		}
+		if len(errs) < conformal.DefaultMinResiduals {
+			return 0, false
+		}
+		slices.Sort(errs)
+		q := errs[int(math.Ceil(0.9*float64(len(errs))))-1]
+		return point(last)[h][n] + math.Max(q, 0), true
+	}
+	adaptive := method(true)
+	var adapted int
+	for _, last := range []int{40, 330, 331, 120} {
+		got, err := adaptive.ForecastQuantile(ds, target, last, nH, 0.9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, err := reference.ForecastQuantile(ds, target, last, nH, 0.9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []int{0, nH - 1} {
+			for n := range nN {
+				w, ok := want(last, h, n)
+				if !ok {
+					w = own[h][n]
+				} else if math.Abs(w-own[h][n]) > 1e-6 {
+					adapted++
+				}
+				if math.Abs(got[h][n]-w) > 1e-9*math.Max(1, math.Abs(w)) {
+					t.Fatalf("origin %d step %d %s: P90 %v, want %v (adaptive: %v)", last, h+1, man.Services[n], got[h][n], w, ok)
+				}
+			}
+		}
+	}
+	if adapted == 0 {
+		t.Error("the adaptive bound never differed from the model's own: the test checks nothing")
 	}
 }

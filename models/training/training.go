@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/foresightscale/foresight/forecaster/conformal"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/forecaster/topology"
@@ -159,39 +160,69 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	return m, report, trainErr
 }
 
-// evaluate measures the request-rate forecast on the test windows.
+// evaluate measures the first target's forecast on the test windows. The
+// upper quantile is judged as serve publishes it: the median plus the
+// quantile of the median's recent errors (forecaster/conformal), replayed
+// over every origin from far enough before the test part to fill the
+// tracker, the model's own upper output while too few errors exist.
 func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *TestEval {
 	ti := ds.FeatureIndex(o.Targets[0])
 	st := ds.Norm[o.Targets[0]]
-	nN := len(ds.Services)
-	ev := &TestEval{MAEByHorizon: make([]float64, o.Horizon), LastValueMAEByHorizon: make([]float64, o.Horizon)}
-	counts := make([]int, o.Horizon)
+	nN, nH := len(ds.Services), o.Horizon
+	ev := &TestEval{MAEByHorizon: make([]float64, nH), LastValueMAEByHorizon: make([]float64, nH)}
+	counts := make([]int, nH)
 	var covered, upperPoints int
 	var excess float64
-	for _, last := range origins {
+	tracker, err := conformal.New(nN, nH, o.UpperQuantile, conformal.DefaultWindow, conformal.DefaultMinResiduals)
+	if err != nil {
+		return ev // unreachable: Options.Validate keeps the quantile in (0.5, 1)
+	}
+	denorm := func(v []float64) []float64 {
+		out := make([]float64, len(v))
+		for k, x := range v {
+			out[k] = x*st.Std[k%nN] + st.Mean[k%nN]
+		}
+		return out
+	}
+	first := origins[0]
+	actual := make([]float64, nN)
+	for last := max(o.Window-1, first-conformal.DefaultWindow-nH-1); last <= origins[len(origins)-1]; last++ {
 		out := m.Forward(m.Input(ds, last))
-		point, upper := out[string(o.Targets[0])], out[gnn.UpperOutputName(o.Targets[0], o.UpperQuantile)]
-		for h := range o.Horizon {
+		point, upper := denorm(out[string(o.Targets[0])]), denorm(out[gnn.UpperOutputName(o.Targets[0], o.UpperQuantile)])
+		for n := range nN {
+			actual[n] = math.NaN()
+			if ds.Observed[ti][last][n] {
+				actual[n] = ds.Raw[ti][last][n]
+			}
+		}
+		_ = tracker.Observe(int64(last), actual) // sizes are right by construction
+		_ = tracker.Record(int64(last), point)
+		if last < first {
+			continue
+		}
+		for h := range nH {
 			for n := range nN {
 				if !ds.Observed[ti][last+1+h][n] {
 					continue
 				}
-				actual := ds.Raw[ti][last+1+h][n]
-				ev.MAEByHorizon[h] += math.Abs(point[h*nN+n]*st.Std[n] + st.Mean[n] - actual)
-				ev.LastValueMAEByHorizon[h] += math.Abs(ds.Raw[ti][last][n] - actual)
+				k := h*nN + n
+				y := ds.Raw[ti][last+1+h][n]
+				ev.MAEByHorizon[h] += math.Abs(point[k] - y)
+				ev.LastValueMAEByHorizon[h] += math.Abs(ds.Raw[ti][last][n] - y)
 				counts[h]++
-				if upper != nil {
-					upperPoints++
-					u := upper[h*nN+n]*st.Std[n] + st.Mean[n]
-					if actual <= u {
-						covered++
-					}
-					excess += u - actual
+				u := upper[k]
+				if a, ok := tracker.Upper(h, n, point[k]); ok {
+					u = a
 				}
+				upperPoints++
+				if y <= u {
+					covered++
+				}
+				excess += u - y
 			}
 		}
 	}
-	for h := range o.Horizon {
+	for h := range nH {
 		if counts[h] > 0 {
 			ev.MAEByHorizon[h] /= float64(counts[h])
 			ev.LastValueMAEByHorizon[h] /= float64(counts[h])
