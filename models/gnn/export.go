@@ -40,6 +40,7 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 	volatility := b.Add(b.MatMul(init("block_mean", m.blockMean()), dev), epsilon)
 	dn := b.Div(b.MatMul(centering, x), volatility)
 	noise := b.Abs(b.MatMul(init("differencing", m.differencing()), x))
+	var season onnxbuild.Value
 	if seasonalRows(o) > 0 {
 		// seasonParts and gateSeason; every operand of an element-wise op
 		// comes from a product of its own, for the reason above.
@@ -48,13 +49,16 @@ func (m *Model) Export() ([]byte, *model.Manifest, error) {
 		mismatch := b.MatMul(init("season_mismatch_mean", m.seasonMismatchMean()), b.Abs(b.MatMul(init("season_mismatch", m.seasonMismatch()), x)))
 		rho := b.Div(mismatch, b.Add(b.MatMul(init("season_noise_mean", m.seasonNoiseMean()), noise), epsilon))
 		gate := b.Sigmoid(b.Add(b.MatMul(init("season_gate_slope", diag(p.ga)), rho), init("season_gate_bias", p.gb)))
-		dn = b.Concat(0, dn, b.Mul(scn, b.MatMul(init("season_expand", m.seasonExpand()), gate)))
+		season = b.Mul(scn, b.MatMul(init("season_expand", m.seasonExpand()), gate))
 	}
 	parts := []onnxbuild.Value{dn}
 	for _, a := range prior {
 		parts = append(parts, b.MatMul(dn, a))
 	}
 	parts = append(parts, b.MatMul(dn, adaptive))
+	if seasonalRows(o) > 0 {
+		parts = append(parts, season)
+	}
 	z0 := b.Concat(0, parts...)
 	gated := func(f, g onnxbuild.Value) onnxbuild.Value { return b.Mul(b.Tanh(f), b.Sigmoid(g)) }
 	h1 := gated(

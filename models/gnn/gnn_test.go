@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,11 @@ func tinyOptions() Options {
 // chronological training and validation windows.
 func syntheticDataset(t testing.TB, o Options, hours int) (*dataset.Dataset, []int, []int) {
 	t.Helper()
-	gen, err := synthetic.New(synthetic.DefaultConfig(), o.Graph)
+	cfg := synthetic.DefaultConfig()
+	if !slices.Equal(o.Graph.Services, topology.OnlineBoutique().Services) {
+		cfg.Services = nil // the default profiles name Online Boutique's services
+	}
+	gen, err := synthetic.New(cfg, o.Graph)
 	if err != nil {
 		t.Fatal(err)
 	}

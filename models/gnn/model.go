@@ -89,9 +89,11 @@ func (p *params) list(targets []source.Feature) []namedDense {
 	return out
 }
 
-// rows0 is the height of Z0: the scale-free window and seasonal rows and
-// their K + 1 graph diffusions.
-func rows0(o Options) int { return (o.Hops + 2) * (windowRows(o) + seasonalRows(o)) }
+// rows0 is the height of Z0: the scale-free window and its K + 1 graph
+// diffusions, then the gated seasonal rows (not diffused: a service's own
+// last period is what tells about its next steps, and diffusing them would
+// add most of the cost of the seasonal context).
+func rows0(o Options) int { return (o.Hops+2)*windowRows(o) + seasonZRows(o) }
 
 // Input returns the model's input for the window of ds ending at step last:
 // the window, then the seasonal rows when the model has a seasonal context.
@@ -148,11 +150,11 @@ func (m *Model) Forward(x []float64) map[string][]float64 {
 	out := make(map[string][]float64, 2*len(o.Targets))
 	dn, dev := m.scaleFree(xm)
 	noise := m.noise(xm)
+	var season *dense
 	if seasonalRows(o) > 0 {
-		scn, rho := m.seasonParts(xm, dev, noise)
-		dn = concatRows(dn, m.gateSeason(scn, rho))
+		season = m.gateSeason(m.seasonParts(xm, dev, noise))
 	}
-	h2, z0 := m.hidden(dn)
+	h2, z0 := m.hidden(dn, season)
 	for i, t := range o.Targets {
 		p50, p90 := m.head(i, indexOf(o.Features, t), xm, dev, noise, z0, h2)
 		out[string(t)] = p50.v
@@ -179,12 +181,13 @@ func (m *Model) scaleFree(x *dense) (dn, dev *dense) {
 const seasonGateSlope = 2
 
 // seasonParts returns the seasonal rows, scale-free, and every target's
-// recent mismatch ρ [S, N]. The rows are each target's lagged window and
-// horizon minus its last value in the current window, divided by its
-// volatility in the current window: row T+h of a block is seasonal naive's
-// forecast of step h+1 as a change from the last value, in the units the
-// change outputs share, and a block filled with the last value (no season)
-// reads as zero. ρ is seasonal naive's mean absolute error over the window
+// recent mismatch ρ [S, N]. The rows are, per target, its value one period
+// before the window's last step and at the H steps after that, minus its
+// last value in the current window, divided by its volatility in the
+// current window: row h+1 of a block is seasonal naive's forecast of step
+// h+1 as a change from the last value, in the units the change outputs
+// share, row 0 how far the level moved since last period, and a block
+// filled with the last value (no season) reads as zero. ρ is seasonal naive's mean absolute error over the window
 // (current rows against lagged ones) over the window's mean step-to-step
 // change: about 1 where last period repeats as closely as the load moves
 // from one step to the next, large after a change of regime.
@@ -259,48 +262,49 @@ func (m *Model) seasonNoiseMean() *dense {
 	return a
 }
 
-// seasonExpand is the constant [S·L, S] matrix repeating target s's gate
-// over the L rows of its block.
+// seasonExpand is the constant [S·(H+1), S] matrix repeating target s's
+// gate over the rows of its block.
 func (m *Model) seasonExpand() *dense {
 	o := m.opts
-	l := o.Window + o.Horizon
-	e := newDense(seasonalRows(o), len(o.Targets))
+	k := o.Horizon + 1
+	e := newDense(seasonZRows(o), len(o.Targets))
 	for s := range o.Targets {
-		for r := range l {
-			e.set(s*l+r, s, 1)
+		for j := range k {
+			e.set(s*k+j, s, 1)
 		}
 	}
 	return e
 }
 
-// seasonalCentering is the constant [S·L, rows] matrix that takes every
-// seasonal row minus its target's last value in the window.
+// seasonalCentering is the constant [S·(H+1), rows] matrix that takes, per
+// target, the seasonal block's rows T-1 .. T+H-1 minus the target's last
+// value in the window.
 func (m *Model) seasonalCentering() *dense {
 	o := m.opts
-	l, base := o.Window+o.Horizon, windowRows(o)
-	c := newDense(seasonalRows(o), inputRows(o))
+	l, base, k := o.Window+o.Horizon, windowRows(o), o.Horizon+1
+	c := newDense(seasonZRows(o), inputRows(o))
 	for s, t := range o.Targets {
 		last := indexOf(o.Features, t)*o.Window + o.Window - 1
-		for r := range l {
-			c.set(s*l+r, base+s*l+r, 1)
-			c.set(s*l+r, last, -1)
+		for j := range k {
+			c.set(s*k+j, base+s*l+o.Window-1+j, 1)
+			c.set(s*k+j, last, -1)
 		}
 	}
 	return c
 }
 
-// seasonalScale is the constant [S·L, F·T] matrix whose rows of target s's
-// block average that target's block of the window's |D|.
+// seasonalScale is the constant [S·(H+1), F·T] matrix whose rows of target
+// s average that target's block of the window's |D|.
 func (m *Model) seasonalScale() *dense {
 	o := m.opts
-	l := o.Window + o.Horizon
-	a := newDense(seasonalRows(o), windowRows(o))
+	k := o.Horizon + 1
+	a := newDense(seasonZRows(o), windowRows(o))
 	w := 1 / float64(max(o.Window-1, 1))
 	for s, t := range o.Targets {
 		ti := indexOf(o.Features, t)
-		for r := range l {
+		for j := range k {
 			for c := range o.Window {
-				a.set(s*l+r, ti*o.Window+c, w)
+				a.set(s*k+j, ti*o.Window+c, w)
 			}
 		}
 	}
@@ -308,14 +312,18 @@ func (m *Model) seasonalScale() *dense {
 	return a
 }
 
-// hidden computes H2 and Z0 from the scale-free changes.
-func (m *Model) hidden(dn *dense) (h2, z0 *dense) {
+// hidden computes H2 and Z0 from the scale-free changes and the gated
+// seasonal rows (nil without a season).
+func (m *Model) hidden(dn, season *dense) (h2, z0 *dense) {
 	p := m.p
 	parts := []*dense{dn}
 	for _, a := range m.prior {
 		parts = append(parts, mul(dn, a))
 	}
 	parts = append(parts, mul(dn, m.adaptive))
+	if season != nil {
+		parts = append(parts, season)
+	}
 	z0 = concatRows(parts...)
 	h1 := gate(addCol(mul(p.w1f, z0), p.b1f), addCol(mul(p.w1g, z0), p.b1g))
 	z1 := concatRows(h1, mul(h1, m.prior[0]), mul(h1, m.adaptive))

@@ -201,6 +201,17 @@ func seasonalRows(o Options) int {
 	return len(o.Targets) * (o.Window + o.Horizon)
 }
 
+// seasonZRows is how many seasonal rows the first layer reads: per target,
+// the step one period before the window's last and the H steps after it.
+// The lagged window before them only measures how well the season matches
+// (seasonParts' ρ).
+func seasonZRows(o Options) int {
+	if o.Period <= 0 {
+		return 0
+	}
+	return len(o.Targets) * (o.Horizon + 1)
+}
+
 // inputRows is the height of the whole input.
 func inputRows(o Options) int { return windowRows(o) + seasonalRows(o) }
 

@@ -332,21 +332,24 @@ func newTrainer(ds *dataset.Dataset, o Options, p *params, batch int) (*trainer,
 	// depend on the parameters: step computes them with Forward's code and
 	// feeds them in.
 	dn := tr.dn
+	var season *G.Node
 	if seasonalRows(o) > 0 {
 		// gateSeason: each target's block times σ(ga·ρ + gb).
-		tr.scn, tr.rho = input("scn", seasonalRows(o)), input("rho", len(o.Targets))
+		tr.scn, tr.rho = input("scn", seasonZRows(o)), input("rho", len(o.Targets))
 		slope := do(func() (*G.Node, error) {
 			return G.BroadcastHadamardProd(tr.rho, param["season_gate_slope"], nil, []byte{1})
 		})
 		gate := unary(G.Sigmoid, bias(slope, param["season_gate_bias"]))
-		gated := times(tr.scn, matmul(constant("season_expand", (&Model{opts: o}).seasonExpand()), gate))
-		dn = do(func() (*G.Node, error) { return G.Concat(0, tr.dn, gated) })
+		season = times(tr.scn, matmul(constant("season_expand", (&Model{opts: o}).seasonExpand()), gate))
 	}
 	parts := []*G.Node{dn}
 	for _, a := range prior {
 		parts = append(parts, graphConv(dn, a))
 	}
 	parts = append(parts, graphConv(dn, adaptive))
+	if season != nil {
+		parts = append(parts, season)
+	}
 	z0 := do(func() (*G.Node, error) { return G.Concat(0, parts...) })
 	h1 := gated(bias(matmul(param["w1f"], z0), param["b1f"]), bias(matmul(param["w1g"], z0), param["b1g"]))
 	z1 := do(func() (*G.Node, error) { return G.Concat(0, h1, graphConv(h1, prior[0]), graphConv(h1, adaptive)) })
@@ -427,7 +430,7 @@ func (tr *trainer) seasonAugmented(x []float64, last int) []float64 {
 func (tr *trainer) step(origins []int) (float64, error) {
 	o, ds := tr.opts, tr.ds
 	nN, nH, q := len(o.Graph.Services), o.Horizon, o.UpperQuantile
-	nFT, nS, nT := windowRows(o), seasonalRows(o), len(o.Targets)
+	nFT, nS, nT := windowRows(o), seasonZRows(o), len(o.Targets)
 	cols := tr.batch * nN
 	x, scn, rho := make([]float64, nFT*cols), make([]float64, nS*cols), make([]float64, nT*cols)
 	ys, ws := make([][]float64, len(o.Targets)), make([][]float64, len(o.Targets))
