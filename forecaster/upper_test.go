@@ -106,20 +106,28 @@ func upperModel(t testing.TB, withUpper bool) (*model.Manifest, Predictor) {
 	return m.Manifest(), session
 }
 
-// upperLoad is the replay's request rate of svc at step k from now: a ramp
-// with a jitter of 0..12 req/s, so the last-value forecast's errors are
-// small and varied. Every seventh step of cart has no sample (NaN): a
-// filled gap, which must not be scored as an error of the model.
-func upperLoad(svc string, k int) float64 {
-	if svc == "cart" && k%7 == 3 {
+// upperReplay is a load the last-value model forecasts well: a ramp with a
+// jitter of 0..12 req/s, so its errors are small and varied. gap says which
+// samples are missing (an empty CSV cell): the window fills them, and a
+// filled step must not be scored as an error of the model.
+type upperReplay struct {
+	gap func(svc string, k int) bool
+}
+
+// cartEvery7 leaves out every seventh sample of cart: filled, never held.
+var cartEvery7 = upperReplay{gap: func(svc string, k int) bool { return svc == "cart" && k%7 == 3 }}
+
+// load is the request rate of svc at step k from now (NaN: no sample).
+func (r upperReplay) load(svc string, k int) float64 {
+	if r.gap(svc, k) {
 		return math.NaN()
 	}
 	return rampBase[svc] + float64(k) + 3*float64((k*7)%5)
 }
 
-// upperCSV records upperLoad (CPU a hundredth of it) from step first to
-// step last, in the wide CSV format the csv source replays.
-func upperCSV(t testing.TB, first, last int) *source.CSV {
+// csv records the load (CPU a hundredth of it) from step first to step
+// last, in the wide CSV format the csv source replays.
+func (r upperReplay) csv(t testing.TB, first, last int) *source.CSV {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("timestamp")
@@ -142,7 +150,7 @@ func upperCSV(t testing.TB, first, last int) *source.CSV {
 	for k := first; k <= last; k++ {
 		b.WriteString(now.Add(time.Duration(k) * upperStep).Format(time.RFC3339))
 		for _, svc := range services {
-			v := upperLoad(svc, k)
+			v := r.load(svc, k)
 			fmt.Fprintf(&b, ",%s,%s", cell(v), cell(v/100))
 		}
 		b.WriteString("\n")
@@ -175,17 +183,29 @@ func upperForecaster(t testing.TB, m *model.Manifest, pred Predictor, src source
 	return f, reg, logs
 }
 
-// expectedUpper computes, from the replay alone, what the loop should size
-// service svc from at the cycle whose window ends at step k, and on how
-// many errors it rests (0: the model's own bound). scale turns requests into
-// the feature (1/100 for CPU). The last-value forecast made at origin o is
-// the last sample at or before o (the window carries it over a gap); its
-// error at horizon step h is the sample of step o+h+1, where there is one.
-func expectedUpper(svc string, k int, scale, std float64, withUpper, adaptive bool) (peak float64, errors int) {
+// held says whether the forecast at origin o is held as stale input: the
+// newest sample at or before o is older than maxInputAge (its default, 2m:
+// four steps). Shorter gaps are carried (within the 5m lookback) and trusted.
+func (r upperReplay) held(svc string, o int) bool {
+	s := o
+	for ; r.gap(svc, s); s-- {
+	}
+	return time.Duration(o-s)*upperStep > DefaultMaxInputAge
+}
+
+// expected computes, from the replay alone, what the loop should size svc
+// from at the cycle whose window ends at step k, after forecasts from the
+// given origins (the window ends of the cycles so far, k the last), and on
+// how many errors that rests (0: the model's own bound). scale turns
+// requests into the feature (1/100 for CPU). The last-value forecast made
+// at origin o is the last sample at or before o (the window carries it over
+// a gap); its error at horizon step h is the sample of step o+h+1, where
+// there is one, unless the service was held at o.
+func (r upperReplay) expected(svc string, k int, origins []int, scale, std float64, withUpper, adaptive bool) (peak float64, errors int) {
 	last := func(s int) float64 {
-		for ; math.IsNaN(upperLoad(svc, s)); s-- {
+		for ; math.IsNaN(r.load(svc, s)); s-- {
 		}
-		return upperLoad(svc, s) * scale
+		return r.load(svc, s) * scale
 	}
 	p50 := last(k)
 	if !withUpper {
@@ -199,8 +219,11 @@ func expectedUpper(svc string, k int, scale, std float64, withUpper, adaptive bo
 	errors = -1
 	for h := range upperHorizon {
 		var errs []float64
-		for o := 0; o+h+1 <= k; o++ {
-			if a := upperLoad(svc, o+h+1); !math.IsNaN(a) {
+		for _, o := range origins {
+			if o+h+1 > k || r.held(svc, o) {
+				continue
+			}
+			if a := r.load(svc, o+h+1); !math.IsNaN(a) {
 				errs = append(errs, a*scale-last(o))
 			}
 		}
@@ -218,6 +241,68 @@ func expectedUpper(svc string, k int, scale, std float64, withUpper, adaptive bo
 		bound[h] = p50 + math.Max(0, q)
 	}
 	return slices.Max(bound), errors
+}
+
+// runUpper runs a cycle at each of times and checks every published
+// prediction against r.expected. It returns the cycle index at which each
+// service first used the adaptive bound.
+func runUpper(t *testing.T, f *Forecaster, r upperReplay, times []time.Time, withUpper, adaptive bool) map[string]int {
+	t.Helper()
+	switched := map[string]int{}
+	var origins []int
+	for i, at := range times {
+		k := int(at.Truncate(upperStep).Sub(now) / upperStep)
+		if len(origins) == 0 || origins[len(origins)-1] != k {
+			origins = append(origins, k)
+		}
+		snap, err := f.Cycle(context.Background(), at)
+		if err != nil {
+			t.Fatalf("cycle %d at step %d: %v", i, k, err)
+		}
+		got := byService(snap)
+		for n, svc := range services {
+			p := got[svc]
+			if r.held(svc, k) {
+				if p.HeldReason == "" {
+					t.Fatalf("cycle %d: %s fresh from input older than %v", i, svc, DefaultMaxInputAge)
+				}
+				continue
+			}
+			if p.HeldReason != "" {
+				t.Fatalf("cycle %d: %s held: %s", i, svc, p.HeldReason)
+			}
+			wantReq, nReq := r.expected(svc, k, origins, 1, upperStats[source.Requests].Std[n], withUpper, adaptive)
+			wantCPU, nCPU := r.expected(svc, k, origins, 0.01, upperStats[source.CPU].Std[n], withUpper, adaptive)
+			if math.Abs(p.PredictedRequests-wantReq) > 1e-3 || math.Abs(p.PredictedCPUCores-wantCPU) > 1e-5 {
+				t.Fatalf("cycle %d at step %d: %s sized from %v req/s and %v cores, want %v (%d errors) and %v (%d errors)",
+					i, k, svc, p.PredictedRequests, p.PredictedCPUCores, wantReq, nReq, wantCPU, nCPU)
+			}
+			if lo, hi := int64(math.Ceil((wantReq-1e-3)/10)), int64(math.Ceil((wantReq+1e-3)/10)); p.PredictedReplicas < lo || p.PredictedReplicas > hi {
+				t.Fatalf("cycle %d: %s: %d replicas, want %d (%v req/s at 10 a pod)", i, svc, p.PredictedReplicas, lo, wantReq)
+			}
+			if _, ok := switched[svc]; nReq > 0 && !ok {
+				switched[svc] = i
+			}
+			if f.upperRequests == nil {
+				continue
+			}
+			for feat, want := range map[source.Feature]int{source.Requests: nReq, source.CPU: nCPU} {
+				if g := testutil.ToFloat64(f.metrics.upperBoundErrors.WithLabelValues(svc, string(feat))); g != float64(want) {
+					t.Fatalf("cycle %d: foresight_upper_bound_errors{%s,%s} = %v, want %d", i, svc, feat, g, want)
+				}
+			}
+		}
+	}
+	return switched
+}
+
+// everyStep are the times of cycles every interval from now until step last.
+func everyStep(interval time.Duration, last int) []time.Time {
+	var out []time.Time
+	for at := now; !at.After(now.Add(time.Duration(last) * upperStep)); at = at.Add(interval) {
+		out = append(out, at)
+	}
+	return out
 }
 
 // TestAdaptiveUpperBound replays a load the last-value model forecasts
@@ -239,45 +324,12 @@ func TestAdaptiveUpperBound(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m, pred := upperModel(t, tc.withUpper)
-			src := upperCSV(t, -20, cycles+5)
+			src := cartEvery7.csv(t, -20, cycles+5)
 			f, reg, logs := upperForecaster(t, m, pred, src, tc.adaptive)
 			if got := f.upperRequests != nil || f.upperCPU != nil; got != (tc.withUpper && tc.adaptive) {
 				t.Fatalf("adaptive bounds kept: %v", got)
 			}
-			switched := map[string]int{}
-			for k := range cycles {
-				snap, err := f.Cycle(context.Background(), now.Add(time.Duration(k)*upperStep))
-				if err != nil {
-					t.Fatalf("cycle %d: %v", k, err)
-				}
-				got := byService(snap)
-				for n, svc := range services {
-					p := got[svc]
-					if p.HeldReason != "" {
-						t.Fatalf("cycle %d: %s held: %s", k, svc, p.HeldReason)
-					}
-					wantReq, nReq := expectedUpper(svc, k, 1, upperStats[source.Requests].Std[n], tc.withUpper, tc.adaptive)
-					wantCPU, nCPU := expectedUpper(svc, k, 0.01, upperStats[source.CPU].Std[n], tc.withUpper, tc.adaptive)
-					if math.Abs(p.PredictedRequests-wantReq) > 1e-3 || math.Abs(p.PredictedCPUCores-wantCPU) > 1e-5 {
-						t.Fatalf("cycle %d: %s sized from %v req/s and %v cores, want %v (%d errors) and %v (%d errors)",
-							k, svc, p.PredictedRequests, p.PredictedCPUCores, wantReq, nReq, wantCPU, nCPU)
-					}
-					if lo, hi := int64(math.Ceil((wantReq-1e-3)/10)), int64(math.Ceil((wantReq+1e-3)/10)); p.PredictedReplicas < lo || p.PredictedReplicas > hi {
-						t.Fatalf("cycle %d: %s: %d replicas, want %d (%v req/s at 10 a pod)", k, svc, p.PredictedReplicas, lo, wantReq)
-					}
-					if nReq > 0 && switched[svc] == 0 {
-						switched[svc] = k
-					}
-					if f.upperRequests == nil {
-						continue
-					}
-					for feat, want := range map[source.Feature]int{source.Requests: nReq, source.CPU: nCPU} {
-						if g := testutil.ToFloat64(f.metrics.upperBoundErrors.WithLabelValues(svc, string(feat))); g != float64(want) {
-							t.Fatalf("cycle %d: foresight_upper_bound_errors{%s,%s} = %v, want %d", k, svc, feat, g, want)
-						}
-					}
-				}
-			}
+			switched := runUpper(t, f, cartEvery7, everyStep(upperStep, cycles-1), tc.withUpper, tc.adaptive)
 			if !tc.withUpper || !tc.adaptive {
 				if n := testutil.CollectAndCount(reg, "foresight_upper_bound_errors"); n != 0 {
 					t.Errorf("%d foresight_upper_bound_errors series without an adaptive bound", n)
@@ -313,13 +365,44 @@ func TestAdaptiveUpperBound(t *testing.T) {
 				t.Fatal(err)
 			}
 			for n, svc := range services {
-				want := upperLoad(svc, cycles) + upperGap*upperStats[source.Requests].Std[n]
+				want := cartEvery7.load(svc, cycles) + upperGap*upperStats[source.Requests].Std[n]
 				if math.IsNaN(want) {
 					continue
 				}
 				if got := byService(snap)[svc].PredictedRequests; math.Abs(got-want) > 1e-3 {
 					t.Errorf("after a restart %s is sized from %v req/s, want the model's P90 %v", svc, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestAdaptiveUpperBoundIntervalAndHeld: the step index follows the
+// window's steps whatever the interval (several cycles sharing one window
+// end score each step once and keep one forecast of that origin; cycles
+// further apart than the step score fewer origins), and a forecast from a
+// window too gappy to trust is never scored.
+func TestAdaptiveUpperBoundIntervalAndHeld(t *testing.T) {
+	cartOutages := upperReplay{gap: func(svc string, k int) bool {
+		return svc == "cart" && k >= 30 && k%30 < 7
+	}}
+	tests := []struct {
+		name     string
+		replay   upperReplay
+		interval time.Duration
+		lastStep int
+	}{
+		{"interval a third of the step", cartEvery7, upperStep / 3, 89},
+		{"interval 2.5 steps", cartEvery7, upperStep * 5 / 2, 200},
+		{"stale input held", cartOutages, upperStep, 110},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, pred := upperModel(t, true)
+			f, _, _ := upperForecaster(t, m, pred, tc.replay.csv(t, -20, tc.lastStep+5), true)
+			switched := runUpper(t, f, tc.replay, everyStep(tc.interval, tc.lastStep), true, true)
+			if len(switched) != len(services) {
+				t.Errorf("services that reached the adaptive bound: %v, want all", switched)
 			}
 		})
 	}
