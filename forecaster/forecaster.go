@@ -918,11 +918,10 @@ func (f *Forecaster) logSummary(err error) {
 // at every horizon step (after a start, a restart or for a new service) the
 // model's own bound stands.
 type upperBound struct {
-	feature  source.Feature
-	fi       int          // the feature's index in the window: the actuals
-	point    model.Output // the feature's point forecast (quantile 0.5)
-	quantile float64      // the sizing output's quantile, which the bound keeps
-	tracker  *conformal.Tracker
+	feature source.Feature
+	fi      int          // the feature's index in the window: the actuals
+	point   model.Output // the feature's point forecast (quantile 0.5)
+	tracker *conformal.Tracker
 	// seen is the newest step index given to the tracker (started: any).
 	seen    int64
 	started bool
@@ -947,7 +946,7 @@ func newUpperBound(m *model.Manifest, spec window.Spec, out model.Output) (*uppe
 	if err != nil {
 		return nil, fmt.Errorf("adaptive upper bound of %s: %w", out.Feature, err)
 	}
-	return &upperBound{feature: out.Feature, fi: fi, point: point, quantile: out.Quantile, tracker: tr, adaptive: make(map[string]bool)}, nil
+	return &upperBound{feature: out.Feature, fi: fi, point: point, tracker: tr, adaptive: make(map[string]bool)}, nil
 }
 
 // stepIndex numbers the model's steps: Cycle truncates every window end to a
@@ -1052,12 +1051,13 @@ func (f *Forecaster) adaptUpper(outputs map[string][]float64, win *window.Window
 		svc := m.Services[n]
 		return !f.owns(svc) || reasons[svc] != "" || clipped[svc]
 	}
+	switched := make(map[string]*upperSwitch)
 	if u := f.upperRequests; u != nil && requests != nil {
 		errs, err := u.adapt(origin, point, requests, nN, skip)
 		if err != nil {
 			return nil, nil, err
 		}
-		f.noteUpper(u, errs)
+		f.noteUpper(u, errs, switched)
 	}
 	if u := f.upperCPU; u != nil && cpu != nil {
 		cpuPoint, err := f.denormalised(outputs, u.point)
@@ -1068,15 +1068,29 @@ func (f *Forecaster) adaptUpper(outputs map[string][]float64, win *window.Window
 		if err != nil {
 			return nil, nil, err
 		}
-		f.noteUpper(u, errs)
+		f.noteUpper(u, errs, switched)
+	}
+	for _, svc := range m.Services {
+		if s := switched[svc]; s != nil {
+			f.log.Info("sizing from the upper bound of the model's recent errors instead of its own quantile",
+				"service", svc, "features", strings.Join(s.features, ","), "errors", s.errors, "quantile", f.opts.Policy.Quantile)
+		}
 	}
 	return requests, cpu, nil
 }
 
+// upperSwitch is a service whose sizing features just became adaptive, and
+// the fewest errors their bounds rest on.
+type upperSwitch struct {
+	features []string
+	errors   int
+}
+
 // noteUpper sets foresight_upper_bound_errors for the loop's services that
-// have the feature, and logs the services whose bound changed: once per
-// switch, not every cycle.
-func (f *Forecaster) noteUpper(u *upperBound, errs []int) {
+// have the feature, and notes in switched the services whose bound just
+// became adaptive (the caller logs them, once per service and switch, not
+// every cycle). A bound that falls back to the model's own is warned here.
+func (f *Forecaster) noteUpper(u *upperBound, errs []int, switched map[string]*upperSwitch) {
 	m := f.opts.Manifest
 	var own []string
 	for n, svc := range m.Services {
@@ -1084,14 +1098,18 @@ func (f *Forecaster) noteUpper(u *upperBound, errs []int) {
 			continue
 		}
 		f.metrics.upperBoundErrors.WithLabelValues(svc, string(u.feature)).Set(float64(errs[n]))
-		now := errs[n] > 0
-		if u.adaptive[svc] == now {
+		on := errs[n] > 0
+		if u.adaptive[svc] == on {
 			continue
 		}
-		u.adaptive[svc] = now
-		if now {
-			f.log.Info("sizing from the upper bound of the model's recent errors instead of its own quantile",
-				"service", svc, "feature", u.feature, "errors", errs[n], "quantile", u.quantile)
+		u.adaptive[svc] = on
+		if on {
+			s := switched[svc]
+			if s == nil {
+				s = &upperSwitch{errors: errs[n]}
+				switched[svc] = s
+			}
+			s.features, s.errors = append(s.features, string(u.feature)), min(s.errors, errs[n])
 		} else {
 			own = append(own, svc)
 		}

@@ -349,8 +349,11 @@ func TestAdaptiveUpperBound(t *testing.T) {
 				n := 0
 				for _, line := range strings.Split(logs.String(), "\n") {
 					if strings.Contains(line, "sizing from the upper bound of the model's recent errors") &&
-						strings.Contains(line, " service="+svc+" ") && strings.Contains(line, " feature=requests") {
+						strings.Contains(line, " service="+svc+" features=requests,cpu ") {
 						n++
+						if !strings.Contains(line, fmt.Sprintf(" errors=%d ", conformal.DefaultMinResiduals)) {
+							t.Errorf("switch logged as %s; want the %d errors it rests on", line, conformal.DefaultMinResiduals)
+						}
 					}
 				}
 				if n != 1 {
