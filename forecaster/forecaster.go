@@ -951,7 +951,9 @@ func newUpperBound(m *model.Manifest, spec window.Spec, out model.Output) (*uppe
 
 // stepIndex numbers the model's steps: Cycle truncates every window end to a
 // whole step, so the window's steps (end - k·step) are whole steps too and
-// consecutive ones get consecutive indexes, whatever the interval. With an
+// consecutive ones get consecutive indexes, whatever the interval (Truncate
+// counts from Go's zero time, this from 1970: on one grid of whole steps the
+// floor gives consecutive indexes either way). With an
 // interval shorter than the step several cycles share one end: the tracker
 // keeps the last forecast of that origin and scores each step once. With a
 // longer one, origins are further apart: every step in between is still
