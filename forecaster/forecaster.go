@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/foresightscale/foresight/forecaster/budget"
+	"github.com/foresightscale/foresight/forecaster/conformal"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/policy"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
@@ -116,7 +117,11 @@ type Forecaster struct {
 	// point forecast) and the point forecast shown on dashboards.
 	sizeRequests, pointRequests model.Output
 	sizeCPU                     *model.Output
-	accuracy                    *accuracy
+	// upperRequests and upperCPU, when set, replace the sizing outputs (an
+	// upper quantile) by a bound from the model's recent errors
+	// (policy.adaptiveUpper).
+	upperRequests, upperCPU *upperBound
+	accuracy                *accuracy
 	// primary are the window indices of the features replicas are sized
 	// from; only their gaps and staleness hold a forecast.
 	primary []int
@@ -255,6 +260,19 @@ func New(opts Options) (*Forecaster, error) {
 	if s, ok := window.SeasonFor(m); ok {
 		season = &s
 	}
+	var upperRequests, upperCPU *upperBound
+	if opts.Policy.AdaptiveUpper {
+		if hasRequests {
+			if upperRequests, err = newUpperBound(m, spec, sizeRequests); err != nil {
+				return nil, fmt.Errorf("forecaster: %w", err)
+			}
+		}
+		if sizeCPU != nil {
+			if upperCPU, err = newUpperBound(m, spec, *sizeCPU); err != nil {
+				return nil, fmt.Errorf("forecaster: %w", err)
+			}
+		}
+	}
 	var primary []int
 	for i, feat := range spec.Features {
 		if feat == source.Requests || feat == source.CPU {
@@ -267,6 +285,8 @@ func New(opts Options) (*Forecaster, error) {
 		sizeRequests:  sizeRequests,
 		pointRequests: pointRequests,
 		sizeCPU:       sizeCPU,
+		upperRequests: upperRequests,
+		upperCPU:      upperCPU,
 		accuracy:      newAccuracy(step, m.Horizon, AccuracyWindow, met, log),
 		spec:          spec,
 		metrics:       met,
@@ -418,6 +438,16 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	if err != nil {
 		return fresh, reasons, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}
 	}
+	// Score past forecasts against this window's actuals before anything
+	// can end the cycle: a cycle without a forecast still observes.
+	for _, u := range []*upperBound{f.upperRequests, f.upperCPU} {
+		if u == nil {
+			continue
+		}
+		if err := u.observe(win, f.owns); err != nil {
+			return fresh, reasons, &cycleError{HeldModelError, err}
+		}
+	}
 	for _, svc := range f.noRequestRate {
 		reasons[svc] = HeldNoRequestRate
 	}
@@ -477,6 +507,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		if cpu, err = f.denormalised(outputs, *f.sizeCPU); err != nil {
 			return fresh, reasons, &cycleError{HeldBadForecast, err}
 		}
+	}
+	if requests, cpu, err = f.adaptUpper(outputs, win, requests, point, cpu, reasons, clipped); err != nil {
+		return fresh, reasons, &cycleError{HeldBadForecast, err}
 	}
 	step := time.Duration(m.Step)
 	leadSteps := f.opts.Policy.LeadSteps(step, m.Horizon)
@@ -873,5 +906,217 @@ func (f *Forecaster) logSummary(err error) {
 	if len(c.Model) == 0 && len(c.Absent) > 0 {
 		f.log.Warn("the model knows none of the services in the data: is it this application's model? Train one on its history (docs/your-own-application.md)",
 			"modelServices", len(c.Absent), "dataServices", textlimit.Cut(strings.Join(c.Fallback, ", "), 300))
+	}
+}
+
+// upperBound replaces one sizing output, an upper quantile of the model, by
+// the feature's point forecast plus the same quantile of the point
+// forecast's recent errors, per service and horizon step (a
+// conformal.Tracker). A model's own upper quantile is calibrated on its
+// training period: on a wilder one it covers too little, on a calmer one it
+// costs too much. Until a service has conformal.DefaultMinResiduals errors
+// at every horizon step (after a start, a restart or for a new service) the
+// model's own bound stands.
+type upperBound struct {
+	feature source.Feature
+	fi      int          // the feature's index in the window: the actuals
+	point   model.Output // the feature's point forecast (quantile 0.5)
+	tracker *conformal.Tracker
+	// seen is the newest step index given to the tracker (started: any).
+	seen    int64
+	started bool
+	// adaptive is, per service, whether the last cycle used the adaptive
+	// bound, so a switch is logged once.
+	adaptive map[string]bool
+}
+
+// newUpperBound returns the adaptive bound for sizing output out, or nil when
+// out is not an upper quantile, the model has no point forecast of its
+// feature, or does not read the feature (no actuals to score against).
+func newUpperBound(m *model.Manifest, spec window.Spec, out model.Output) (*upperBound, error) {
+	if !(out.Quantile > 0.5) {
+		return nil, nil
+	}
+	point, ok := m.Output(out.Feature, 0.5)
+	fi := slices.Index(spec.Features, out.Feature)
+	if !ok || fi < 0 {
+		return nil, nil
+	}
+	tr, err := conformal.New(len(m.Services), m.Horizon, out.Quantile, conformal.DefaultWindow, conformal.DefaultMinResiduals)
+	if err != nil {
+		return nil, fmt.Errorf("adaptive upper bound of %s: %w", out.Feature, err)
+	}
+	return &upperBound{feature: out.Feature, fi: fi, point: point, tracker: tr, adaptive: make(map[string]bool)}, nil
+}
+
+// stepIndex numbers the model's steps: Cycle truncates every window end to a
+// whole step, so the window's steps (end - k·step) are whole steps too and
+// consecutive ones get consecutive indexes, whatever the interval (Truncate
+// counts from Go's zero time, this from 1970: on one grid of whole steps the
+// floor gives consecutive indexes either way). With an
+// interval shorter than the step several cycles share one end: the tracker
+// keeps the last forecast of that origin and scores each step once. With a
+// longer one, origins are further apart: every step in between is still
+// observed from the window, but fewer forecasts are scored per hour, so the
+// adaptive bound takes longer to start (MinResiduals cycles, not steps).
+func stepIndex(t time.Time, step time.Duration) int64 {
+	ns, s := t.UnixNano(), step.Nanoseconds()
+	q := ns / s
+	if ns%s < 0 {
+		q-- // floor, for times before 1970
+	}
+	return q
+}
+
+// observe gives the tracker the window's steps it has not seen, oldest
+// first. A step without a sample of its own (a filled gap), a value the
+// window clipped (a broken exporter, not an error of the model) and a
+// service the loop does not own are NaN: not scored.
+func (u *upperBound) observe(win *window.Window, owns func(string) bool) error {
+	spec := win.Spec
+	nT, nN := spec.Length, len(spec.Services)
+	endIdx := stepIndex(win.End, spec.Step)
+	st := spec.Norm[u.feature]
+	actual := make([]float64, nN)
+	for t := range nT {
+		idx := endIdx - int64(nT-1-t)
+		if u.started && idx <= u.seen {
+			continue
+		}
+		for n, svc := range spec.Services {
+			v := win.Values[u.fi][t][n]
+			if !win.Observed[u.fi][t][n] || win.NoData[u.fi][n] || !owns(svc) ||
+				math.Abs((v-st.Mean[n])/st.Std[n]) > window.MaxAbsInput {
+				v = math.NaN()
+			}
+			actual[n] = v
+		}
+		if err := u.tracker.Observe(idx, actual); err != nil {
+			return err
+		}
+		u.seen, u.started = idx, true
+	}
+	return nil
+}
+
+// adapt records this origin's point forecast (NaN for the services skip
+// says were not forecast from trusted input) and replaces each service's
+// sizing column by the adaptive bound where the tracker has one at every
+// horizon step. It returns, per service index, the fewest errors the bound
+// rests on over the horizon steps, 0 where the model's own bound stays.
+func (u *upperBound) adapt(origin int64, point, sizing []float64, nN int, skip func(n int) bool) ([]int, error) {
+	rec := slices.Clone(point)
+	for n := range nN {
+		if skip(n) {
+			for i := n; i < len(rec); i += nN {
+				rec[i] = math.NaN()
+			}
+		}
+	}
+	if err := u.tracker.Record(origin, rec); err != nil {
+		return nil, err
+	}
+	horizon := len(point) / nN
+	errs := make([]int, nN)
+	upper := make([]float64, horizon)
+services:
+	for n := range nN {
+		fewest := -1
+		for h := range horizon {
+			up, ok := u.tracker.Upper(h, n, point[h*nN+n])
+			if !ok {
+				continue services
+			}
+			upper[h] = up
+			if e := u.tracker.Errors(h, n); fewest < 0 || e < fewest {
+				fewest = e
+			}
+		}
+		for h, up := range upper {
+			sizing[h*nN+n] = up
+		}
+		errs[n] = fewest
+	}
+	return errs, nil
+}
+
+// adaptUpper replaces the sizing forecasts (requests, cpu) by the adaptive
+// upper bounds where they exist, and says per service how many errors each
+// rests on. The policy then sizes from the result, so its checks (no NaN,
+// no Inf, a negative forecast is no load) see the numbers published.
+func (f *Forecaster) adaptUpper(outputs map[string][]float64, win *window.Window, requests, point, cpu []float64, reasons map[string]string, clipped map[string]bool) ([]float64, []float64, error) {
+	m := f.opts.Manifest
+	nN := len(m.Services)
+	origin := stepIndex(win.End, win.Spec.Step)
+	// Forecasts from input that was not trusted are not the model's errors.
+	skip := func(n int) bool {
+		svc := m.Services[n]
+		return !f.owns(svc) || reasons[svc] != "" || clipped[svc]
+	}
+	switched := make(map[string]*upperSwitch)
+	if u := f.upperRequests; u != nil && requests != nil {
+		errs, err := u.adapt(origin, point, requests, nN, skip)
+		if err != nil {
+			return nil, nil, err
+		}
+		f.noteUpper(u, errs, switched)
+	}
+	if u := f.upperCPU; u != nil && cpu != nil {
+		cpuPoint, err := f.denormalised(outputs, u.point)
+		if err != nil {
+			return nil, nil, err
+		}
+		errs, err := u.adapt(origin, cpuPoint, cpu, nN, skip)
+		if err != nil {
+			return nil, nil, err
+		}
+		f.noteUpper(u, errs, switched)
+	}
+	for _, svc := range m.Services {
+		if s := switched[svc]; s != nil {
+			f.log.Info("sizing from the upper bound of the model's recent errors instead of its own quantile",
+				"service", svc, "features", strings.Join(s.features, ","), "errors", s.errors, "quantile", f.opts.Policy.Quantile)
+		}
+	}
+	return requests, cpu, nil
+}
+
+// upperSwitch is a service whose sizing features just became adaptive, and
+// the fewest errors their bounds rest on.
+type upperSwitch struct {
+	features []string
+	errors   int
+}
+
+// noteUpper sets foresight_upper_bound_errors for the loop's services that
+// have the feature, and notes in switched the services whose bound just
+// became adaptive (the caller logs them, once per service and switch, not
+// every cycle). A bound that falls back to the model's own is warned here.
+func (f *Forecaster) noteUpper(u *upperBound, errs []int, switched map[string]*upperSwitch) {
+	m := f.opts.Manifest
+	var own []string
+	for n, svc := range m.Services {
+		if !f.owns(svc) || m.IsUnobserved(u.feature, svc) {
+			continue
+		}
+		f.metrics.upperBoundErrors.WithLabelValues(svc, string(u.feature)).Set(float64(errs[n]))
+		on := errs[n] > 0
+		if u.adaptive[svc] == on {
+			continue
+		}
+		u.adaptive[svc] = on
+		if on {
+			s := switched[svc]
+			if s == nil {
+				s = &upperSwitch{errors: errs[n]}
+				switched[svc] = s
+			}
+			s.features, s.errors = append(s.features, string(u.feature)), min(s.errors, errs[n])
+		} else {
+			own = append(own, svc)
+		}
+	}
+	if len(own) > 0 {
+		f.log.Warn("adaptive upper bound not finite; sizing from the model's own quantile", "services", textlimit.List(own, 20), "feature", u.feature)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/foresightscale/foresight/forecaster/conformal"
 )
 
 // metrics are the forecaster loop's own health signals.
@@ -19,6 +21,7 @@ type metrics struct {
 	modelInfo         *prometheus.GaugeVec
 	coverage          *prometheus.GaugeVec
 	seasonal          *prometheus.GaugeVec
+	upperBoundErrors  *prometheus.GaugeVec
 	// Forecast accuracy, kept by accuracy.go.
 	forecastAbsError    *prometheus.GaugeVec
 	forecastEvaluations *prometheus.CounterVec
@@ -72,6 +75,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_seasonal_context",
 			Help: "Models with a seasonal context only, per service: 1 when the last forecast read the values of one period earlier, 0 when it ran without them (the lagged query failed, or the history does not reach one period back).",
 		}, []string{"service"}),
+		upperBoundErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_upper_bound_errors",
+			Help: "With policy.adaptiveUpper, per service and sizing feature: how many recent errors of the model's point forecast the upper bound replicas are sized from rests on (the fewest over the horizon steps); 0 while the model's own upper quantile is used (fewer than " + itoa(conformal.DefaultMinResiduals) + " errors at some step, after a start or for a new service).",
+		}, []string{"service", "feature"}),
 		forecastAbsError: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_forecast_absolute_error",
 			Help: "Mean absolute error of the request-rate point forecast made step model steps before the observation (requests per second), over the last " + itoa(AccuracyWindow) + " forecasts scored, by service and step.",
@@ -82,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service", "step"}),
 	}
 	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.inputOutOfRange, m.lastSuccess, m.modelInfo,
-		m.coverage, m.seasonal, m.forecastAbsError, m.forecastEvaluations} {
+		m.coverage, m.seasonal, m.upperBoundErrors, m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -53,6 +53,8 @@ func FuzzParse(f *testing.F) {
 		"apps:\n  - {name: a, namespace: a, policy: {minReplicas: 2}}\n  - {name: a, namespace: 'b,c'}\n",
 		"source: {prometheus: {url: 'http://127.0.0.1:9090'}}\napps:\n  - {name: a, namespace: a, queries: {requests: 'x{namespace=\"{{.Namespace}}\"}'}}\n",
 		"apps: []\n",
+		"policy:\n  adaptiveUpper: false\n",
+		"apps:\n  - {name: a, namespace: a, policy: {adaptiveUpper: 0.9}}\n",
 		"apps:\n  - {name: a, namespace: a, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {x: {cpuRequest: 1}}}]}\n  - {name: b, namespace: b, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {y: {cpuRequest: 1}}}]}\n",
 	} {
 		f.Add([]byte(seed))

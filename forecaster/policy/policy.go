@@ -33,6 +33,14 @@ type Config struct {
 	// for the point forecast. A model without that output falls back to its
 	// point forecast, with a warning at start-up.
 	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// AdaptiveUpper sizes from an upper bound that follows the model's
+	// recent errors instead of the model's own upper quantile: the point
+	// forecast plus the Quantile of its errors over its last forecasts, per
+	// service and horizon step (see forecaster/conformal), once enough of
+	// them exist. It applies when Quantile is above 0.5 and the model has a
+	// point forecast of the feature; false keeps the model's own quantile.
+	// No omitempty: the default is true, so false must survive a round trip.
+	AdaptiveUpper bool `yaml:"adaptiveUpper" json:"adaptiveUpper"`
 	// CapacityPerPod is the request rate (req/s) one pod serves within its
 	// SLO, used for services that do not set their own.
 	CapacityPerPod float64 `yaml:"capacityPerPod,omitempty" json:"capacityPerPod,omitempty"`
@@ -78,6 +86,7 @@ func Default() Config {
 		MaxReplicas:         100,
 		MaxScaleDownPercent: 25,
 		Quantile:            0.9,
+		AdaptiveUpper:       true,
 	}
 }
 
