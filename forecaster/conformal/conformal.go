@@ -45,26 +45,40 @@ type Tracker struct {
 	started   bool
 }
 
+// ring holds the latest errors in arrival order (to know which one a new
+// error replaces) and the same errors sorted (so a quantile is one index:
+// serve asks for one per service, horizon step and feature every cycle).
 type ring struct {
-	v    []float64
-	next int
-	full bool
+	v      []float64
+	sorted []float64
+	next   int
+	full   bool
 }
 
 func (r *ring) add(v float64, size int) {
 	if r.v == nil {
-		r.v = make([]float64, size)
+		r.v, r.sorted = make([]float64, size), make([]float64, 0, size)
 	}
+	if r.full {
+		old := r.v[r.next]
+		i, _ := slices.BinarySearch(r.sorted, old)
+		r.sorted = slices.Delete(r.sorted, i, i+1)
+	}
+	i, _ := slices.BinarySearch(r.sorted, v)
+	r.sorted = slices.Insert(r.sorted, i, v)
 	r.v[r.next] = v
 	r.next = (r.next + 1) % size
 	r.full = r.full || r.next == 0
 }
 
-func (r *ring) values() []float64 {
-	if r.full {
-		return r.v
-	}
-	return r.v[:r.next]
+// len returns how many errors the ring holds.
+func (r *ring) len() int { return len(r.sorted) }
+
+// quantile is the empirical q-quantile of the errors (the smallest with at
+// least a q share at or below it), the conformal choice.
+func (r *ring) quantile(q float64) float64 {
+	k := int(math.Ceil(q*float64(len(r.sorted)))) - 1
+	return r.sorted[min(max(k, 0), len(r.sorted)-1)]
 }
 
 // New returns a tracker for a model with the given services and horizon,
@@ -140,11 +154,11 @@ func (t *Tracker) Upper(h, n int, p50 float64) (upper float64, ok bool) {
 	if h < 0 || h >= t.horizon || n < 0 || n >= t.services {
 		return 0, false
 	}
-	r := t.residuals[h][n].values()
-	if len(r) < t.minimum {
+	r := &t.residuals[h][n]
+	if r.len() < t.minimum {
 		return 0, false
 	}
-	upper = p50 + math.Max(0, quantile(r, t.quantile))
+	upper = p50 + math.Max(0, r.quantile(t.quantile))
 	if math.IsNaN(upper) || math.IsInf(upper, 0) {
 		return 0, false // p50 itself, or the sum, is not a number to publish
 	}
@@ -156,14 +170,5 @@ func (t *Tracker) Errors(h, n int) int {
 	if h < 0 || h >= t.horizon || n < 0 || n >= t.services {
 		return 0
 	}
-	return len(t.residuals[h][n].values())
-}
-
-// quantile is the empirical q-quantile of v (the smallest value with at
-// least a q share of v at or below it), the conformal choice.
-func quantile(v []float64, q float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	k := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[min(max(k, 0), len(s)-1)]
+	return t.residuals[h][n].len()
 }

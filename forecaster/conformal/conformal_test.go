@@ -2,6 +2,7 @@ package conformal
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,4 +124,26 @@ func FuzzUpper(f *testing.F) {
 			t.Fatalf("upper %v for p50 %v", up, p50)
 		}
 	})
+}
+
+// TestRingQuantileMatchesSorting: the sorted copy kept on every add gives
+// the quantile sorting the window's errors would, through many wraps and
+// repeated values.
+func TestRingQuantileMatchesSorting(t *testing.T) {
+	const size = 7
+	var r ring
+	var all []float64
+	for i := range 100 {
+		v := float64((i * 37) % 11) // repeats on purpose
+		r.add(v, size)
+		all = append(all, v)
+		window := slices.Clone(all[max(0, len(all)-size):])
+		slices.Sort(window)
+		for _, q := range []float64{0.5, 0.9, 0.99} {
+			want := window[min(max(int(math.Ceil(q*float64(len(window))))-1, 0), len(window)-1)]
+			if got := r.quantile(q); got != want {
+				t.Fatalf("after %d adds: quantile(%v) = %v, want %v (window %v)", i+1, q, got, want, window)
+			}
+		}
+	}
 }

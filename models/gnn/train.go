@@ -397,6 +397,21 @@ const (
 	seasonSwapped  = 0.25
 )
 
+// withholdSeason fills x's seasonal blocks with the window's last values,
+// as the input reads when the history does not reach a period back, and
+// returns it.
+func (m *Model) withholdSeason(x []float64) []float64 {
+	o := m.opts
+	nN, base, l := len(o.Graph.Services), windowRows(o)*len(o.Graph.Services), o.Window+o.Horizon
+	for s, t := range o.Targets {
+		lastRow := x[(indexOf(o.Features, t)*o.Window+o.Window-1)*nN:][:nN]
+		for r := range l {
+			copy(x[base+(s*l+r)*nN:], lastRow)
+		}
+	}
+	return x
+}
+
 // seasonAugmented returns x with its seasonal rows withheld or swapped for
 // another window's (seasonWithheld, seasonSwapped), or x as it is.
 func (tr *trainer) seasonAugmented(x []float64, last int) []float64 {
@@ -404,16 +419,10 @@ func (tr *trainer) seasonAugmented(x []float64, last int) []float64 {
 	if seasonalRows(o) == 0 || !tr.augment {
 		return x
 	}
-	nN, base := len(o.Graph.Services), windowRows(o)*len(o.Graph.Services)
+	base := windowRows(o) * len(o.Graph.Services)
 	switch u := tr.rng.Float64(); {
 	case u < seasonWithheld:
-		l := o.Window + o.Horizon
-		for s, t := range o.Targets {
-			lastRow := x[(indexOf(o.Features, t)*o.Window+o.Window-1)*nN:][:nN]
-			for r := range l {
-				copy(x[base+(s*l+r)*nN:], lastRow)
-			}
-		}
+		x = (&Model{opts: o}).withholdSeason(x)
 	case u < seasonWithheld+seasonSwapped:
 		// A quarter to three quarters of a period away: out of phase.
 		other := last - o.Period/4 - tr.rng.Intn(o.Period/2+1)
