@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -674,12 +675,10 @@ queries:
 	})
 }
 
+// keys returns m's keys sorted: map order is random, and a test comparing
+// it with a list would fail at random.
 func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
+	return slices.Sorted(maps.Keys(m))
 }
 
 // sameValue is == that also equates NaN with NaN.
