@@ -25,6 +25,7 @@ import (
 	"github.com/foresightscale/foresight/internal/textlimit"
 	"github.com/foresightscale/foresight/models"
 	"github.com/foresightscale/foresight/models/gnn"
+	"github.com/foresightscale/foresight/models/store"
 	"github.com/foresightscale/foresight/models/training"
 )
 
@@ -46,6 +47,10 @@ type trainOptions struct {
 	seed          int64
 	testFraction  float64
 	season        string
+	promote       string
+	keep          int
+	margin        float64
+	maxLastValue  float64
 }
 
 // defaultPrometheusStep is the training step when reading Prometheus without
@@ -53,7 +58,8 @@ type trainOptions struct {
 const defaultPrometheusStep = 30 * time.Second
 
 func newTrainCommand() *cobra.Command {
-	o := &trainOptions{syntheticDays: training.SyntheticDays, testFraction: training.DefaultTestFraction}
+	o := &trainOptions{syntheticDays: training.SyntheticDays, testFraction: training.DefaultTestFraction,
+		keep: store.DefaultKeep, margin: defaultPromoteMargin, maxLastValue: 1}
 	cmd := &cobra.Command{
 		Use:   "train --out DIR (--data FILE.csv | --synthetic | --prometheus-url URL --start T --end T | --config FILE --start T --end T) [--call-graph FILE.csv]",
 		Short: "Train the spatiotemporal GNN on a cluster's history and write model.onnx, manifest.json, report.json",
@@ -91,17 +97,38 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
 	f.Int64Var(&o.seed, "seed", 1, "Random seed: the same data and seed give the same model.")
 	f.Float64Var(&o.testFraction, "test-fraction", o.testFraction, "Share of the most recent windows held out for the report.")
+	f.StringVar(&o.promote, "promote", "", "Model store directory: backtest the new model against the newest model there (the champion) and last value on the held-out part, and save it there as a new version only if it wins (see --promote-margin, --max-last-value-ratio).")
+	f.IntVar(&o.keep, "keep", o.keep, "With --promote: versions the store keeps (older ones are removed).")
+	f.Float64Var(&o.margin, "promote-margin", o.margin, "With --promote: the new model's mean held-out MAE must be below (1 − margin) × the champion's.")
+	f.Float64Var(&o.maxLastValue, "max-last-value-ratio", o.maxLastValue, "With --promote: the new model's held-out MAE may be at most this times last value's, at every step.")
 	f.StringVar(&o.season, "season", "auto", "Seasonal context: \"auto\" detects the load's cycle on the training part, \"none\" trains without, a duration (e.g. 24h) sets the period; serve then also reads the history one period back.")
 	return cmd
 }
 
+// defaultPromoteMargin is how much better (mean held-out MAE) a new model
+// must be than the serving one to replace it: less would swap models on
+// noise.
+const defaultPromoteMargin = 0.02
+
 func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
-	if o.out == "" {
-		return errors.New("--out is required")
+	if o.out == "" && o.promote == "" {
+		return errors.New("--out or --promote is required")
 	}
 	cfg, err := o.config()
 	if err != nil {
 		return err
+	}
+	var st *store.Dir
+	if o.promote != "" {
+		if !(o.margin >= 0 && o.margin < 1) || !(o.maxLastValue > 0) {
+			return fmt.Errorf("--promote-margin %v must be in [0, 1) and --max-last-value-ratio %v positive", o.margin, o.maxLastValue)
+		}
+		if st, err = store.Open(o.promote, o.keep); err != nil {
+			return err
+		}
+		if cfg.Champion, err = champion(st); err != nil {
+			return err
+		}
 	}
 	progress, finish := progressReporter(stderr, cfg.Options.Epochs)
 	m, report, err := training.Run(ctx, cfg, progress)
@@ -114,17 +141,87 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("exporting: %w", err)
 	}
-	if err := models.Write(o.out, onnxBytes, manifest); err != nil {
-		return err
+	var promoted *store.Version
+	if st != nil && !interrupted {
+		if promoted, err = promote(st, report, onnxBytes, manifest, o.margin, o.maxLastValue); err != nil {
+			return err
+		}
 	}
-	if err := writeJSON(filepath.Join(o.out, "report.json"), report); err != nil {
-		return err
+	if o.out != "" {
+		if err := models.Write(o.out, onnxBytes, manifest); err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(o.out, "report.json"), report); err != nil {
+			return err
+		}
 	}
 	if interrupted {
-		slog.Warn("training interrupted: wrote the best model so far", "bestEpoch", report.BestEpoch, "dir", o.out)
+		slog.Warn("training interrupted: wrote the best model so far, promoted nothing", "bestEpoch", report.BestEpoch, "dir", o.out)
 	}
 	printTrainSummary(stderr, o.out, report)
+	if d := report.Decision; d != nil {
+		if promoted != nil {
+			fmt.Fprintf(stderr, "%s; saved as version %s in %s\n", d.Reason, promoted.Name, o.promote)
+		} else {
+			fmt.Fprintf(stderr, "%s; the store %s is unchanged\n", d.Reason, o.promote)
+		}
+	}
 	return nil
+}
+
+// champion returns the newest model of the store that passes serve's
+// checks, nil for an empty store. Newer versions that fail are reported and
+// passed over; a store with versions of which none loads has no champion
+// (a broken store must not stop the next good model).
+func champion(st *store.Dir) (*model.Model, error) {
+	var m *model.Model
+	v, rejected, err := st.Newest(func(dir string) error {
+		var err error
+		m, err = model.Load(dir)
+		return err
+	})
+	for _, r := range rejected {
+		slog.Warn("model store: a version does not load; it cannot be the champion", "version", r.Version.Name, "err", r.Err)
+	}
+	if err != nil {
+		vs, verr := st.Versions()
+		if verr != nil {
+			return nil, verr
+		}
+		if len(vs) > 0 {
+			slog.Warn("model store: no version loads; the new model is compared with last value only", "store", st.Path)
+		}
+		return nil, nil
+	}
+	slog.Info("champion", "version", v.Name, "model", m.Manifest().Name)
+	return m, nil
+}
+
+// promote decides whether the new model replaces the champion and, if so,
+// saves it (with its report) as the store's newest version.
+func promote(st *store.Dir, report *training.Report, onnxBytes []byte, manifest *model.Manifest, margin, maxLastValue float64) (*store.Version, error) {
+	var c training.Comparison
+	if report.Comparison != nil {
+		c = *report.Comparison
+	}
+	d := training.Decide(c, margin, maxLastValue)
+	report.Decision = &d
+	slog.Info("champion/challenger", "promote", d.Promote, "reason", d.Reason)
+	if !d.Promote {
+		return nil, nil
+	}
+	files, err := models.Files(onnxBytes, manifest)
+	if err != nil {
+		return nil, err
+	}
+	if files["report.json"], err = json.MarshalIndent(report, "", "  "); err != nil {
+		return nil, fmt.Errorf("encoding the report: %w", err)
+	}
+	v, err := st.Save(files, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("promoting: %w", err)
+	}
+	return &v, nil
 }
 
 // config turns the flags into a training configuration.
@@ -360,8 +457,12 @@ func printTrainSummary(w io.Writer, dir string, r *training.Report) {
 			fmt.Fprintf(w, "no seasonal context: %s\n", s.Reason)
 		}
 	}
-	fmt.Fprintf(w, "wrote %s/{model.onnx,manifest.json,report.json}: %d epochs (best %d, %s), %.0fs, windows train/val/test %d/%d/%d\n",
-		dir, r.Epochs, r.BestEpoch, r.Stopped, r.Seconds, r.Windows.Train, r.Windows.Validation, r.Windows.Test)
+	wrote := "trained"
+	if dir != "" {
+		wrote = fmt.Sprintf("wrote %s/{model.onnx,manifest.json,report.json}", dir)
+	}
+	fmt.Fprintf(w, "%s: %d epochs (best %d, %s), %.0fs, windows train/val/test %d/%d/%d\n",
+		wrote, r.Epochs, r.BestEpoch, r.Stopped, r.Seconds, r.Windows.Train, r.Windows.Validation, r.Windows.Test)
 	if t := r.Test; t != nil && len(t.MAEByHorizon) > 0 {
 		h := len(t.MAEByHorizon) - 1
 		target := "request-rate"

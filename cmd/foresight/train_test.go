@@ -13,9 +13,11 @@ import (
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/forecaster/topology"
+	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
 	"github.com/foresightscale/foresight/internal/testenv"
 	"github.com/foresightscale/foresight/internal/widecsv"
+	"github.com/foresightscale/foresight/models/store"
 	"github.com/foresightscale/foresight/models/training"
 )
 
@@ -188,4 +190,83 @@ func TestTrainAnyApplication(t *testing.T) {
 	if len(report.Services) != 4 || len(report.Ignored) != 1 || report.Ignored[0] != "reviews-db" || !strings.Contains(stderr, "ignored 1 services") {
 		t.Errorf("backtest services %v, ignored %v, stderr:\n%s", report.Services, report.Ignored, stderr)
 	}
+}
+
+// TestTrainPromote: `train --promote STORE` saves the first model that beats
+// last value as the store's first version; a challenger trained on a much
+// shorter history (a quarter of the champion's, one epoch) is backtested
+// against that champion on its held-out part and kept out, with the figures.
+func TestTrainPromote(t *testing.T) {
+	graph := meshtest.Layered(6, 3, 6)
+	sc := synthetic.DefaultConfig()
+	sc.Services = nil
+	gen, err := synthetic.New(sc, graph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	end := start.Add(24 * time.Hour)
+	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
+		Features: source.AllFeatures, Start: start, End: end, Step: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "shop.csv")
+	f, err := os.Create(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := widecsv.Write(f, data, start, end, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	storeDir := filepath.Join(dir, "store")
+
+	log, err := runTrain(t, "--data", csvPath, "--epochs", "4", "--season", "none", "--promote", storeDir)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "promoted: no champion to beat") {
+		t.Fatalf("first model not promoted:\n%s", log)
+	}
+	st, err := store.Open(storeDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := st.Versions()
+	if len(vs) != 1 {
+		t.Fatalf("store holds %d versions, want 1", len(vs))
+	}
+	if _, err := model.Load(vs[0].Dir); err != nil {
+		t.Fatalf("the promoted version does not load: %v", err)
+	}
+	var saved training.Report
+	b, err := os.ReadFile(filepath.Join(vs[0].Dir, "report.json"))
+	if err != nil || json.Unmarshal(b, &saved) != nil || saved.Decision == nil || !saved.Decision.Promote {
+		t.Fatalf("the version's report has no promotion decision: %v %s", err, b)
+	}
+
+	out := filepath.Join(dir, "challenger")
+	log, err = runTrain(t, "--data", csvPath, "--start", end.Add(-6*time.Hour).Format(time.RFC3339), "--epochs", "1",
+		"--season", "none", "--promote", storeDir, "--out", out)
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "kept: ") || !strings.Contains(log, "is unchanged") {
+		t.Fatalf("the weaker challenger was not kept out:\n%s", log)
+	}
+	if vs, _ := st.Versions(); len(vs) != 1 {
+		t.Errorf("store holds %d versions after a kept challenger, want 1", len(vs))
+	}
+	var rep training.Report
+	b, err = os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("challenger report: %v", err)
+	}
+	c := rep.Comparison
+	if rep.Decision == nil || rep.Decision.Promote || c == nil || c.Champion == nil || c.ChampionName == "" || c.Points == 0 {
+		t.Fatalf("challenger's report: decision %+v, comparison %+v; want kept, with the champion's figures", rep.Decision, c)
+	}
+	t.Logf("challenger / champion MAE by step: %v / %v (%s)", c.Challenger, c.Champion, rep.Decision.Reason)
 }

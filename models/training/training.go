@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/conformal"
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/forecaster/topology"
@@ -37,6 +38,9 @@ type Config struct {
 	// Season is the seasonal context's period in steps, SeasonAuto to
 	// detect it on the training part, or SeasonNone.
 	Season int
+	// Champion, if set, is the serving model the new one must beat: both
+	// are backtested on the held-out part (Report.Comparison).
+	Champion *model.Model
 }
 
 // DefaultTestFraction and DefaultValidationFraction give the 70/30 split of
@@ -65,8 +69,13 @@ type Report struct {
 	// left out of the history and why.
 	Data *DataReport `json:"data,omitempty"`
 	// Season is the seasonal context the model reads, or why it has none.
-	Season     *SeasonReport `json:"season,omitempty"`
-	Normalised bool          `json:"statisticsFromTrainingPartOnly"`
+	Season *SeasonReport `json:"season,omitempty"`
+	// Comparison backtests the new model against the champion (if any) and
+	// last value on the held-out part; Decision is what `train --promote`
+	// made of it.
+	Comparison *Comparison `json:"comparison,omitempty"`
+	Decision   *Decision   `json:"decision,omitempty"`
+	Normalised bool        `json:"statisticsFromTrainingPartOnly"`
 }
 
 // Split counts the windows of each part.
@@ -156,6 +165,8 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	}
 	if len(test) > 0 {
 		report.Test = evaluate(m, ds, test, o)
+		c := compare(m, ds, data, test, o, cfg.Champion)
+		report.Comparison = &c
 	}
 	return m, report, trainErr
 }
