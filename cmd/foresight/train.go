@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,7 @@ type trainOptions struct {
 	keep          int
 	margin        float64
 	maxLastValue  float64
+	kubeconfig    string
 }
 
 // defaultPrometheusStep is the training step when reading Prometheus without
@@ -97,7 +99,8 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
 	f.Int64Var(&o.seed, "seed", 1, "Random seed: the same data and seed give the same model.")
 	f.Float64Var(&o.testFraction, "test-fraction", o.testFraction, "Share of the most recent windows held out for the report.")
-	f.StringVar(&o.promote, "promote", "", "Model store directory: backtest the new model against the newest model there (the champion) and last value on the held-out part, and save it there as a new version only if it wins (see --promote-margin, --max-last-value-ratio).")
+	f.StringVar(&o.promote, "promote", "", "Model store (a directory, or configmap:[NAMESPACE/]NAME through the Kubernetes API): backtest the new model against the newest model there (the champion) and last value on the held-out part, and save it there as a new version only if it wins (see --promote-margin, --max-last-value-ratio).")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "With --promote configmap:…: the kubeconfig to write it with; default: in-cluster (the Job's ServiceAccount), else $KUBECONFIG.")
 	f.IntVar(&o.keep, "keep", o.keep, "With --promote: versions the store keeps (older ones are removed).")
 	f.Float64Var(&o.margin, "promote-margin", o.margin, "With --promote: the new model's mean held-out MAE must be below (1 − margin) × the champion's.")
 	f.Float64Var(&o.maxLastValue, "max-last-value-ratio", o.maxLastValue, "With --promote: the new model's held-out MAE may be at most this times last value's, at every step.")
@@ -118,15 +121,15 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var st *store.Dir
+	var st modelStore
 	if o.promote != "" {
 		if !(o.margin >= 0 && o.margin < 1) || !(o.maxLastValue > 0) {
 			return fmt.Errorf("--promote-margin %v must be in [0, 1) and --max-last-value-ratio %v positive", o.margin, o.maxLastValue)
 		}
-		if st, err = store.Open(o.promote, o.keep); err != nil {
+		if st, err = openStore(o.promote, cmp.Or(cfg.Namespace, "default"), o.kubeconfig, o.keep); err != nil {
 			return err
 		}
-		if cfg.Champion, err = champion(st); err != nil {
+		if cfg.Champion, err = st.champion(ctx); err != nil {
 			return err
 		}
 	}
@@ -141,9 +144,9 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("exporting: %w", err)
 	}
-	var promoted *store.Version
+	var promoted string
 	if st != nil && !interrupted {
-		if promoted, err = promote(st, report, onnxBytes, manifest, o.margin, o.maxLastValue); err != nil {
+		if promoted, err = promote(ctx, st, report, onnxBytes, manifest, o.margin, o.maxLastValue); err != nil {
 			return err
 		}
 	}
@@ -160,68 +163,13 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 	}
 	printTrainSummary(stderr, o.out, report)
 	if d := report.Decision; d != nil {
-		if promoted != nil {
-			fmt.Fprintf(stderr, "%s; saved as version %s in %s\n", d.Reason, promoted.Name, o.promote)
+		if promoted != "" {
+			fmt.Fprintf(stderr, "%s; saved as version %s in %s\n", d.Reason, promoted, st)
 		} else {
-			fmt.Fprintf(stderr, "%s; the store %s is unchanged\n", d.Reason, o.promote)
+			fmt.Fprintf(stderr, "%s; the store %s is unchanged\n", d.Reason, st)
 		}
 	}
 	return nil
-}
-
-// champion returns the newest model of the store that passes serve's
-// checks, nil for an empty store. Newer versions that fail are reported and
-// passed over; a store with versions of which none loads has no champion
-// (a broken store must not stop the next good model).
-func champion(st *store.Dir) (*model.Model, error) {
-	var m *model.Model
-	v, rejected, err := st.Newest(func(dir string) error {
-		var err error
-		m, err = model.Load(dir)
-		return err
-	})
-	for _, r := range rejected {
-		slog.Warn("model store: a version does not load; it cannot be the champion", "version", r.Version.Name, "err", r.Err)
-	}
-	if err != nil {
-		vs, verr := st.Versions()
-		if verr != nil {
-			return nil, verr
-		}
-		if len(vs) > 0 {
-			slog.Warn("model store: no version loads; the new model is compared with last value only", "store", st.Path)
-		}
-		return nil, nil
-	}
-	slog.Info("champion", "version", v.Name, "model", m.Manifest().Name)
-	return m, nil
-}
-
-// promote decides whether the new model replaces the champion and, if so,
-// saves it (with its report) as the store's newest version.
-func promote(st *store.Dir, report *training.Report, onnxBytes []byte, manifest *model.Manifest, margin, maxLastValue float64) (*store.Version, error) {
-	var c training.Comparison
-	if report.Comparison != nil {
-		c = *report.Comparison
-	}
-	d := training.Decide(c, margin, maxLastValue)
-	report.Decision = &d
-	slog.Info("champion/challenger", "promote", d.Promote, "reason", d.Reason)
-	if !d.Promote {
-		return nil, nil
-	}
-	files, err := models.Files(onnxBytes, manifest)
-	if err != nil {
-		return nil, err
-	}
-	if files["report.json"], err = json.MarshalIndent(report, "", "  "); err != nil {
-		return nil, fmt.Errorf("encoding the report: %w", err)
-	}
-	v, err := st.Save(files, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("promoting: %w", err)
-	}
-	return &v, nil
 }
 
 // config turns the flags into a training configuration.
