@@ -53,6 +53,7 @@ type trainOptions struct {
 	margin        float64
 	maxLastValue  float64
 	kubeconfig    string
+	history       time.Duration
 }
 
 // defaultPrometheusStep is the training step when reading Prometheus without
@@ -93,6 +94,7 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.StringVar(&o.callGraph, "call-graph", "", "Call graph CSV (caller,callee[,fanOut]), e.g. from \"foresight topology\"; default: none, the model learns its adjacency alone.")
 	f.DurationVar(&o.step, "step", 0, "Model step; default: the CSV's row interval, or 30s for Prometheus.")
 	f.StringVar(&o.start, "start", "", "Start of the history (RFC 3339); default: the CSV's first row.")
+	f.DurationVar(&o.history, "history", 0, "Read Prometheus from this long ago up to now, instead of --start/--end (a scheduled retrain, e.g. 168h).")
 	f.StringVar(&o.end, "end", "", "End of the history (RFC 3339); default: the CSV's last row.")
 	f.StringVar(&o.out, "out", "", "Directory to write model.onnx, manifest.json and report.json into (required).")
 	f.StringVar(&o.name, "name", "", "Model name (manifest, foresight_model_info); default: from the data file or namespace, e.g. bookinfo-gnn.")
@@ -225,8 +227,8 @@ func (o *trainOptions) config() (training.Config, error) {
 		if len(opts.Graph.Services) == 0 {
 			opts.Graph.Services = slices.Clone(o.services) // the application's, from --config
 		}
-		if o.start == "" || o.end == "" {
-			return cfg, errors.New("reading Prometheus needs --start and --end")
+		if o.history == 0 && (o.start == "" || o.end == "") {
+			return cfg, errors.New("reading Prometheus needs --start and --end, or --history")
 		}
 	}
 	if o.step != 0 {
@@ -237,6 +239,17 @@ func (o *trainOptions) config() (training.Config, error) {
 	}
 	if o.name != "" {
 		opts.Name = o.name
+	}
+	switch {
+	case o.history == 0:
+	case o.data != "" || o.synthetic:
+		return cfg, errors.New("--history reads Prometheus up to now; a CSV's span is its rows (cut it with --start and --end)")
+	case o.history < 0 || o.start != "" || o.end != "":
+		return cfg, errors.New("--history is the positive span up to now: give it, or --start and --end, not both")
+	default:
+		// A scheduled retrain: the span up to the last whole step.
+		end := time.Now().UTC().Truncate(opts.Step)
+		o.start, o.end = end.Add(-o.history).Format(time.RFC3339), end.Format(time.RFC3339)
 	}
 	var err error
 	if cfg.Start, err = o.time("--start", o.start, cfg.Start); err != nil {

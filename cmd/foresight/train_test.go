@@ -77,6 +77,12 @@ func TestTrainRefusesBadFlags(t *testing.T) {
 		{"prometheus without range", []string{"--out", t.TempDir(), "--prometheus-url", "http://127.0.0.1:1"}, "--start and --end"},
 		{"bad time", []string{"--out", t.TempDir(), "--synthetic", "--start", "yesterday"}, "--start"},
 		{"missing csv", []string{"--out", t.TempDir(), "--data", filepath.Join(t.TempDir(), "absent.csv")}, "absent.csv"},
+		{"history and a range", []string{"--out", t.TempDir(), "--prometheus-url", "http://127.0.0.1:1", "--history", "24h", "--start", "2026-01-01T00:00:00Z"}, "not both"},
+		{"history of a CSV", []string{"--out", t.TempDir(), "--synthetic", "--history", "24h"}, "--history reads Prometheus up to now"},
+		{"negative history", []string{"--out", t.TempDir(), "--prometheus-url", "http://127.0.0.1:1", "--history", "-1h"}, "positive span"},
+		{"promote margin out of range", []string{"--synthetic", "--promote", t.TempDir(), "--promote-margin", "1"}, "--promote-margin 1 must be in [0, 1)"},
+		{"promote to a malformed ConfigMap", []string{"--synthetic", "--promote", "configmap:a/b/c"}, "configmap:NAMESPACE/NAME"},
+		{"promote to a ConfigMap without a cluster", []string{"--synthetic", "--promote", "configmap:shop/model", "--kubeconfig", filepath.Join(t.TempDir(), "absent")}, "no Kubernetes client configuration"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
