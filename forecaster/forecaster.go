@@ -483,14 +483,14 @@ func (f *Forecaster) ReportReload(dir string, err error) {
 	if err != nil {
 		f.metrics.modelReloads.WithLabelValues(reloadRejected).Inc()
 		log.Error("model reload rejected; the current model keeps serving",
-			"dir", dir, "err", err, "serving", cur.Name, "servingVersion", cur.Version)
+			"version", cur.Version, "dir", dir, "err", err)
 		if f.opts.Events != nil {
 			f.opts.Events.Event("Warning", EventModelRejected, textlimit.Cut(fmt.Sprintf("model in %s rejected, %s %s keeps serving: %v", dir, cur.Name, cur.Version, err), 1000))
 		}
 		return
 	}
 	f.metrics.modelReloads.WithLabelValues(reloadLoaded).Inc()
-	log.Info("model reloaded; serving it from the next cycle", "dir", dir, "version", cur.Version,
+	log.Info("model reloaded; serving it from the next cycle", "version", cur.Version, "dir", dir,
 		"services", len(cur.Services), "horizon", cur.Horizon)
 	if f.opts.Events != nil {
 		f.opts.Events.Event("Normal", EventModelLoaded, textlimit.Cut(fmt.Sprintf("model %s %s loaded from %s", cur.Name, cur.Version, dir), 1000))

@@ -185,7 +185,7 @@ func TestSetModelRefuses(t *testing.T) {
 			if got := testutil.ToFloat64(f.metrics.modelReloads.WithLabelValues(reloadRejected)); got != 1 {
 				t.Errorf("reloads rejected = %v, want 1", got)
 			}
-			if !strings.Contains(logs.String(), `level=ERROR msg="model reload rejected; the current model keeps serving" model=test source=fake dir=/models/shop`) {
+			if !strings.Contains(logs.String(), `level=ERROR msg="model reload rejected; the current model keeps serving" model=test source=fake version=1 dir=/models/shop`) {
 				t.Errorf("no rejection log line:\n%s", logs)
 			}
 		})
