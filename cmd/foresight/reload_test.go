@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -17,6 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/models"
 )
 
@@ -385,4 +391,86 @@ func textCut(s string) string {
 		return s[:400] + "..."
 	}
 	return s
+}
+
+// TestReloaderCheck drives one application's reloader poll by poll through
+// what a model directory goes through on disk: each step changes the files
+// and says what the poll must do.
+func TestReloaderCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeDemoModel(t, dir, nil, 0)
+	cfg := config.Default()
+	cfg.Model = dir
+	cfg.Policy.CapacityPerPod = 20
+	registry := prometheus.NewRegistry()
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	apps, err := (&serveOptions{demo: true}).buildApps(cfg, registry, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := apps[0].reloader
+	if r == nil {
+		t.Fatal("no reloader for an application with a model directory")
+	}
+	onnx := filepath.Join(dir, "model.onnx")
+	whole, err := os.ReadFile(onnx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (float64, float64) {
+		body, err := testutil.CollectAndFormat(registry, expfmt.TypeTextPlain, "foresight_model_reloads_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := metricValue(string(body), "foresight_model_reloads_total", `result="loaded"`)
+		j, _ := metricValue(string(body), "foresight_model_reloads_total", `result="rejected"`)
+		return l, j
+	}
+	for _, step := range []struct {
+		name             string
+		change           func()
+		force            bool
+		swapped          bool
+		loaded, rejected float64
+		model            string
+	}{
+		{"unchanged", func() {}, false, false, 0, 0, "boutique-gnn"},
+		{"touched, same contents", func() { _ = os.Chtimes(onnx, time.Now(), time.Now().Add(time.Hour)) }, false, false, 0, 0, "boutique-gnn"},
+		{"model.onnx being written in place: a torn read is rejected", func() { writeDemoModel(t, dir, retrained, len(whole)/2) }, false, false, 0, 1, "boutique-gnn"},
+		{"the same torn contents are not reported again", func() {}, false, false, 0, 1, "boutique-gnn"},
+		{"SIGHUP reports them again", func() {}, true, false, 0, 2, "boutique-gnn"},
+		{"written to the end: loaded", func() { writeDemoModel(t, dir, retrained, 0) }, false, true, 1, 2, "boutique-retrained"},
+		{"removed: rejected once", func() { _ = os.Remove(onnx) }, false, false, 1, 3, "boutique-retrained"},
+		{"still removed: not again", func() {}, false, false, 1, 3, "boutique-retrained"},
+		{"back as it was: nothing to load", func() { writeDemoModel(t, dir, retrained, 0) }, false, false, 1, 3, "boutique-retrained"},
+		{"SIGHUP on the model served: nothing to load", func() {}, true, false, 1, 3, "boutique-retrained"},
+		{"the first model again: loaded", func() { writeDemoModel(t, dir, nil, 0) }, false, true, 2, 3, "boutique-gnn"},
+	} {
+		step.change()
+		if got := r.check(step.force); got != step.swapped {
+			t.Errorf("%s: check swapped = %v, want %v", step.name, got, step.swapped)
+		}
+		if l, j := counts(); l != step.loaded || j != step.rejected {
+			t.Errorf("%s: reloads loaded %v rejected %v; want %v, %v", step.name, l, j, step.loaded, step.rejected)
+		}
+		if got := apps[0].loop.Model().Name; got != step.model {
+			t.Errorf("%s: serving %s, want %s", step.name, got, step.model)
+		}
+	}
+	if t.Failed() {
+		t.Log(logs.String())
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
