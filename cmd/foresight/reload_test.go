@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -21,7 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/models"
 )
@@ -514,4 +519,38 @@ func BenchmarkReloaderPoll(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPodEvents: a rejected and a loaded model become Events on the pod
+// named by POD_NAME and POD_NAMESPACE.
+func TestPodEvents(t *testing.T) {
+	t.Setenv("POD_NAME", "foresight-7c9d-x2")
+	t.Setenv("POD_NAMESPACE", "foresight")
+	client := kubefake.NewClientset()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev, err := newPodEvents(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Event(corev1.EventTypeWarning, forecaster.EventModelRejected, "model in /models/shop rejected")
+	ev.Event(corev1.EventTypeNormal, forecaster.EventModelLoaded, "model shop 2 loaded from /models/shop")
+	waitFor(t, "two Events on the pod", func() error {
+		list, err := client.EventsV1().Events("foresight").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != 2 {
+			return fmt.Errorf("%d events", len(list.Items))
+		}
+		for _, e := range list.Items {
+			if r := e.Regarding; r.Kind != "Pod" || r.Name != "foresight-7c9d-x2" || r.Namespace != "foresight" {
+				return fmt.Errorf("event %s regards %+v", e.Reason, r)
+			}
+			if e.Action != "ReloadModel" || e.ReportingController != "foresight.io/serve" {
+				return fmt.Errorf("event %s: action %q controller %q", e.Reason, e.Action, e.ReportingController)
+			}
+		}
+		return nil
+	})
 }
