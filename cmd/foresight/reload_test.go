@@ -202,7 +202,8 @@ func scrapeReload(t *testing.T, s *server) (reloadState, error) {
 }
 
 // TestServeReloadsModel replaces the model directory under a running serve
-// (a symlink swapped, as a mounted ConfigMap does) with (a) a good model,
+// (a symlink swapped, as a mounted ConfigMap does) with (a) a good model
+// (trained with another seed),
 // (b) a corrupt one, (c) one for other services, then SIGHUPs it: (a) is
 // served from the next cycle, (b) and (c) are rejected with the metric and
 // an error line while the old model keeps serving, no cycle fails or is
@@ -211,7 +212,12 @@ func TestServeReloadsModel(t *testing.T) {
 	root := t.TempDir()
 	const services = 10
 	writeDemoModel(t, filepath.Join(root, "v1"), nil, 0)
-	writeDemoModel(t, filepath.Join(root, "v2"), retrained, 0)
+	// (a) is trained as a user would, briefly (2 days of the synthetic
+	// workload, 2 epochs, another seed: about 6 s).
+	if out, err := exec.Command(foresightBinary(t), "train", "--synthetic", "--synthetic-days", "2", "--epochs", "2", "--seed", "7",
+		"--season", "none", "--name", "boutique-retrained", "--out", filepath.Join(root, "v2")).CombinedOutput(); err != nil {
+		t.Fatalf("foresight train: %v\n%s", err, out)
+	}
 	writeDemoModel(t, filepath.Join(root, "v3"), retrained, 50000) // torn: a third of model.onnx
 	writeDemoModel(t, filepath.Join(root, "v4"), otherServices, 0)
 	current := filepath.Join(root, "current")
