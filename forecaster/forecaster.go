@@ -102,44 +102,31 @@ type Options struct {
 	Now         func() time.Time
 	// Budgeter, if set, fits the published replicas into shared budgets.
 	Budgeter *budget.Budgeter
+	// Events, if set, records Kubernetes Events about model reloads
+	// (ReportReload); nil records none (no cluster, the demo).
+	Events EventRecorder
 }
 
 // Forecaster is the forecast loop. Cycle is serialised; Ready is safe to call
 // from any goroutine.
 type Forecaster struct {
-	opts     Options
-	spec     window.Spec
+	opts Options
+	// modelState is what the loop derives from its model; SetModel replaces
+	// it (and opts.Manifest and opts.Predictor) between cycles.
+	modelState
 	metrics  *metrics
 	log      *slog.Logger
-	mu       sync.Mutex // serialises cycles: the predictor is not goroutine-safe
+	mu       sync.Mutex // serialises cycles and model swaps: the predictor is not goroutine-safe
 	lastGood map[string]snapshot.Prediction
-	// The outputs replicas are sized from (the policy's quantile, or the
-	// point forecast) and the point forecast shown on dashboards.
-	sizeRequests, pointRequests model.Output
-	sizeCPU                     *model.Output
-	// upperRequests and upperCPU, when set, replace the sizing outputs (an
-	// upper quantile) by a bound from the model's recent errors
-	// (policy.adaptiveUpper).
-	upperRequests, upperCPU *upperBound
-	accuracy                *accuracy
-	// primary are the window indices of the features replicas are sized
-	// from; only their gaps and staleness hold a forecast.
-	primary []int
-	// owned is Options.Services as a set (nil: every service); modelled
-	// the model's services; served the model's services the loop publishes.
-	owned, modelled, others map[string]bool
-	served                  []string
-	// cpuSized are model services without a request rate, sized from their
-	// CPU forecast; noRequestRate those that cannot be sized at all.
-	cpuSized      map[string]bool
-	noRequestRate []string
+	accuracy *accuracy
+	// owned is Options.Services as a set (nil: every service); others the
+	// services other applications own.
+	owned, others map[string]bool
 	// fallback are the services of the last cycle's data that the model
 	// does not know, forecast by the model-free fallback.
 	fallback []string
-	// season is the lagged window of a model with a seasonal context (nil
-	// without); seasonPresent the last cycle's state per service, so a
+	// seasonPresent is the last cycle's seasonal state per service, so a
 	// change is logged once.
-	season        *window.Season
 	seasonPresent map[string]bool
 	// coverage is the last cycle's Coverage state per service (under readyMu).
 	coverage      map[string]string
@@ -151,31 +138,49 @@ type Forecaster struct {
 	lastErr   error
 }
 
-// New checks the options and registers the loop's metrics.
-func New(opts Options) (*Forecaster, error) {
-	if opts.Source == nil || opts.Manifest == nil || opts.Predictor == nil || opts.Store == nil {
-		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
-	}
-	m := opts.Manifest
+// modelState is everything the loop derives from its model and options: New
+// builds it once and SetModel again for a reloaded model, so both check a
+// model the same way.
+type modelState struct {
+	spec window.Spec
+	// The outputs replicas are sized from (the policy's quantile, or the
+	// point forecast) and the point forecast shown on dashboards.
+	sizeRequests, pointRequests model.Output
+	sizeCPU                     *model.Output
+	// upperRequests and upperCPU, when set, replace the sizing outputs (an
+	// upper quantile) by a bound from the model's recent errors
+	// (policy.adaptiveUpper).
+	upperRequests, upperCPU *upperBound
+	// primary are the window indices of the features replicas are sized
+	// from; only their gaps and staleness hold a forecast.
+	primary []int
+	// modelled the model's services; served the model's services the loop
+	// publishes.
+	modelled map[string]bool
+	served   []string
+	// cpuSized are model services without a request rate, sized from their
+	// CPU forecast; noRequestRate those that cannot be sized at all.
+	cpuSized      map[string]bool
+	noRequestRate []string
+	// season is the lagged window of a model with a seasonal context (nil
+	// without).
+	season *window.Season
+}
+
+// deriveModel checks model m against the options (the policy, the services
+// owned, the loop's timing) and derives the loop's state from it. It logs
+// nothing: warnings returns what New and SetModel log once the model is
+// taken. opts must have its defaults applied.
+func deriveModel(opts Options, m *model.Manifest) (*modelState, []func(*slog.Logger), error) {
 	pointRequests, hasRequests := m.Output(source.Requests, 0.5)
 	_, hasCPU := m.Output(source.CPU, 0.5)
 	switch {
 	case !hasRequests && !hasCPU:
-		return nil, fmt.Errorf("forecaster: model %s forecasts neither the request rate nor CPU (outputs with feature requests or cpu, quantile 0.5)", m.Name)
+		return nil, nil, fmt.Errorf("model %s forecasts neither the request rate nor CPU (outputs with feature requests or cpu, quantile 0.5)", m.Name)
 	case !hasCPU && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)):
-		return nil, fmt.Errorf("forecaster: model %s can predict CPU neither directly (no cpu output) nor from CPU per request (needs cpu and requests inputs)", m.Name)
+		return nil, nil, fmt.Errorf("model %s can predict CPU neither directly (no cpu output) nor from CPU per request (needs cpu and requests inputs)", m.Name)
 	}
-	var owned map[string]bool
-	if len(opts.Services) > 0 {
-		owned = make(map[string]bool, len(opts.Services))
-		for _, s := range opts.Services {
-			owned[s] = true
-		}
-	}
-	others := make(map[string]bool, len(opts.OtherApps))
-	for _, s := range opts.OtherApps {
-		others[s] = true
-	}
+	owned := ownedSet(opts.Services)
 	modelled := make(map[string]bool, len(m.Services))
 	var served, requestSized, noRequestRate []string
 	cpuSized := make(map[string]bool)
@@ -195,12 +200,106 @@ func New(opts Options) (*Forecaster, error) {
 		}
 	}
 	if len(served) > 0 && len(noRequestRate) == len(served) {
-		return nil, fmt.Errorf("forecaster: model %s has no request-rate forecast for any of its services %v, so none can be sized: set policy.cpuPerPod (the CPU cores one pod should use) to size them from their CPU forecast",
+		return nil, nil, fmt.Errorf("model %s has no request-rate forecast for any of its services %v, so none can be sized: set policy.cpuPerPod (the CPU cores one pod should use) to size them from their CPU forecast",
 			m.Name, textlimit.Cut(fmt.Sprint(noRequestRate), 300))
 	}
 	if err := opts.Policy.Validate(requestSized); err != nil {
-		return nil, fmt.Errorf("forecaster: %w", err)
+		return nil, nil, err
 	}
+	if err := checkTiming(opts, time.Duration(m.Step), m.Horizon); err != nil {
+		return nil, nil, err
+	}
+	var warnings []func(*slog.Logger)
+	if len(noRequestRate) > 0 {
+		warnings = append(warnings, func(log *slog.Logger) {
+			log.Warn("services trained without a request rate cannot be sized: nothing is published for them until policy.services.<service>.cpuPerPod (or policy.cpuPerPod) sizes them from their CPU forecast",
+				"services", noRequestRate)
+		})
+	}
+	if unknown := opts.Policy.Unknown(m.Services); len(unknown) > 0 {
+		warnings = append(warnings, func(log *slog.Logger) {
+			log.Info("policy.services entries name services the model does not know: they apply if the services appear in the data (forecast by the fallback); check for typos",
+				"services", unknown)
+		})
+	}
+	var sizeRequests model.Output
+	if hasRequests {
+		var warn func(*slog.Logger)
+		sizeRequests, warn = sizingOutput(m, source.Requests, opts.Policy.Quantile)
+		warnings = appendNonNil(warnings, warn)
+	}
+	var sizeCPU *model.Output
+	if hasCPU {
+		o, warn := sizingOutput(m, source.CPU, opts.Policy.Quantile)
+		warnings = appendNonNil(warnings, warn)
+		sizeCPU = &o
+	}
+	spec := window.SpecFor(m)
+	var season *window.Season
+	if s, ok := window.SeasonFor(m); ok {
+		season = &s
+	}
+	var upperRequests, upperCPU *upperBound
+	if opts.Policy.AdaptiveUpper {
+		var err error
+		if hasRequests {
+			if upperRequests, err = newUpperBound(m, spec, sizeRequests); err != nil {
+				return nil, nil, err
+			}
+		}
+		if sizeCPU != nil {
+			if upperCPU, err = newUpperBound(m, spec, *sizeCPU); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	var primary []int
+	for i, feat := range spec.Features {
+		if feat == source.Requests || feat == source.CPU {
+			primary = append(primary, i)
+		}
+	}
+	return &modelState{
+		spec:          spec,
+		sizeRequests:  sizeRequests,
+		pointRequests: pointRequests,
+		sizeCPU:       sizeCPU,
+		upperRequests: upperRequests,
+		upperCPU:      upperCPU,
+		primary:       primary,
+		modelled:      modelled,
+		served:        served,
+		cpuSized:      cpuSized,
+		noRequestRate: noRequestRate,
+		season:        season,
+	}, warnings, nil
+}
+
+func appendNonNil(warnings []func(*slog.Logger), w func(*slog.Logger)) []func(*slog.Logger) {
+	if w == nil {
+		return warnings
+	}
+	return append(warnings, w)
+}
+
+// ownedSet is Options.Services as a set; nil means every service.
+func ownedSet(services []string) map[string]bool {
+	if len(services) == 0 {
+		return nil
+	}
+	owned := make(map[string]bool, len(services))
+	for _, s := range services {
+		owned[s] = true
+	}
+	return owned
+}
+
+// New checks the options and registers the loop's metrics.
+func New(opts Options) (*Forecaster, error) {
+	if opts.Source == nil || opts.Manifest == nil || opts.Predictor == nil || opts.Store == nil {
+		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
+	}
+	m := opts.Manifest
 	step := time.Duration(m.Step)
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
@@ -220,7 +319,8 @@ func New(opts Options) (*Forecaster, error) {
 	if opts.MaxInputAge <= 0 {
 		opts.MaxInputAge = max(DefaultMaxInputAge, 2*step)
 	}
-	if err := checkTiming(opts, step, m.Horizon); err != nil {
+	state, warnings, err := deriveModel(opts, m)
+	if err != nil {
 		return nil, fmt.Errorf("forecaster: %w", err)
 	}
 	if opts.Registerer == nil {
@@ -236,71 +336,165 @@ func New(opts Options) (*Forecaster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forecaster: registering metrics: %w", err)
 	}
-	met.modelInfo.WithLabelValues(m.Name, m.Version, itoa(len(m.Services)), itoa(m.Window), itoa(m.Horizon), step.String()).Set(1)
+	met.setModel(m, opts.Now())
 	log := opts.Logger.With("model", m.Name, "source", opts.Source.Name())
-	if len(noRequestRate) > 0 {
-		log.Warn("services trained without a request rate cannot be sized: nothing is published for them until policy.services.<service>.cpuPerPod (or policy.cpuPerPod) sizes them from their CPU forecast",
-			"services", noRequestRate)
+	for _, w := range warnings {
+		w(log)
 	}
-	if unknown := opts.Policy.Unknown(m.Services); len(unknown) > 0 {
-		log.Info("policy.services entries name services the model does not know: they apply if the services appear in the data (forecast by the fallback); check for typos",
-			"services", unknown)
-	}
-	var sizeRequests model.Output
-	if hasRequests {
-		sizeRequests = sizingOutput(m, source.Requests, opts.Policy.Quantile, log)
-	}
-	var sizeCPU *model.Output
-	if hasCPU {
-		o := sizingOutput(m, source.CPU, opts.Policy.Quantile, log)
-		sizeCPU = &o
-	}
-	spec := window.SpecFor(m)
-	var season *window.Season
-	if s, ok := window.SeasonFor(m); ok {
-		season = &s
-	}
-	var upperRequests, upperCPU *upperBound
-	if opts.Policy.AdaptiveUpper {
-		if hasRequests {
-			if upperRequests, err = newUpperBound(m, spec, sizeRequests); err != nil {
-				return nil, fmt.Errorf("forecaster: %w", err)
-			}
-		}
-		if sizeCPU != nil {
-			if upperCPU, err = newUpperBound(m, spec, *sizeCPU); err != nil {
-				return nil, fmt.Errorf("forecaster: %w", err)
-			}
-		}
-	}
-	var primary []int
-	for i, feat := range spec.Features {
-		if feat == source.Requests || feat == source.CPU {
-			primary = append(primary, i)
-		}
+	others := make(map[string]bool, len(opts.OtherApps))
+	for _, s := range opts.OtherApps {
+		others[s] = true
 	}
 	return &Forecaster{
 		opts:          opts,
-		primary:       primary,
-		sizeRequests:  sizeRequests,
-		pointRequests: pointRequests,
-		sizeCPU:       sizeCPU,
-		upperRequests: upperRequests,
-		upperCPU:      upperCPU,
+		modelState:    *state,
 		accuracy:      newAccuracy(step, m.Horizon, AccuracyWindow, met, log),
-		spec:          spec,
 		metrics:       met,
 		log:           log,
 		lastGood:      make(map[string]snapshot.Prediction),
-		owned:         owned,
+		owned:         ownedSet(opts.Services),
 		others:        others,
-		modelled:      modelled,
-		served:        served,
-		cpuSized:      cpuSized,
-		noRequestRate: noRequestRate,
-		season:        season,
 		seasonPresent: make(map[string]bool),
 	}, nil
+}
+
+// EventRecorder records a Kubernetes Event about the loop (a model loaded or
+// rejected) on an object of the caller's choosing; eventType is "Normal" or
+// "Warning". Implementations must not block.
+type EventRecorder interface {
+	Event(eventType, reason, note string)
+}
+
+// Reasons of the Events ReportReload records.
+const (
+	EventModelLoaded   = "ModelLoaded"
+	EventModelRejected = "ModelRejected"
+)
+
+// Model returns the manifest of the model being served. It is shared: do
+// not modify it.
+func (f *Forecaster) Model() *model.Manifest {
+	f.readyMu.RLock()
+	defer f.readyMu.RUnlock()
+	return f.opts.Manifest
+}
+
+// SetModel swaps in a new model between cycles (it waits for a running
+// cycle to end). The model is checked against the options exactly as New
+// checks the first one (sizing outputs, policy entries for its services,
+// capacities, the lead time against its horizon), and in two more ways a
+// model taken while serving must pass: it has the served model's step (the
+// loop's interval, timeout and input age were set from it: a new step needs
+// a restart), and it still forecasts every service the served model
+// forecasts from data the last cycle read (losing one would hand it to the
+// fallback or stop publishing it; remove a service from a model with a
+// restart). On an error nothing changes and the old model keeps serving.
+//
+// Kept across the swap: the last good predictions (services the new model
+// does not know are held until they expire, under the old model's name),
+// the coverage of the last cycle, and the accuracy bookkeeping when the
+// horizon is unchanged (it scores the forecasts that were published,
+// whichever model made them; the rolling means forget the old model within
+// AccuracyWindow scores). Reset, because they depend on the old model's
+// outputs: the adaptive upper bounds (their errors are the old model's:
+// the new model sizes from its own quantile until it has
+// conformal.DefaultMinResiduals errors of its own), the seasonal state and
+// the per-service gauges derived from the model (imputed samples, upper
+// bound errors, seasonal context), which the next cycle sets again.
+func (f *Forecaster) SetModel(m *model.Manifest, p Predictor) error {
+	if m == nil || p == nil {
+		return errors.New("forecaster: manifest and predictor are required")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.opts.Manifest
+	if m.Step != old.Step {
+		return fmt.Errorf("model %s: step %v differs from the served model's %v; the loop's interval, timeout and maxInputAge follow the step: restart serve to change it",
+			m.Name, time.Duration(m.Step), time.Duration(old.Step))
+	}
+	state, warnings, err := deriveModel(f.opts, m)
+	if err != nil {
+		return err
+	}
+	if lost := f.lostServices(state); len(lost) > 0 {
+		return fmt.Errorf("model %s does not forecast %d services the served model %s forecasts from the data (%s): is it this application's model? A reload never drops a served service; restart serve to take a model without them",
+			m.Name, len(lost), old.Name, textlimit.List(lost, 20))
+	}
+
+	f.readyMu.Lock()
+	f.opts.Manifest, f.opts.Predictor = m, p
+	f.modelState = *state
+	f.readyMu.Unlock()
+	f.log = f.opts.Logger.With("model", m.Name, "source", f.opts.Source.Name())
+	for svc, pr := range f.lastGood {
+		if pr.Model == "" {
+			pr.Model = old.Name // held until replaced: say which model made it
+			f.lastGood[svc] = pr
+		}
+	}
+	if m.Horizon == old.Horizon {
+		f.accuracy.log = f.log
+	} else {
+		f.metrics.forecastAbsError.Reset()
+		f.accuracy = newAccuracy(time.Duration(m.Step), m.Horizon, AccuracyWindow, f.metrics, f.log)
+	}
+	f.seasonPresent = make(map[string]bool)
+	f.metrics.seasonal.Reset()
+	f.metrics.upperBoundErrors.Reset()
+	f.metrics.imputed.Reset()
+	f.metrics.setModel(m, f.opts.Now())
+	f.loggedSummary = false // the next cycle logs the new model's coverage
+	for _, w := range warnings {
+		w(f.log)
+	}
+	return nil
+}
+
+// logger is the loop's logger for use outside a cycle: f.log belongs to
+// the cycle (SetModel replaces it under f.mu).
+func (f *Forecaster) logger() *slog.Logger {
+	return f.opts.Logger.With("model", f.Model().Name, "source", f.opts.Source.Name())
+}
+
+// lostServices are the services the served model forecasts from the last
+// cycle's data that state would no longer publish a forecast for, sorted.
+func (f *Forecaster) lostServices(state *modelState) []string {
+	var lost []string
+	for svc, c := range f.coverage {
+		if c != CoverageModel {
+			continue
+		}
+		if !slices.Contains(state.served, svc) || slices.Contains(state.noRequestRate, svc) {
+			lost = append(lost, svc)
+		}
+	}
+	slices.Sort(lost)
+	return lost
+}
+
+// ReportReload counts, logs and records (as an Event, when Options.Events
+// is set) the outcome of a model reload from dir: err is why the model was
+// rejected (it failed to load, or SetModel refused it), nil when it now
+// serves. A rejection is logged at error level: the old model keeps
+// serving, and a retrained model the operator expects is not live.
+func (f *Forecaster) ReportReload(dir string, err error) {
+	cur := f.Model()
+	log := f.logger()
+	if err != nil {
+		f.metrics.modelReloads.WithLabelValues(reloadRejected).Inc()
+		log.Error("model reload rejected; the current model keeps serving",
+			"version", cur.Version, "dir", dir, "err", err)
+		if f.opts.Events != nil {
+			f.opts.Events.Event("Warning", EventModelRejected, textlimit.Cut(fmt.Sprintf("model in %s rejected, %s %s keeps serving: %v", dir, cur.Name, cur.Version, err), 1000))
+		}
+		return
+	}
+	f.metrics.modelReloads.WithLabelValues(reloadLoaded).Inc()
+	log.Info("model reloaded; serving it from the next cycle", "version", cur.Version, "dir", dir,
+		"services", len(cur.Services), "horizon", cur.Horizon)
+	if f.opts.Events != nil {
+		f.opts.Events.Event("Normal", EventModelLoaded, textlimit.Cut(fmt.Sprintf("model %s %s loaded from %s", cur.Name, cur.Version, dir), 1000))
+	}
 }
 
 // checkTiming refuses loop settings under which nothing useful could ever be
@@ -352,7 +546,7 @@ func (f *Forecaster) Run(ctx context.Context) error {
 	defer ticker.Stop()
 	for {
 		if _, err := f.Cycle(ctx, f.opts.Now()); err != nil && ctx.Err() == nil {
-			f.log.Error("forecast cycle failed; holding last good predictions", "err", err)
+			f.logger().Error("forecast cycle failed; holding last good predictions", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -866,17 +1060,20 @@ func clampNonNegative(values []float64) []float64 {
 }
 
 // sizingOutput returns the output of feat at quantile q, or the point
-// forecast when the model has none (said once, at start-up).
-func sizingOutput(m *model.Manifest, feat source.Feature, q float64, log *slog.Logger) model.Output {
+// forecast when the model has none, with the warning that says so (nil
+// when there is none), logged once when the model is taken.
+func sizingOutput(m *model.Manifest, feat source.Feature, q float64) (model.Output, func(*slog.Logger)) {
 	if o, ok := m.Output(feat, q); ok {
-		return o
+		return o, nil
 	}
 	o, _ := m.Output(feat, 0.5)
-	if q != 0.5 {
+	if q == 0.5 {
+		return o, nil
+	}
+	return o, func(log *slog.Logger) {
 		log.Warn("model has no output at the policy's quantile; sizing from its point forecast",
 			"feature", feat, "quantile", q)
 	}
-	return o
 }
 
 // publishable are the services a cycle publishes or holds: the model's

@@ -2,10 +2,12 @@ package forecaster
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/foresightscale/foresight/forecaster/conformal"
+	"github.com/foresightscale/foresight/forecaster/model"
 )
 
 // metrics are the forecaster loop's own health signals.
@@ -19,6 +21,8 @@ type metrics struct {
 	inputOutOfRange   *prometheus.CounterVec
 	lastSuccess       prometheus.Gauge
 	modelInfo         *prometheus.GaugeVec
+	modelReloads      *prometheus.CounterVec
+	modelLoaded       prometheus.Gauge
 	coverage          *prometheus.GaugeVec
 	seasonal          *prometheus.GaugeVec
 	upperBoundErrors  *prometheus.GaugeVec
@@ -67,6 +71,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "foresight_model_info",
 			Help: "The model being served (value is always 1).",
 		}, []string{"name", "version", "services", "window", "horizon", "step"}),
+		modelReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "foresight_model_reloads_total",
+			Help: "Models found changed on disk (or re-read on SIGHUP) by result: loaded (now serving) or rejected (failed to load or check; the previous model keeps serving).",
+		}, []string{"result"}),
+		modelLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "foresight_model_loaded_timestamp_seconds",
+			Help: "Unix time the model being served was taken: at start, or by the last successful reload.",
+		}),
 		coverage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_service_coverage",
 			Help: "1 per service for how it is forecast: coverage=model (the model knows it and the data has it), fallback (in the data, not in the model: the model-free fallback forecasts it until a retrained model does), absent (in the model, not in the data).",
@@ -89,6 +101,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"service", "step"}),
 	}
 	for _, c := range []prometheus.Collector{m.cycleDuration, m.inferenceDuration, m.cycles, m.sourceErrors, m.held, m.imputed, m.inputOutOfRange, m.lastSuccess, m.modelInfo,
+		m.modelReloads, m.modelLoaded,
 		m.coverage, m.seasonal, m.upperBoundErrors, m.forecastAbsError, m.forecastEvaluations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -97,7 +110,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{resultOK, resultDegraded, resultFailed} {
 		m.cycles.WithLabelValues(r)
 	}
+	for _, r := range []string{reloadLoaded, reloadRejected} {
+		m.modelReloads.WithLabelValues(r)
+	}
 	return m, nil
+}
+
+// Results of foresight_model_reloads_total.
+const (
+	reloadLoaded   = "loaded"
+	reloadRejected = "rejected"
+)
+
+// setModel makes foresight_model_info show only man, taken at t.
+func (m *metrics) setModel(man *model.Manifest, t time.Time) {
+	m.modelInfo.Reset()
+	m.modelInfo.WithLabelValues(man.Name, man.Version, itoa(len(man.Services)), itoa(man.Window), itoa(man.Horizon), time.Duration(man.Step).String()).Set(1)
+	m.modelLoaded.Set(float64(t.UnixNano()) / 1e9)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

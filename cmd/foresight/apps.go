@@ -30,6 +30,8 @@ type application struct {
 	builtIn bool
 	store   *snapshot.Store
 	loop    *forecaster.Forecaster
+	// reloader loads a changed model directory (nil: the built-in model).
+	reloader *reloader
 }
 
 // buildApps makes one application per entry of cfg.Applications. A model
@@ -56,13 +58,26 @@ func (o *serveOptions) buildApps(cfg config.Config, registry *prometheus.Registr
 // listed says whether the configuration has an apps list, in which errors
 // name apps[index]'s keys; otherwise they name the flags and top-level keys.
 func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []string, index int, listed bool, registry *prometheus.Registry, log *slog.Logger) (*application, error) {
+	var err error
 	modelKey := "--model"
 	if listed {
 		modelKey = "model"
 	}
-	m, err := loadModelFrom(spec.Model, modelKey)
-	if err != nil {
-		return nil, err
+	var m *model.Model
+	var files modelFiles
+	if spec.Model == "" {
+		if m, err = loadModelFrom("", modelKey); err != nil {
+			return nil, err
+		}
+	} else {
+		// Loaded from the bytes hashed: the reloader compares later reads
+		// with exactly what serves.
+		if files, err = readModelDir(spec.Model); err == nil {
+			m, err = files.parse(spec.Model)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", modelKey, err)
+		}
 	}
 	manifest := m.Manifest()
 	log = log.With("app", spec.Name)
@@ -110,11 +125,16 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 		Registerer:         reg,
 		Logger:             log,
 		Budgeter:           budgeter,
+		Events:             o.events,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}, nil
+	a := &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}
+	if !a.builtIn {
+		a.reloader = newReloader(spec.Name, fixedDir(spec.Model), loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
+	}
+	return a, nil
 }
 
 // pickApplication returns the application named app in a configuration

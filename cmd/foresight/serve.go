@@ -8,8 +8,10 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,7 @@ import (
 	"github.com/foresightscale/foresight/adapter"
 	"github.com/foresightscale/foresight/adapter/keda"
 	"github.com/foresightscale/foresight/adapter/vpa"
+	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/budget"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/forecaster/model"
@@ -45,6 +48,8 @@ type serveOptions struct {
 	namespace     string
 	demo          bool
 	adapter       *adapter.Adapter
+	// events records model reloads on the pod (nil: no cluster, the demo).
+	events forecaster.EventRecorder
 
 	vpaRecommender string
 	vpaInterval    time.Duration
@@ -106,6 +111,13 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 			"(the synthetic workload runs only with --demo or an explicit source.synthetic)")
 	}
 	log := slog.Default()
+	// Caught from the start: SIGHUP's default action ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if !o.demo && slices.ContainsFunc(cfg.Applications(), func(a config.App) bool { return a.Model != "" }) {
+		o.events = o.reloadEvents(ctx, log)
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apps, err := o.buildApps(cfg, registry, log)
@@ -152,10 +164,31 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		g.Go(func() error { return a.loop.Run(ctx) })
 	}
 	g.Go(func() error { return o.adapter.Run(ctx, reader, registry, appsReady(apps)) })
+	var reloaders []*reloader
+	for _, a := range apps {
+		if a.reloader != nil {
+			reloaders = append(reloaders, a.reloader)
+		}
+	}
+	g.Go(func() error { return runReloaders(ctx, reloaders, time.Duration(cfg.ModelReload), hup, log) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("foresight stopped")
+	return nil
+}
+
+// reloadEvents is the recorder of model reload Events on this pod, or nil
+// (said at info level) when there is no cluster to record them in.
+func (o *serveOptions) reloadEvents(ctx context.Context, log *slog.Logger) forecaster.EventRecorder {
+	_, client, err := o.kubeClient("model reload events")
+	if err == nil {
+		var ev *podEvents
+		if ev, err = newPodEvents(ctx, client); err == nil {
+			return ev
+		}
+	}
+	log.Info("model reloads are logged and counted but not recorded as Kubernetes Events", "reason", err)
 	return nil
 }
 

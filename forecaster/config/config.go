@@ -48,6 +48,11 @@ type Config struct {
 	// be published as if it were fresh. 0 means automatic (the forecaster
 	// picks it from the model's step and the interval).
 	MaxInputAge model.Duration `yaml:"maxInputAge"`
+	// ModelReload is how often serve checks each application's model
+	// directory for a changed model (model.onnx and manifest.json hashed)
+	// and loads it; 0 turns polling off (SIGHUP still re-reads). It does
+	// not apply to the built-in model.
+	ModelReload model.Duration `yaml:"modelReload"`
 	Source      SourceConfig   `yaml:"source"`
 	Policy      policy.Config  `yaml:"policy"`
 	// Budgets are optional shared CPU budgets: their services' replicas
@@ -89,9 +94,15 @@ func Default() Config {
 		Namespace:          "default",
 		StaleAfter:         model.Duration(5 * time.Minute),
 		MaxMissingFraction: 0.5,
+		ModelReload:        model.Duration(DefaultModelReload),
 		Policy:             policy.Default(),
 	}
 }
+
+// DefaultModelReload is how often serve looks for a changed model by
+// default: a mounted ConfigMap or Secret changes within about a minute of
+// its update anyway, and hashing two files is cheap.
+const DefaultModelReload = 10 * time.Second
 
 // maxFileSize bounds a configuration file: a real one is a few KiB, and a
 // huge one (a wrong path, a generated runaway) should not be read whole.
@@ -105,8 +116,12 @@ const (
 	minTimeout    = 100 * time.Millisecond
 	maxStaleAfter = 24 * time.Hour
 	maxInputAge   = time.Hour
-	minDayLength  = time.Minute
-	maxDayLength  = 365 * 24 * time.Hour
+	// A model directory is read and hashed on every poll: more often than
+	// each second is load for nothing, less often than hourly is no reload.
+	minModelReload = time.Second
+	maxModelReload = time.Hour
+	minDayLength   = time.Minute
+	maxDayLength   = 365 * 24 * time.Hour
 )
 
 // namespaceName is a Kubernetes namespace name: an RFC 1123 label.
@@ -205,6 +220,9 @@ func (c Config) validateTiming() []error {
 	}
 	if age := time.Duration(c.MaxInputAge); age < 0 || age > maxInputAge {
 		bad("maxInputAge: must be 0 (automatic) or at most %v, got %v", model.Duration(maxInputAge), c.MaxInputAge)
+	}
+	if r := time.Duration(c.ModelReload); r != 0 && (r < minModelReload || r > maxModelReload) {
+		bad("modelReload: must be 0 (no polling) or between %v and %v, got %v", model.Duration(minModelReload), model.Duration(maxModelReload), c.ModelReload)
 	}
 	return errs
 }

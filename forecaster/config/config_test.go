@@ -132,6 +132,9 @@ func TestParseNamesTheField(t *testing.T) {
 		{"staleAfter equal to interval", "interval: 30s\nstaleAfter: 30s\n", "staleAfter: 30s must be longer than the interval"},
 		{"staleAfter over a day", "staleAfter: 25h\n", "staleAfter: must be at most 1d"},
 		{"maxInputAge over an hour", "maxInputAge: 2h\n", "maxInputAge: must be 0 (automatic) or at most 1h"},
+		{"modelReload 1ms", "modelReload: 1ms\n", "modelReload: must be 0 (no polling) or between 1s and 1h, got 1ms"},
+		{"modelReload a day", "modelReload: 1d\n", "modelReload: must be 0 (no polling) or between 1s and 1h, got 1d"},
+		{"modelReload negative", "modelReload: -10s\n", "modelReload: must not be negative"},
 		{"maxMissingFraction NaN", "maxMissingFraction: .nan\n", "maxMissingFraction: must be in (0,1]"},
 		{"maxMissingFraction 0", "maxMissingFraction: 0\n", "maxMissingFraction: must be in (0,1]"},
 		{"namespace with a quote", "namespace: 'Bad\"NS'\n", `namespace: "Bad\"NS" is not a Kubernetes namespace name`},
@@ -156,6 +159,19 @@ func TestParseNamesTheField(t *testing.T) {
 	}
 }
 
+// TestModelReloadDefault: polling is on unless the file turns it off.
+func TestModelReloadDefault(t *testing.T) {
+	for y, want := range map[string]time.Duration{"namespace: a\n": DefaultModelReload, "modelReload: 0s\n": 0, "modelReload: 1m\n": time.Minute} {
+		c, err := Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Duration(c.ModelReload); got != want {
+			t.Errorf("Parse(%q).ModelReload = %v, want %v", y, got, want)
+		}
+	}
+}
+
 // TestParseAcceptsBounds: the edges of every bound are settings, not errors.
 func TestParseAcceptsBounds(t *testing.T) {
 	for _, y := range []string{
@@ -166,6 +182,9 @@ func TestParseAcceptsBounds(t *testing.T) {
 		"maxInputAge: 0s\n",
 		"maxInputAge: 1h\n",
 		"maxMissingFraction: 1\n",
+		"modelReload: 0s\n", // no polling
+		"modelReload: 1s\n",
+		"modelReload: 1h\n",
 		"namespace: a\n",
 		"namespace: " + strings.Repeat("a", 63) + "\n",
 		"namespace: shop-2\n",
