@@ -67,6 +67,32 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 		})
 	}
 
+	t.Run("retraining component", func(t *testing.T) {
+		// The standalone overlay with the component added, as docs/training.md
+		// tells an operator to do.
+		tmp := t.TempDir()
+		k := filepath.Join(tmp, "kustomization.yaml")
+		rel := func(p string) string { // kustomize takes relative paths only
+			r, err := filepath.Rel(tmp, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		text := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " +
+			rel(filepath.Join(dir, "overlays", "standalone")) + "\ncomponents:\n  - " + rel(filepath.Join(dir, "components", "retraining")) + "\n"
+		if err := os.WriteFile(k, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rendered := kubectl(t, nil, "kustomize", "--load-restrictor=LoadRestrictionsNone", filepath.Dir(k))
+		for _, want := range []string{"kind: CronJob", "--promote=configmap:foresight/foresight-model", "name: foresight-trainer"} {
+			if !bytes.Contains(rendered, []byte(want)) {
+				t.Errorf("rendered retraining overlay lacks %q", want)
+			}
+		}
+		kubectl(t, rendered, "apply", "--server-side", "--validate=strict", "-f", "-")
+	})
+
 	t.Run("sidecar Prometheus patch", func(t *testing.T) {
 		patch, err := os.ReadFile(filepath.Join(dir, "overlays", "sidecar", "prometheus-patch.yaml"))
 		if err != nil {

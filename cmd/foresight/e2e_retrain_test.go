@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/foresightscale/foresight/forecaster/model"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/internal/kubetest"
+	"github.com/foresightscale/foresight/internal/meshtest"
+	"github.com/foresightscale/foresight/internal/promtest"
+	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/foresightscale/foresight/models/store"
+)
+
+// TestRetrainJobPromotesIntoTheConfigMapStore runs the retraining CronJob's
+// command the way its Job would: the component's RBAC applied on the real
+// control plane, the container's arguments from cronjob.yaml, the
+// ServiceAccount foresight-trainer's token, and a real Prometheus holding
+// twelve hours of a synthetic six-service application up to now.
+// The first run finds an empty store and promotes; a run on a much shorter
+// history, one epoch, is backtested against that champion and kept out; the
+// trainer cannot write ConfigMaps outside the store's names.
+func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
+	c := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	component := filepath.Join(testenv.RepoRoot(t), "manifests", "components", "retraining")
+	kubectl := func(stdin []byte, args ...string) []byte {
+		t.Helper()
+		out, err := c.Kubectl(ctx, t, stdin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	kubectl(nil, "create", "namespace", "foresight")
+	kubectl(nil, "create", "configmap", "foresight-config", "-n", "foresight", "--from-literal=config.yaml=namespace: default")
+	kubectl(nil, "apply", "--server-side", "--validate=strict", "-f", filepath.Join(component, "rbac.yaml"), "-f", filepath.Join(component, "cronjob.yaml"))
+	kubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight-trainer")
+	must(t, err)
+
+	// The Job's arguments, with its config file replaced by one that reads
+	// the test's Prometheus.
+	b, err := os.ReadFile(filepath.Join(component, "cronjob.yaml"))
+	must(t, err)
+	var cj struct {
+		Spec struct {
+			JobTemplate struct {
+				Spec struct {
+					Template struct {
+						Spec struct {
+							Containers []struct{ Args []string } `json:"containers"`
+						} `json:"spec"`
+					} `json:"template"`
+				} `json:"spec"`
+			} `json:"jobTemplate"`
+		} `json:"spec"`
+	}
+	must(t, yaml.Unmarshal(b, &cj))
+	jobArgs := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args
+
+	graph := meshtest.Layered(6, 3, 6)
+	sc := synthetic.DefaultConfig()
+	sc.Services = nil
+	gen, err := synthetic.New(sc, graph)
+	must(t, err)
+	end := time.Now().Add(-time.Minute).Truncate(30 * time.Second)
+	history, err := source.NewSynthetic(gen).Fetch(ctx, source.Query{Services: graph.Services, Features: source.AllFeatures,
+		Start: end.Add(-12 * time.Hour), End: end, Step: 30 * time.Second})
+	must(t, err)
+	srv := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	must(t, os.WriteFile(cfgPath, []byte("namespace: default\nsource:\n  prometheus:\n    url: "+srv.URL()+"\n"), 0o600))
+
+	args := func(history string, epochs string) []string {
+		var out []string
+		for _, a := range jobArgs[1:] { // [0] is the subcommand
+			switch {
+			case strings.HasPrefix(a, "--config="):
+				a = "--config=" + cfgPath
+			case strings.HasPrefix(a, "--history="):
+				a = "--history=" + history
+			}
+			out = append(out, a)
+		}
+		// Shortened: a few epochs, not the default 40.
+		return append(out, "--kubeconfig="+kubeconfig, "--epochs="+epochs)
+	}
+	if jobArgs[0] != "train" || !strings.Contains(strings.Join(jobArgs, " "), "--promote=configmap:foresight/foresight-model") {
+		t.Fatalf("the CronJob's arguments changed: %v", jobArgs)
+	}
+
+	log, err := runTrain(t, args("12h", "3")...)
+	if err != nil {
+		t.Fatalf("first retrain: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "promoted: no champion to beat") {
+		t.Fatalf("first retrain did not promote:\n%s", log)
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps("foresight").Get(ctx, "foresight-model", metav1.GetOptions{})
+	must(t, err)
+	version := cm.Annotations[store.VersionAnnotation]
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, model.ONNXFile), cm.BinaryData[model.ONNXFile], 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, model.ManifestFile), []byte(cm.Data[model.ManifestFile]), 0o600))
+	if _, err := model.Load(dir); err != nil || version == "" || cm.Data["report.json"] == "" {
+		t.Fatalf("the store's model (version %q) does not load: %v", version, err)
+	}
+
+	log, err = runTrain(t, args("3h", "1")...)
+	if err != nil {
+		t.Fatalf("second retrain: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "kept: ") {
+		t.Fatalf("a challenger trained on 3 h, one epoch, was not kept out:\n%s", log)
+	}
+	cm, err = c.Client.CoreV1().ConfigMaps("foresight").Get(ctx, "foresight-model", metav1.GetOptions{})
+	must(t, err)
+	if cm.Annotations[store.VersionAnnotation] != version {
+		t.Errorf("the store's version changed to %s after a kept challenger", cm.Annotations[store.VersionAnnotation])
+	}
+
+	// Least privilege: the trainer may not touch serve's configuration.
+	out, _ := c.Kubectl(ctx, t, nil, "--kubeconfig="+kubeconfig, "auth", "can-i", "update", "configmap/foresight-config", "-n", "foresight")
+	if strings.TrimSpace(string(out)) != "no" {
+		t.Errorf("the trainer may update foresight-config: %q", out)
+	}
+}
