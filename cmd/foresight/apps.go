@@ -65,15 +65,22 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	}
 	var m *model.Model
 	var files modelFiles
+	var resolve modelResolver
 	if spec.Model == "" {
 		if m, err = loadModelFrom("", modelKey); err != nil {
 			return nil, err
 		}
 	} else {
-		// Loaded from the bytes hashed: the reloader compares later reads
-		// with exactly what serves.
-		if files, err = readModelDir(spec.Model); err == nil {
-			m, err = files.parse(spec.Model)
+		// A model directory, a directory model store or a ConfigMap model
+		// store; loaded from the bytes hashed: the reloader compares later
+		// reads with exactly what serves.
+		var dir string
+		if resolve, err = o.modelResolverFor(spec.Model, spec.Namespace, log); err == nil {
+			if dir, err = resolve(); err == nil {
+				if files, err = readModelDir(dir); err == nil {
+					m, err = files.parse(dir)
+				}
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", modelKey, err)
@@ -132,7 +139,7 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	}
 	a := &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}
 	if !a.builtIn {
-		a.reloader = newReloader(spec.Name, fixedDir(spec.Model), loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
+		a.reloader = newReloader(spec.Name, resolve, loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
 	}
 	return a, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,8 +43,8 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 		}
 		return out
 	}
-	kubectl(nil, "create", "namespace", "foresight")
-	kubectl(nil, "create", "configmap", "foresight-config", "-n", "foresight", "--from-literal=config.yaml=namespace: default")
+	// The base as an operator installs it, then the component's objects.
+	in := install(ctx, t, c, filepath.Join(testenv.RepoRoot(t), "manifests", "base"))
 	kubectl(nil, "apply", "--server-side", "--validate=strict", "-f", filepath.Join(component, "rbac.yaml"), "-f", filepath.Join(component, "cronjob.yaml"))
 	kubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight-trainer")
 	must(t, err)
@@ -99,7 +100,9 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 		t.Fatalf("the CronJob's arguments changed: %v", jobArgs)
 	}
 
-	log, err := runTrain(t, args("12h", "3")...)
+	// A first, rough model (one epoch): the store is empty, and an operator
+	// bootstrapping it may accept a model a little worse than last value.
+	log, err := runTrain(t, append(args("12h", "1"), "--max-last-value-ratio=1.2")...)
 	if err != nil {
 		t.Fatalf("first retrain: %v\n%s", err, log)
 	}
@@ -116,6 +119,30 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 		t.Fatalf("the store's model (version %q) does not load: %v", version, err)
 	}
 
+	// serve, as its ServiceAccount, reads the model from the store.
+	serveCfg := filepath.Join(t.TempDir(), "serve.yaml")
+	must(t, os.WriteFile(serveCfg, []byte("namespace: default\ninterval: 5s\nmodelReload: 1s\nmodel: configmap:foresight/foresight-model\n"+
+		"source:\n  prometheus:\n    url: "+srv.URL()+"\npolicy:\n  capacityPerPod: 50\n"), 0o600))
+	s := runForesight(t, in.securePort, in.metricsPort, append(deploymentArgs(t, in.base, in.certs, in.securePort, in.metricsPort, serveCfg), serviceAccountArgs(ctx, t, c)...))
+	reloads := func() string {
+		_, body, err := get(&http.Client{Timeout: 5 * time.Second}, s.metrics+"/metrics")
+		if err != nil {
+			return ""
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "foresight_model_reloads_total{") && strings.Contains(line, `result="loaded"`) {
+				return line
+			}
+		}
+		return "none"
+	}
+	for deadline := time.Now().Add(time.Minute); reloads() == "" && time.Now().Before(deadline); time.Sleep(time.Second) {
+	}
+	if got := reloads(); got != "none" && !strings.HasSuffix(got, " 0") {
+		t.Fatalf("serve reloaded before any promotion: %s\n%s", got, s.log())
+	}
+
+	// A challenger trained on a quarter of the history, one epoch: kept.
 	log, err = runTrain(t, args("3h", "1")...)
 	if err != nil {
 		t.Fatalf("second retrain: %v\n%s", err, log)
@@ -128,6 +155,27 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 	if cm.Annotations[store.VersionAnnotation] != version {
 		t.Errorf("the store's version changed to %s after a kept challenger", cm.Annotations[store.VersionAnnotation])
 	}
+
+	// A challenger trained properly (the Job's rules): promoted, and the
+	// running serve swaps it in.
+	time.Sleep(time.Second) // a new version name
+	log, err = runTrain(t, args("12h", "6")...)
+	if err != nil {
+		t.Fatalf("third retrain: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "promoted: mean MAE") {
+		t.Fatalf("a challenger trained for 6 epochs did not beat the 1-epoch champion:\n%s", log)
+	}
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if got = reloads(); strings.HasSuffix(got, " 1") {
+			break
+		}
+	}
+	if !strings.HasSuffix(got, " 1") {
+		t.Fatalf("serve did not pick up the promoted model: %s\n%s", got, s.log())
+	}
+	t.Logf("serve loaded the promoted model: %s", got)
 
 	// Least privilege: the trainer may not touch serve's configuration.
 	out, _ := c.Kubectl(ctx, t, nil, "--kubeconfig="+kubeconfig, "auth", "can-i", "update", "configmap/foresight-config", "-n", "foresight")

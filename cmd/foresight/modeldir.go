@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/models/store"
@@ -16,9 +21,10 @@ import (
 // stands for: the path itself when it holds a manifest (a model directory,
 // e.g. a mounted ConfigMap), or, for a model store that `foresight train
 // --promote` writes, its newest version that passes serve's checks. Newer
-// versions that fail are logged and passed over, so a bad promotion never
-// takes a replica down.
-func resolveModelDir(path string, log *slog.Logger) (string, error) {
+// versions that fail are reported through rejected (once per version, by
+// the caller) and passed over, so a bad promotion never takes a replica
+// down.
+func resolveModelDir(path string, rejected func(store.Rejected)) (string, error) {
 	if _, err := os.Stat(filepath.Join(path, model.ManifestFile)); err == nil {
 		return path, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -32,15 +38,100 @@ func resolveModelDir(path string, log *slog.Logger) (string, error) {
 	if len(vs) == 0 {
 		return "", fmt.Errorf("%s holds neither %s nor any model store version (train one with `foresight train --out %s` or `--promote %s`)", path, model.ManifestFile, path, path)
 	}
-	v, rejected, err := st.Newest(func(dir string) error {
+	v, bad, err := st.Newest(func(dir string) error {
 		_, err := model.Load(dir)
 		return err
 	})
-	for _, r := range rejected {
-		log.Error("model store: a newer version does not load; serving an older one", "store", path, "version", r.Version.Name, "err", r.Err)
+	for _, r := range bad {
+		rejected(r)
 	}
 	if err != nil {
 		return "", err
 	}
 	return v.Dir, nil
+}
+
+// logRejectedOnce logs each store version that does not load once, not at
+// every poll.
+func logRejectedOnce(path string, log *slog.Logger) func(store.Rejected) {
+	seen := map[string]bool{}
+	return func(r store.Rejected) {
+		if !seen[r.Version.Name] {
+			seen[r.Version.Name] = true
+			log.Error("model store: a newer version does not load; serving an older one (remove it, or promote a good one)", "store", path, "version", r.Version.Name, "err", r.Err)
+		}
+	}
+}
+
+// modelResolverFor returns the resolver of an application's configured
+// model: "configmap:[NAMESPACE/]NAME" reads the ConfigMap model store
+// through the Kubernetes API (the current version, unpacked into a local
+// directory each time it changes); any other path is a model directory or a
+// directory model store (resolveModelDir).
+func (o *serveOptions) modelResolverFor(ref, namespace string, log *slog.Logger) (modelResolver, error) {
+	ns, name, isConfigMap, err := store.ParseConfigMapRef(ref, namespace)
+	if err != nil {
+		return nil, err
+	}
+	if !isConfigMap {
+		reject := logRejectedOnce(ref, log)
+		return func() (string, error) { return resolveModelDir(ref, reject) }, nil
+	}
+	_, client, err := o.kubeClient("model store " + ref)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := os.MkdirTemp("", "foresight-model-")
+	if err != nil {
+		return nil, fmt.Errorf("model store %s: a local directory to unpack it into: %w", ref, err)
+	}
+	cm := &configMapModel{store: &store.ConfigMap{Client: client, Namespace: ns, Name: name}, cache: cache}
+	return cm.resolve, nil
+}
+
+// configMapModel unpacks the current version of a ConfigMap model store
+// into a directory of its own per version, so a version is never rewritten
+// under a reader.
+type configMapModel struct {
+	store *store.ConfigMap
+	cache string
+	dir   string // the last version unpacked
+	sum   [sha256.Size]byte
+}
+
+func (c *configMapModel) resolve() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	files, version, err := c.store.Current(ctx)
+	if err != nil {
+		return "", err
+	}
+	if files == nil {
+		return "", fmt.Errorf("model store configmap %s/%s does not exist yet: train a first model (foresight train --promote configmap:%s/%s, or run the retraining CronJob once)",
+			c.store.Namespace, c.store.Name, c.store.Namespace, c.store.Name)
+	}
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(h, "%s %d\n", name, len(files[name]))
+		h.Write(files[name])
+	}
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	if c.dir != "" && sum == c.sum {
+		return c.dir, nil
+	}
+	dir, err := os.MkdirTemp(c.cache, "v"+version+"-")
+	if err != nil {
+		return "", err
+	}
+	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
+		if err := os.WriteFile(filepath.Join(dir, name), files[name], 0o600); err != nil {
+			return "", fmt.Errorf("unpacking the model store: %w", err)
+		}
+	}
+	if c.dir != "" {
+		_ = os.RemoveAll(c.dir) // its model was read into memory when it was loaded
+	}
+	c.dir, c.sum = dir, sum
+	return dir, nil
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +25,8 @@ func TestResolveModelDir(t *testing.T) {
 		}
 		return files
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var rejected []string
+	quiet := func(r store.Rejected) { rejected = append(rejected, r.Version.Name) }
 	root := t.TempDir()
 
 	plain := filepath.Join(root, "plain")
@@ -47,8 +46,9 @@ func TestResolveModelDir(t *testing.T) {
 	broken := demo()
 	broken[model.ONNXFile] = broken[model.ONNXFile][:100]
 	st.Save(broken, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
-	if got, err := resolveModelDir(st.Path, quiet); err != nil || got != good.Dir {
-		t.Errorf("store with a broken newest version: %q, %v; want %s", got, err, good.Dir)
+	bad, _ := st.Versions()
+	if got, err := resolveModelDir(st.Path, quiet); err != nil || got != good.Dir || len(rejected) != 1 || rejected[0] != bad[0].Name {
+		t.Errorf("store with a broken newest version: %q, %v (rejected %v); want %s", got, err, rejected, good.Dir)
 	}
 
 	empty := filepath.Join(root, "empty")

@@ -62,12 +62,10 @@ func (mf modelFiles) parse(dir string) (*model.Model, error) {
 }
 
 // modelResolver returns the directory an application's model is loaded
-// from. Today it is the configured directory itself; a model store would
-// resolve its newest valid version here.
+// from: the configured directory itself, a directory store's newest valid
+// version, or a ConfigMap store's current version unpacked
+// (modelResolverFor).
 type modelResolver func() (string, error)
-
-// fixedDir is the resolver of a configured model directory.
-func fixedDir(dir string) modelResolver { return func() (string, error) { return dir, nil } }
 
 // reloader keeps one application's loop on the newest model in its model
 // directory: each poll (and each SIGHUP) reads the directory, and when its
