@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,18 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 	must(t, err)
 	if cm.Annotations[store.VersionAnnotation] != version {
 		t.Errorf("the store's version changed to %s after a kept challenger", cm.Annotations[store.VersionAnnotation])
+	}
+	if d := cm.Annotations[store.DecisionAnnotation]; !strings.Contains(d, `"promote":false`) {
+		t.Errorf("the store's last decision %q: want the kept challenger", d)
+	}
+	evs, err := c.Client.EventsV1().Events("foresight").List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=foresight-model"})
+	must(t, err)
+	var reasons []string
+	for _, e := range evs.Items {
+		reasons = append(reasons, e.Reason)
+	}
+	if !slices.Contains(reasons, "ModelPromoted") || !slices.Contains(reasons, "ModelKept") {
+		t.Errorf("Events on foresight-model: %v; want ModelPromoted and ModelKept", reasons)
 	}
 
 	// A challenger trained properly (the Job's rules): promoted, and the

@@ -25,6 +25,13 @@ import (
 // the caller) and passed over, so a bad promotion never takes a replica
 // down.
 func resolveModelDir(path string, rejected func(store.Rejected)) (string, error) {
+	if info, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("model %s: no such directory (want a model directory with %s and %s, or a model store)", path, model.ONNXFile, model.ManifestFile)
+	} else if err != nil {
+		return "", err
+	} else if !info.IsDir() {
+		return "", fmt.Errorf("model %s: not a directory (want a model directory with %s and %s, or a model store)", path, model.ONNXFile, model.ManifestFile)
+	}
 	if _, err := os.Stat(filepath.Join(path, model.ManifestFile)); err == nil {
 		return path, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -51,6 +51,9 @@ func TestResolveModelDir(t *testing.T) {
 		t.Errorf("store with a broken newest version: %q, %v (rejected %v); want %s", got, err, rejected, good.Dir)
 	}
 
+	if _, err := resolveModelDir(filepath.Join(root, "absent"), quiet); err == nil || !strings.Contains(err.Error(), "absent: no such directory") {
+		t.Errorf("missing directory: %v", err)
+	}
 	empty := filepath.Join(root, "empty")
 	os.Mkdir(empty, 0o755)
 	if _, err := resolveModelDir(empty, quiet); err == nil || !strings.Contains(err.Error(), "holds neither manifest.json nor any model store version") {

@@ -26,7 +26,19 @@ type modelStore interface {
 	// current version that does not load is no champion (logged).
 	champion(ctx context.Context) (*model.Model, error)
 	save(ctx context.Context, files map[string][]byte, now time.Time) (version string, err error)
+	// record keeps the decision in the store's promotion history.
+	record(ctx context.Context, r decisionRecord) error
 	String() string
+}
+
+// decisionRecord is one line of a store's promotion history: when, which
+// model, the version it was saved as (promoted only), and the decision with
+// its figures.
+type decisionRecord struct {
+	Time    time.Time `json:"time"`
+	Model   string    `json:"model"`
+	Version string    `json:"version,omitempty"`
+	training.Decision
 }
 
 // openStore opens the store --promote names: "configmap:[NAMESPACE/]NAME"
@@ -90,6 +102,14 @@ func (s dirStore) save(_ context.Context, files map[string][]byte, now time.Time
 	return v.Name, err
 }
 
+func (s dirStore) record(_ context.Context, r decisionRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.d.RecordDecision(b)
+}
+
 type configMapStore struct{ c *store.ConfigMap }
 
 func (s configMapStore) String() string {
@@ -127,6 +147,14 @@ func (s configMapStore) save(ctx context.Context, files map[string][]byte, now t
 	return s.c.Save(ctx, files, now)
 }
 
+func (s configMapStore) record(ctx context.Context, r decisionRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.c.RecordDecision(ctx, b, r.Promote, r.Reason, r.Time)
+}
+
 // promote decides whether the new model replaces the champion and, if so,
 // saves it (with its report) as the store's current version.
 func promote(ctx context.Context, st modelStore, report *training.Report, onnxBytes []byte, manifest *model.Manifest, margin, maxLastValue float64) (string, error) {
@@ -137,19 +165,23 @@ func promote(ctx context.Context, st modelStore, report *training.Report, onnxBy
 	d := training.Decide(c, margin, maxLastValue)
 	report.Decision = &d
 	slog.Info("champion/challenger", "store", st, "promote", d.Promote, "reason", d.Reason)
-	if !d.Promote {
-		return "", nil
+	rec := decisionRecord{Time: time.Now().UTC(), Model: manifest.Name, Decision: d}
+	if d.Promote {
+		files, err := models.Files(onnxBytes, manifest)
+		if err != nil {
+			return "", err
+		}
+		if files["report.json"], err = json.MarshalIndent(report, "", "  "); err != nil {
+			return "", fmt.Errorf("encoding the report: %w", err)
+		}
+		if rec.Version, err = st.save(ctx, files, rec.Time); err != nil {
+			return "", fmt.Errorf("promoting: %w", err)
+		}
 	}
-	files, err := models.Files(onnxBytes, manifest)
-	if err != nil {
-		return "", err
+	// The history is a record, not the model: failing to write it is said,
+	// not fatal.
+	if err := st.record(ctx, rec); err != nil {
+		slog.Warn("the decision is not in the store's promotion history", "store", st, "err", err)
 	}
-	if files["report.json"], err = json.MarshalIndent(report, "", "  "); err != nil {
-		return "", fmt.Errorf("encoding the report: %w", err)
-	}
-	v, err := st.save(ctx, files, time.Now())
-	if err != nil {
-		return "", fmt.Errorf("promoting: %w", err)
-	}
-	return v, nil
+	return rec.Version, nil
 }

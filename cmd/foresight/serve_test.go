@@ -347,7 +347,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		want string
 	}{
 		{"broken model file", []string{"--model", brokenModel}, "model.onnx"},
-		{"missing model dir", []string{"--model", filepath.Join(t.TempDir(), "absent")}, "read model.onnx"},
+		{"missing model dir", []string{"--model", filepath.Join(t.TempDir(), "absent")}, "absent: no such directory"},
 		{"unknown config key", []string{"--config", writeFile(t, "polcy: {}\n")}, "polcy"},
 		{"bad policy", []string{"--config", writeFile(t, "policy:\n  minReplicas: 0\n")}, "policy.minReplicas"},
 		{"lead time beyond the model's horizon", []string{"--config", writeFile(t, "policy:\n  leadTime: 1h\n")}, "policy.leadTime 1h: beyond what the model forecasts"},

@@ -265,6 +265,11 @@ func TestTrainPromote(t *testing.T) {
 	if vs, _ := st.Versions(); len(vs) != 1 {
 		t.Errorf("store holds %d versions after a kept challenger, want 1", len(vs))
 	}
+	history, err := os.ReadFile(filepath.Join(storeDir, store.DecisionsFile))
+	if lines := strings.Split(strings.TrimSpace(string(history)), "\n"); err != nil || len(lines) != 2 ||
+		!strings.Contains(lines[0], `"promote":true`) || !strings.Contains(lines[0], `"version":"`+vs[0].Name+`"`) || !strings.Contains(lines[1], `"promote":false`) {
+		t.Errorf("promotion history %q (%v): want the promotion, then the kept challenger", history, err)
+	}
 	var rep training.Report
 	b, err = os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil || json.Unmarshal(b, &rep) != nil {

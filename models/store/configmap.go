@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -144,6 +145,55 @@ func wrapPut(namespace, name string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("model store configmap %s/%s: %w", namespace, name, err)
+}
+
+// DecisionAnnotation holds, on the current ConfigMap, the last
+// champion/challenger decision (JSON), promoted or kept.
+const DecisionAnnotation = "foresight.io/last-decision"
+
+// RecordDecision writes the last decision (JSON) on the current ConfigMap's
+// annotation and records it as an Event regarding that ConfigMap (Normal
+// ModelPromoted, or Normal ModelKept), where `kubectl describe` shows both.
+// An empty store has no object to record on: nothing is written.
+func (c *ConfigMap) RecordDecision(ctx context.Context, decision []byte, promoted bool, note string, now time.Time) error {
+	api := c.Client.CoreV1().ConfigMaps(c.Namespace)
+	var cm *corev1.ConfigMap
+	for attempt := 0; ; attempt++ {
+		var err error
+		cm, err = api.Get(ctx, c.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return wrapPut(c.Namespace, c.Name, err)
+		}
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		cm.Annotations[DecisionAnnotation] = string(decision)
+		if cm, err = api.Update(ctx, cm, metav1.UpdateOptions{}); err == nil {
+			break
+		} else if !apierrors.IsConflict(err) || attempt == 2 {
+			return wrapPut(c.Namespace, c.Name, err)
+		}
+	}
+	reason := "ModelKept"
+	if promoted {
+		reason = "ModelPromoted"
+	}
+	if len(note) > 1024 {
+		note = note[:1021] + "..." // the API's limit on an Event's note
+	}
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: c.Name + "-", Namespace: c.Namespace},
+		EventTime:  metav1.NewMicroTime(now), ReportingController: "foresight.io/trainer",
+		ReportingInstance: "foresight-trainer", Action: "Retrain", Reason: reason, Type: corev1.EventTypeNormal, Note: note,
+		Regarding: corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: c.Namespace, Name: c.Name, UID: cm.UID},
+	}
+	if _, err := c.Client.EventsV1().Events(c.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("model store configmap %s/%s: recording the decision as an Event: %w", c.Namespace, c.Name, err)
+	}
+	return nil
 }
 
 // Names lists every object the store may write, for RBAC: the current one

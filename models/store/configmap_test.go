@@ -77,3 +77,27 @@ func TestParseConfigMapRef(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigMapRecordDecision(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	c := &ConfigMap{Client: client, Namespace: "shop", Name: "m", Keep: 2}
+	// An empty store: nothing to record on, and no error.
+	if err := c.RecordDecision(ctx, []byte(`{"promote":false}`), false, "kept", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(ctx, files("a"), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecordDecision(ctx, []byte(`{"promote":true}`), true, strings.Repeat("x", 2000), t0); err != nil {
+		t.Fatal(err)
+	}
+	cm, _ := client.CoreV1().ConfigMaps("shop").Get(ctx, "m", metav1.GetOptions{})
+	if cm.Annotations[DecisionAnnotation] != `{"promote":true}` || cm.Annotations[VersionAnnotation] == "" {
+		t.Errorf("annotations %v", cm.Annotations)
+	}
+	evs, _ := client.EventsV1().Events("shop").List(ctx, metav1.ListOptions{})
+	if len(evs.Items) != 1 || evs.Items[0].Reason != "ModelPromoted" || evs.Items[0].Regarding.Name != "m" || len(evs.Items[0].Note) > 1024 {
+		t.Errorf("events %+v", evs.Items)
+	}
+}

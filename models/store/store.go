@@ -123,6 +123,24 @@ func (d *Dir) Save(files map[string][]byte, now time.Time) (Version, error) {
 	return Version{}, fmt.Errorf("model store: 1000 versions saved at %s already", stamp)
 }
 
+// DecisionsFile is the store's promotion history: one JSON decision per
+// line, promoted or kept, appended by every `train --promote`.
+const DecisionsFile = "decisions.jsonl"
+
+// RecordDecision appends one decision (a JSON object without newlines) to
+// the store's promotion history.
+func (d *Dir) RecordDecision(decision []byte) error {
+	f, err := os.OpenFile(filepath.Join(d.Path, DecisionsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("model store: %w", err)
+	}
+	if _, err := f.Write(append(slices.Clone(decision), '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("model store: %w", err)
+	}
+	return f.Close()
+}
+
 // prune removes the versions beyond Keep, oldest first.
 func (d *Dir) prune() error {
 	vs, err := d.Versions()

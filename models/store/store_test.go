@@ -95,3 +95,19 @@ func TestSaveRefuses(t *testing.T) {
 		t.Error("a store without a directory opened")
 	}
 }
+
+func TestDirRecordDecision(t *testing.T) {
+	d, _ := Open(t.TempDir(), 2)
+	for _, line := range []string{`{"promote":true}`, `{"promote":false}`} {
+		if err := d.RecordDecision([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(d.Path, DecisionsFile))
+	if err != nil || string(b) != "{\"promote\":true}\n{\"promote\":false}\n" {
+		t.Errorf("history %q (%v)", b, err)
+	}
+	if vs, _ := d.Versions(); len(vs) != 0 {
+		t.Errorf("the history counts as a version: %v", vs)
+	}
+}
