@@ -66,6 +66,7 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	var m *model.Model
 	var files modelFiles
 	var resolve modelResolver
+	var dir string // where the model was read from ("" for the built-in one)
 	if spec.Model == "" {
 		if m, err = loadModelFrom("", modelKey); err != nil {
 			return nil, err
@@ -74,7 +75,6 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 		// A model directory, a directory model store or a ConfigMap model
 		// store; loaded from the bytes hashed: the reloader compares later
 		// reads with exactly what serves.
-		var dir string
 		if resolve, err = o.modelResolverFor(spec.Model, spec.Namespace, log); err == nil {
 			if dir, err = resolve(); err == nil {
 				if files, err = readModelDir(dir); err == nil {
@@ -138,8 +138,11 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 		return nil, err
 	}
 	a := &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}
+	reportMetrics := newModelReportMetrics(reg, log)
+	reportMetrics.update(dir)
 	if !a.builtIn {
 		a.reloader = newReloader(spec.Name, resolve, loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
+		a.reloader.loaded = reportMetrics.update
 	}
 	return a, nil
 }

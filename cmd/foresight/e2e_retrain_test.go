@@ -189,6 +189,13 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 		t.Fatalf("serve did not pick up the promoted model: %s\n%s", got, s.log())
 	}
 	t.Logf("serve loaded the promoted model: %s", got)
+	_, body, err := get(&http.Client{Timeout: 5 * time.Second}, s.metrics+"/metrics")
+	must(t, err)
+	for _, want := range []string{`foresight_model_heldout_mae_ratio{app="default",step="1"}`, `foresight_model_heldout_to_champion_ratio{app="default"}`, `foresight_model_trained_timestamp_seconds{app="default"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s after the promoted model loaded", want)
+		}
+	}
 
 	// Least privilege: the trainer may not touch serve's configuration.
 	out, _ := c.Kubectl(ctx, t, nil, "--kubeconfig="+kubeconfig, "auth", "can-i", "update", "configmap/foresight-config", "-n", "foresight")

@@ -131,8 +131,12 @@ func (c *configMapModel) resolve() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
-		if err := os.WriteFile(filepath.Join(dir, name), files[name], 0o600); err != nil {
+	for _, name := range []string{model.ONNXFile, model.ManifestFile, "report.json"} {
+		b, ok := files[name]
+		if !ok {
+			continue // a missing model file fails the load, with its name
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			return "", fmt.Errorf("unpacking the model store: %w", err)
 		}
 	}

@@ -79,6 +79,8 @@ type reloader struct {
 	// accept checks what the loop cannot: the application's budgets name
 	// services the model must know.
 	accept func(*model.Manifest) error
+	// loaded, if set, learns the directory of every model swapped in.
+	loaded func(dir string)
 	log    *slog.Logger
 
 	// served is the fingerprint of the model serving. rejected and failure
@@ -150,6 +152,9 @@ func (r *reloader) check(force bool) bool {
 	}
 	r.served, r.rejected, r.failure = files.sum, [sha256.Size]byte{}, ""
 	r.loop.ReportReload(dir, nil)
+	if r.loaded != nil {
+		r.loaded(dir)
+	}
 	return true
 }
 

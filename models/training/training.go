@@ -63,8 +63,11 @@ type Report struct {
 	TrainLoss float64   `json:"trainLoss"`
 	ValLoss   float64   `json:"validationLoss"`
 	Seconds   float64   `json:"trainingSeconds"`
-	Stopped   string    `json:"stopped"` // "converged", "epochs", "interrupted"
-	Test      *TestEval `json:"test,omitempty"`
+	// Trained is when training finished (serve shows the serving model's
+	// age from it).
+	Trained time.Time `json:"trained"`
+	Stopped string    `json:"stopped"` // "converged", "epochs", "interrupted"
+	Test    *TestEval `json:"test,omitempty"`
 	// Data says which services and features were modelled, and what was
 	// left out of the history and why.
 	Data *DataReport `json:"data,omitempty"`
@@ -154,7 +157,7 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 		}
 	}
 	m, trainErr := gnn.Train(ctx, ds, train, val, o, track)
-	report.Seconds = time.Since(start).Seconds()
+	report.Seconds, report.Trained = time.Since(start).Seconds(), time.Now().UTC().Truncate(time.Second)
 	switch {
 	case trainErr != nil && errors.Is(trainErr, context.Canceled) && m != nil:
 		report.Stopped = "interrupted"

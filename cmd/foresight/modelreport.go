@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/foresightscale/foresight/models/training"
+)
+
+// modelReportMetrics show what the serving model's report.json (written by
+// `foresight train` next to the model, and into every store version) says
+// of it: when it was trained, how it did on the history it never saw, and
+// against the model it replaced. A model without a report (the built-in
+// one, or files copied without it) has none of these series.
+type modelReportMetrics struct {
+	trained    prometheus.Gauge
+	ratio      *prometheus.GaugeVec
+	toChampion prometheus.Gauge
+	reg        prometheus.Registerer
+	log        *slog.Logger
+}
+
+func newModelReportMetrics(reg prometheus.Registerer, log *slog.Logger) *modelReportMetrics {
+	return &modelReportMetrics{
+		reg: reg, log: log,
+		trained: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "foresight_model_trained_timestamp_seconds",
+			Help: "When the serving model finished training (Unix seconds, from its report.json).",
+		}),
+		ratio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "foresight_model_heldout_mae_ratio",
+			Help: "The serving model's MAE over last value's on the held-out history it never saw, by step ahead (below 1: better than last value).",
+		}, []string{"step"}),
+		toChampion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "foresight_model_heldout_to_champion_ratio",
+			Help: "The serving model's mean held-out MAE over the model it replaced when it was promoted.",
+		}),
+	}
+}
+
+// update reads dir's report.json and sets the series from it, or removes
+// them when there is no readable report.
+func (m *modelReportMetrics) update(dir string) {
+	for _, c := range []prometheus.Collector{m.trained, m.ratio, m.toChampion} {
+		m.reg.Unregister(c)
+	}
+	m.ratio.Reset()
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var r training.Report
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		m.log.Warn("the model's report.json is unreadable; its training figures are not shown", "dir", dir, "err", err)
+		return
+	}
+	if !r.Trained.IsZero() {
+		m.trained.Set(float64(r.Trained.Unix()))
+		m.register(m.trained)
+	}
+	if t := r.Test; t != nil && len(t.MAEByHorizon) == len(t.LastValueMAEByHorizon) && len(t.MAEByHorizon) > 0 {
+		for h := range t.MAEByHorizon {
+			if t.LastValueMAEByHorizon[h] > 0 {
+				m.ratio.WithLabelValues(strconv.Itoa(h + 1)).Set(t.MAEByHorizon[h] / t.LastValueMAEByHorizon[h])
+			}
+		}
+		m.register(m.ratio)
+	}
+	if d := r.Decision; d != nil && d.ToChampion != nil {
+		m.toChampion.Set(*d.ToChampion)
+		m.register(m.toChampion)
+	}
+}
+
+func (m *modelReportMetrics) register(c prometheus.Collector) {
+	if err := m.reg.Register(c); err != nil {
+		m.log.Warn("cannot show the model's training figures", "err", err)
+	}
+}
