@@ -448,6 +448,17 @@ func healthDashboard() Dashboard {
 	b.add(12, 8, organized(table("How services are forecast",
 		"Services per application by coverage: model (the model knows the service and the data has it), fallback (in the data, not in the model: forecast by the model-free fallback, published with model=\"fallback\", until a retrained model covers it), absent (in the model, not in the data: nothing is published). List them with foresight_service_coverage{coverage!=\"model\"}; see docs/your-own-application.md.", "none",
 		instant("A", `count by (app, coverage) (max by (app, service, coverage) (foresight_service_coverage{`+byService+`}) == 1)`))))
+	b.add(8, 8, noValue(withThresholds(stat("Model age",
+		"Per replica and application: time since the serving model finished training (from its report.json). With scheduled retraining it should stay under the schedule's period plus a run; older means promotions stopped (kept challengers, failed Jobs: see the ModelKept/ModelPromoted Events on the model store) or the replica did not reload.", "s",
+		query("A", `time() - max by (instance, app) (foresight_model_trained_timestamp_seconds`+byApp+`)`, "{{app}} {{instance}}")),
+		step("green", nil), step("orange", ptr(2*86400.0)), step("red", ptr(7*86400.0))), "no training report (built-in model)"))
+	b.add(8, 8, timeseries("Model promotions and rejected reloads",
+		"New models loaded (a promotion the replicas picked up, or a model directory replaced) and models rejected at reload (the previous one kept serving), per hour, all replicas.", "none",
+		query("A", `sum by (app, result) (increase(foresight_model_reloads_total`+byApp+`[1h]))`, "{{app}} {{result}}")))
+	b.add(8, 8, timeseries("Held-out MAE over last value, by step",
+		"The serving model's error on the history it never saw, over last value's, at each step ahead (below 1: better), from its training report; and its mean error over the model it replaced when it was promoted.", "none",
+		query("A", `max by (app, step) (foresight_model_heldout_mae_ratio`+byApp+`)`, "{{app}} step {{step}}"),
+		query("B", `max by (app) (foresight_model_heldout_to_champion_ratio`+byApp+`)`, "{{app}} vs the model it replaced")))
 	return b.dashboard
 }
 
