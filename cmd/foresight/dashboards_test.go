@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,7 +18,11 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/dashboards"
+	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/internal/promtest"
+	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/foresightscale/foresight/models"
+	"github.com/foresightscale/foresight/models/training"
 )
 
 // TestSlowDashboardQueriesReturnDataFromServe runs every query of every
@@ -37,7 +44,10 @@ func TestSlowDashboardQueriesReturnDataFromServe(t *testing.T) {
 	// to the model's 30 s step, so forecasts are scored a step later, as in
 	// production.
 	demo := startServe(t, "--config", writeFile(t, "interval: 1s\n"))
-	broken := startServe(t, "--prometheus-url", "http://127.0.0.1:1", "--demo",
+	// The second serves the demo model from a directory with the report
+	// `train --promote` writes next to it, so the panels on the serving
+	// model's training figures have series too.
+	broken := startServe(t, "--prometheus-url", "http://127.0.0.1:1", "--demo", "--model", demoModelWithReport(t),
 		"--config", writeFile(t, "policy:\n  capacityPerPod: 50\ninterval: 1s\n"))
 	prom := promtest.Start(t, promtest.Options{
 		ScrapeTargets:  []string{hostPort(t, demo.metrics), hostPort(t, broken.metrics)},
@@ -65,6 +75,33 @@ func TestSlowDashboardQueriesReturnDataFromServe(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// demoModelWithReport writes the demo model into a directory with a
+// report.json as `foresight train --promote` leaves it: when it was trained,
+// its held-out MAE and last value's by step, and the decision that promoted
+// it over a champion.
+func demoModelWithReport(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
+		b, err := fs.ReadFile(models.Demo(), name)
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
+	// The demo's own report (its real held-out figures), with what a
+	// promotion adds to it.
+	var report training.Report
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "models", "demo", "report.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &report))
+	toChampion := 0.9
+	report.Trained = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	report.Decision = &training.Decision{Promote: true, Reason: "promoted", ToChampion: &toChampion}
+	b, err = json.Marshal(report)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "report.json"), b, 0o600))
+	return dir
 }
 
 // dashboardFailures resolves the template variables as Grafana does, then

@@ -64,7 +64,7 @@ func newTrainCommand() *cobra.Command {
 	o := &trainOptions{syntheticDays: training.SyntheticDays, testFraction: training.DefaultTestFraction,
 		keep: store.DefaultKeep, margin: defaultPromoteMargin, maxLastValue: 1}
 	cmd := &cobra.Command{
-		Use:   "train --out DIR (--data FILE.csv | --synthetic | --prometheus-url URL --start T --end T | --config FILE --start T --end T) [--call-graph FILE.csv]",
+		Use:   "train (--out DIR | --promote STORE) (--data FILE.csv | --synthetic | --prometheus-url URL --start T --end T | --config FILE --start T --end T) [--call-graph FILE.csv]",
 		Short: "Train the spatiotemporal GNN on a cluster's history and write model.onnx, manifest.json, report.json",
 		Long: `Trains Foresight's spatiotemporal GNN in Go and exports it to ONNX, for any application.
 
@@ -96,7 +96,7 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.StringVar(&o.start, "start", "", "Start of the history (RFC 3339); default: the CSV's first row.")
 	f.DurationVar(&o.history, "history", 0, "Read Prometheus from this long ago up to now, instead of --start/--end (a scheduled retrain, e.g. 168h).")
 	f.StringVar(&o.end, "end", "", "End of the history (RFC 3339); default: the CSV's last row.")
-	f.StringVar(&o.out, "out", "", "Directory to write model.onnx, manifest.json and report.json into (required).")
+	f.StringVar(&o.out, "out", "", "Directory to write model.onnx, manifest.json and report.json into (required unless --promote).")
 	f.StringVar(&o.name, "name", "", "Model name (manifest, foresight_model_info); default: from the data file or namespace, e.g. bookinfo-gnn.")
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
 	f.Int64Var(&o.seed, "seed", 1, "Random seed: the same data and seed give the same model.")
@@ -161,7 +161,7 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 		}
 	}
 	if interrupted {
-		slog.Warn("training interrupted: wrote the best model so far, promoted nothing", "bestEpoch", report.BestEpoch, "dir", o.out)
+		slog.Warn("training interrupted: promoted nothing; --out (if given) has the best model so far", "bestEpoch", report.BestEpoch, "dir", o.out)
 	}
 	printTrainSummary(stderr, o.out, report)
 	if d := report.Decision; d != nil {
