@@ -57,9 +57,20 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheuses.monitoring.coreos.com")
 	kubectl(t, nil, "create", "namespace", "monitoring")
 
-	for _, overlay := range []string{"standalone", "sidecar", "custom-metrics"} {
+	for _, overlay := range []string{"standalone", "sidecar", "custom-metrics", "retraining-volume"} {
 		t.Run(overlay, func(t *testing.T) {
 			rendered := kubectl(t, nil, "kustomize", filepath.Join(dir, "overlays", overlay))
+			if overlay == "retraining-volume" {
+				// The CronJob's --promote is replaced by position: check it landed.
+				for _, want := range []string{"- --promote=/var/lib/foresight/models", "- --model=/var/lib/foresight/models", "claimName: foresight-models"} {
+					if !bytes.Contains(rendered, []byte(want)) {
+						t.Errorf("rendered %s lacks %q", overlay, want)
+					}
+				}
+				if bytes.Contains(rendered, []byte("configmap:foresight/foresight-model")) {
+					t.Errorf("rendered %s still promotes into the ConfigMap store", overlay)
+				}
+			}
 			// One field manager: the overlays are alternatives, and moving
 			// from one to the other is a re-apply.
 			out := kubectl(t, rendered, "apply", "--server-side", "--validate=strict", "-f", "-")
