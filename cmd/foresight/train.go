@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/foresightscale/foresight/forecaster/config"
+	"github.com/foresightscale/foresight/forecaster/discovery"
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/topology"
@@ -54,6 +55,50 @@ type trainOptions struct {
 	maxLastValue  float64
 	kubeconfig    string
 	history       time.Duration
+	promConfig    source.PrometheusConfig // the Prometheus read, for discovery
+}
+
+// discoverMesh reports whether --call-graph is discover[:MESH], and the
+// mesh it names ("auto" for plain discover).
+func (o *trainOptions) discoverMesh() (string, bool) {
+	switch {
+	case o.callGraph == "discover":
+		return "auto", true
+	case strings.HasPrefix(o.callGraph, "discover:"):
+		return strings.TrimPrefix(o.callGraph, "discover:"), true
+	}
+	return "", false
+}
+
+// discoverGraph reads the call graph from the mesh metrics of the
+// history's Prometheus, at the history's end, as `foresight topology`
+// does: a scheduled retrain then follows services and calls added or
+// removed since the last one. An application without mesh metrics trains
+// without a call graph (said), as it would without --call-graph.
+func (o *trainOptions) discoverGraph(ctx context.Context, cfg *training.Config) error {
+	name, _ := o.discoverMesh()
+	mesh, err := discovery.ParseMesh(name)
+	if err != nil {
+		return fmt.Errorf("--call-graph %s: %w", o.callGraph, err)
+	}
+	if o.promConfig.URL == "" {
+		return fmt.Errorf("--call-graph %s reads the mesh metrics of Prometheus: give --prometheus-url or --config", o.callGraph)
+	}
+	api, err := source.NewPrometheusAPI(o.promConfig)
+	if err != nil {
+		return err
+	}
+	res, err := discovery.Discover(ctx, api, discovery.Options{Namespace: cfg.Namespace, At: cfg.End, Mesh: mesh, Logger: slog.Default()})
+	if errors.Is(err, discovery.ErrNoData) {
+		slog.Warn("no call graph discovered; training without one (the model learns its adjacency alone)", "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--call-graph %s: %w", o.callGraph, err)
+	}
+	cfg.Options.Graph.Edges = res.Graph.Graph.Edges
+	slog.Info("call graph discovered", "mesh", res.Mesh, "namespace", res.Namespace, "services", len(res.Graph.Graph.Services), "edges", len(res.Graph.Graph.Edges))
+	return nil
 }
 
 // defaultPrometheusStep is the training step when reading Prometheus without
@@ -91,7 +136,7 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.StringVar(&o.app, "app", "", "With a --config that lists apps: the application to train (its namespace, queries and services); needed when there are several.")
 	f.StringVar(&o.namespace, "namespace", "", "Namespace of the services (Prometheus queries); default from --config, else \"default\".")
 	f.StringSliceVar(&o.services, "services", nil, "Only these services (comma-separated); default: every service in the history.")
-	f.StringVar(&o.callGraph, "call-graph", "", "Call graph CSV (caller,callee[,fanOut]), e.g. from \"foresight topology\"; default: none, the model learns its adjacency alone.")
+	f.StringVar(&o.callGraph, "call-graph", "", "Call graph CSV (caller,callee[,fanOut]), e.g. from \"foresight topology\"; or discover[:istio|linkerd|otel] to discover it from the history's Prometheus at the history's end, as \"foresight topology\" does (a scheduled retrain follows the application's calls); default: none, the model learns its adjacency alone.")
 	f.DurationVar(&o.step, "step", 0, "Model step; default: the CSV's row interval, or 30s for Prometheus.")
 	f.StringVar(&o.start, "start", "", "Start of the history (RFC 3339); default: the CSV's first row.")
 	f.DurationVar(&o.history, "history", 0, "Read Prometheus from this long ago up to now, instead of --start/--end (a scheduled retrain, e.g. 168h).")
@@ -122,6 +167,11 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 	cfg, err := o.config()
 	if err != nil {
 		return err
+	}
+	if _, discover := o.discoverMesh(); discover {
+		if err := o.discoverGraph(ctx, &cfg); err != nil {
+			return err
+		}
 	}
 	var st modelStore
 	if o.promote != "" {
@@ -292,8 +342,8 @@ func parseSeason(v string, step time.Duration) (int, error) {
 // learns its adjacency alone).
 func (o *trainOptions) graph() (topology.Graph, error) {
 	g := topology.Graph{Services: slices.Clone(o.services)}
-	if o.callGraph == "" {
-		return g, nil
+	if _, discover := o.discoverMesh(); o.callGraph == "" || discover {
+		return g, nil // discovered later, from the history's Prometheus
 	}
 	f, err := os.Open(o.callGraph)
 	if err != nil {
@@ -343,7 +393,7 @@ func (o *trainOptions) prometheus() (source.Source, string, error) {
 	if o.namespace != "" {
 		namespace = o.namespace
 	}
-	o.prometheusURL = p.URL
+	o.prometheusURL, o.promConfig = p.URL, p
 	// A history of days at the model's step is one large answer per
 	// feature, unlike serve's windows of minutes.
 	p.MaxResponseBytes = 1 << 30
