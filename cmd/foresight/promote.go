@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -121,20 +119,8 @@ func (s configMapStore) champion(ctx context.Context) (*model.Model, error) {
 	if err != nil || files == nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "foresight-champion-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	for name, b := range files {
-		if filepath.Base(name) != name {
-			continue // not a file of a model directory
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	m, err := model.Load(dir)
+	// The loader's checks on the bytes themselves: nothing to unpack.
+	m, err := model.Parse(files[model.ONNXFile], files[model.ManifestFile])
 	if err != nil {
 		slog.Warn("model store: the current version does not load; the new model is compared with last value only", "store", s, "version", version, "err", err)
 		return nil, nil
