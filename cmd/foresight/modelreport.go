@@ -18,40 +18,44 @@ import (
 // `foresight train` next to the model, and into every store version) says
 // of it: when it was trained, how it did on the history it never saw, and
 // against the model it replaced. A model without a report (the built-in
-// one, or files copied without it) has none of these series.
+// one, or files copied without it) has none of these series: they are
+// vectors, so a figure the report lacks is simply not set.
 type modelReportMetrics struct {
-	trained    prometheus.Gauge
-	ratio      *prometheus.GaugeVec
-	toChampion prometheus.Gauge
-	reg        prometheus.Registerer
-	log        *slog.Logger
+	trained, toChampion *prometheus.GaugeVec // no labels of their own
+	ratio               *prometheus.GaugeVec // by step
+	log                 *slog.Logger
 }
 
 func newModelReportMetrics(reg prometheus.Registerer, log *slog.Logger) *modelReportMetrics {
-	return &modelReportMetrics{
-		reg: reg, log: log,
-		trained: prometheus.NewGauge(prometheus.GaugeOpts{
+	m := &modelReportMetrics{
+		log: log,
+		trained: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_model_trained_timestamp_seconds",
 			Help: "When the serving model finished training (Unix seconds, from its report.json).",
-		}),
+		}, nil),
 		ratio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_model_heldout_mae_ratio",
 			Help: "The serving model's MAE over last value's on the held-out history it never saw, by step ahead (below 1: better than last value).",
 		}, []string{"step"}),
-		toChampion: prometheus.NewGauge(prometheus.GaugeOpts{
+		toChampion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_model_heldout_to_champion_ratio",
 			Help: "The serving model's mean held-out MAE over the model it replaced when it was promoted.",
-		}),
+		}, nil),
 	}
+	for _, c := range []prometheus.Collector{m.trained, m.ratio, m.toChampion} {
+		if err := reg.Register(c); err != nil {
+			log.Warn("cannot show the model's training figures", "err", err)
+		}
+	}
+	return m
 }
 
-// update reads dir's report.json and sets the series from it, or removes
+// update reads dir's report.json and sets the series from it, or clears
 // them when there is no readable report.
 func (m *modelReportMetrics) update(dir string) {
-	for _, c := range []prometheus.Collector{m.trained, m.ratio, m.toChampion} {
-		m.reg.Unregister(c)
-	}
+	m.trained.Reset()
 	m.ratio.Reset()
+	m.toChampion.Reset()
 	if dir == "" {
 		return
 	}
@@ -68,25 +72,16 @@ func (m *modelReportMetrics) update(dir string) {
 		return
 	}
 	if !r.Trained.IsZero() {
-		m.trained.Set(float64(r.Trained.Unix()))
-		m.register(m.trained)
+		m.trained.WithLabelValues().Set(float64(r.Trained.Unix()))
 	}
-	if t := r.Test; t != nil && len(t.MAEByHorizon) == len(t.LastValueMAEByHorizon) && len(t.MAEByHorizon) > 0 {
+	if t := r.Test; t != nil && len(t.MAEByHorizon) == len(t.LastValueMAEByHorizon) {
 		for h := range t.MAEByHorizon {
 			if t.LastValueMAEByHorizon[h] > 0 {
 				m.ratio.WithLabelValues(strconv.Itoa(h + 1)).Set(t.MAEByHorizon[h] / t.LastValueMAEByHorizon[h])
 			}
 		}
-		m.register(m.ratio)
 	}
 	if d := r.Decision; d != nil && d.ToChampion != nil {
-		m.toChampion.Set(*d.ToChampion)
-		m.register(m.toChampion)
-	}
-}
-
-func (m *modelReportMetrics) register(c prometheus.Collector) {
-	if err := m.reg.Register(c); err != nil {
-		m.log.Warn("cannot show the model's training figures", "err", err)
+		m.toChampion.WithLabelValues().Set(*d.ToChampion)
 	}
 }
