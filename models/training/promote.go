@@ -128,14 +128,14 @@ func allFinite(v []float64) bool {
 }
 
 // compare runs the champion/challenger backtest on the test windows
-// (origins of ds) for the challenger's first target. The champion runs on
+// (origins of ds) for the challenger's first target, whose median forecasts
+// evaluate made (points, by origin, in the target's unit). The champion runs on
 // its own alignment of the same history (its services and features, its
 // normalisation), as serve would run it; points count only where both models
 // forecast the service and the actual was observed.
-func compare(m *gnn.Model, ds *dataset.Dataset, data source.Data, origins []int, o gnn.Options, champion *model.Model) Comparison {
+func compare(points map[int][]float64, ds *dataset.Dataset, data source.Data, origins []int, o gnn.Options, champion *model.Model) Comparison {
 	feat := o.Targets[0]
 	ti := ds.FeatureIndex(feat)
-	st := ds.Norm[feat]
 	nN, nH := len(ds.Services), o.Horizon
 	c := Comparison{Feature: feat, Challenger: make([]float64, nH), LastValue: make([]float64, nH)}
 	common := make([]int, nN) // champion column of each challenger service, -1 where none
@@ -159,13 +159,13 @@ func compare(m *gnn.Model, ds *dataset.Dataset, data source.Data, origins []int,
 	}
 	counts := make([]int, nH)
 	for _, last := range origins {
-		out := m.Forward(m.Input(ds, last))[string(feat)]
+		out := points[last]
 		var fc [][]float64
 		if champ != nil {
 			var err error
 			if fc, err = champ.Forecast(dsC, cti, last, nH); err != nil {
 				// Start over without it: every figure on the same points.
-				c = compare(m, ds, data, origins, o, nil)
+				c = compare(points, ds, data, origins, o, nil)
 				c.ChampionName, c.ChampionSkipped = champion.Manifest().Name, fmt.Sprintf("the champion failed on the held-out windows: %v", err)
 				return c
 			}
@@ -176,7 +176,7 @@ func compare(m *gnn.Model, ds *dataset.Dataset, data source.Data, origins []int,
 					continue
 				}
 				y := ds.Raw[ti][last+1+h][n]
-				c.Challenger[h] += math.Abs(out[h*nN+n]*st.Std[n] + st.Mean[n] - y)
+				c.Challenger[h] += math.Abs(out[h*nN+n] - y)
 				c.LastValue[h] += math.Abs(ds.Raw[ti][last][n] - y)
 				if champ != nil {
 					c.Champion[h] += math.Abs(fc[h][common[n]] - y)

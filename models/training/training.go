@@ -167,8 +167,9 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 		report.Stopped = "epochs"
 	}
 	if len(test) > 0 {
-		report.Test = evaluate(m, ds, test, o)
-		c := compare(m, ds, data, test, o, cfg.Champion)
+		var points map[int][]float64
+		report.Test, points = evaluate(m, ds, test, o)
+		c := compare(points, ds, data, test, o, cfg.Champion)
 		report.Comparison = &c
 	}
 	return m, report, trainErr
@@ -178,8 +179,11 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 // upper quantile is judged as serve publishes it: the median plus the
 // quantile of the median's recent errors (forecaster/conformal), replayed
 // over every origin from far enough before the test part to fill the
-// tracker, the model's own upper output while too few errors exist.
-func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *TestEval {
+// tracker, the model's own upper output while too few errors exist. It
+// also returns the median forecasts of every test origin, in the target's
+// unit, row-major [horizon, services], for the champion/challenger
+// comparison.
+func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) (*TestEval, map[int][]float64) {
 	ti := ds.FeatureIndex(o.Targets[0])
 	st := ds.Norm[o.Targets[0]]
 	nN, nH := len(ds.Services), o.Horizon
@@ -189,8 +193,9 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 	var excess float64
 	tracker, err := conformal.New(nN, nH, o.UpperQuantile, conformal.DefaultWindow, conformal.DefaultMinResiduals)
 	if err != nil {
-		return ev // unreachable: Options.Validate keeps the quantile in (0.5, 1)
+		return ev, nil // unreachable: Options.Validate keeps the quantile in (0.5, 1)
 	}
+	points := make(map[int][]float64, len(origins))
 	denorm := func(v []float64) []float64 {
 		out := make([]float64, len(v))
 		for k, x := range v {
@@ -214,6 +219,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 		if last < first {
 			continue
 		}
+		points[last] = point
 		for h := range nH {
 			for n := range nN {
 				if !ds.Observed[ti][last+1+h][n] {
@@ -247,7 +253,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) *
 		c, e := float64(covered)/float64(upperPoints), excess/float64(upperPoints)
 		ev.P90Coverage, ev.P90MeanExcess = &c, &e
 	}
-	return ev
+	return ev, points
 }
 
 // shapeFromHistory decides what the model is trained on from the history
