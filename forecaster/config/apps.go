@@ -23,9 +23,13 @@ type AppConfig struct {
 	// Namespace is where the application's services run and where their
 	// predictions are served.
 	Namespace string `yaml:"namespace"`
-	// Model is the application's model directory; empty means the model
-	// built into the binary.
+	// Model is the application's model directory or model store; "auto"
+	// learns it (see Config.Model); empty means the model built into the
+	// binary.
 	Model string `yaml:"model"`
+	// ModelStore and Retrain are the application's, as Config's.
+	ModelStore string         `yaml:"modelStore"`
+	Retrain    *RetrainConfig `yaml:"retrain"`
 	// Services, when set, are the services this application owns in its
 	// namespace; required (and disjoint) when applications share a
 	// namespace, so that each service is forecast by one loop only.
@@ -60,10 +64,14 @@ func (p *AppPolicy) UnmarshalYAML(unmarshal func(any) error) error {
 // application's own overrides applied. The single-application configuration
 // (no apps list) is one App named after its namespace.
 type App struct {
-	Name      string
-	Namespace string
-	Model     string
-	Services  []string
+	Name       string
+	Namespace  string
+	Model      string
+	ModelStore string
+	// Retrain is the application's retraining with its defaults filled in
+	// (nil: serve does not retrain it).
+	Retrain  *RetrainConfig
+	Services []string
 	// Source is the shared source with the application's query overrides
 	// merged into its own copy of source.prometheus.
 	Source  SourceConfig
@@ -80,12 +88,14 @@ const maxApps = 100
 // on a configuration that passed Validate.
 func (c Config) Applications() []App {
 	if len(c.Apps) == 0 {
-		return []App{{Name: c.Namespace, Namespace: c.Namespace, Model: c.Model, Source: c.Source.clone(), Policy: c.Policy, Budgets: c.Budgets}}
+		return []App{{Name: c.Namespace, Namespace: c.Namespace, Model: c.Model, ModelStore: c.ModelStore, Retrain: retrainWithDefaults(c.Retrain),
+			Source: c.Source.clone(), Policy: c.Policy, Budgets: c.Budgets}}
 	}
 	apps := make([]App, 0, len(c.Apps))
 	for _, a := range c.Apps {
-		app := App{Name: a.Name, Namespace: a.Namespace, Model: a.Model, Services: slices.Clone(a.Services),
-			Source: c.Source.clone(), Policy: c.Policy, Budgets: a.Budgets}
+		app := App{Name: a.Name, Namespace: a.Namespace, Model: a.Model, ModelStore: a.ModelStore, Retrain: retrainWithDefaults(a.Retrain),
+			Services: slices.Clone(a.Services),
+			Source:   c.Source.clone(), Policy: c.Policy, Budgets: a.Budgets}
 		if a.Policy != nil {
 			app.Policy = a.Policy.Config
 		}
@@ -140,6 +150,9 @@ func (c Config) validateApps() []error {
 	if c.Model != "" {
 		bad("model: not used with apps; set apps[i].model for each application instead")
 	}
+	if c.ModelStore != "" || c.Retrain != nil {
+		bad("modelStore, retrain: not used with apps; set apps[i].modelStore and apps[i].retrain for each application instead")
+	}
 	if c.Namespace != Default().Namespace {
 		bad("namespace: not used with apps; set apps[i].namespace for each application instead")
 	}
@@ -167,9 +180,7 @@ func (c Config) validateApps() []error {
 		} else {
 			byNamespace[a.Namespace] = append(byNamespace[a.Namespace], i)
 		}
-		if a.Model != "" && (strings.TrimSpace(a.Model) == "" || strings.ContainsFunc(a.Model, unicode.IsControl)) {
-			bad("%s.model: %q is not a directory path", path, truncate(a.Model))
-		}
+		errs = append(errs, validateModelKeys(path+".", a.Model, a.ModelStore, a.Retrain)...)
 		errs = append(errs, validateServices(path+".services", a.Services)...)
 		if len(a.Queries) > 0 {
 			if c.Source.Prometheus == nil {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -29,9 +28,18 @@ type Config struct {
 	// Namespace of the model's services: the namespace the metrics are
 	// served in and the {{.Namespace}} of the PromQL templates.
 	Namespace string `yaml:"namespace"`
-	// Model is the model directory (model.onnx + manifest.json); empty means
-	// the model built into the binary.
+	// Model is the model directory (model.onnx + manifest.json) or a model
+	// store (a directory `foresight train --promote` writes, or
+	// configmap:NAMESPACE/NAME); "auto" learns it (fallback forecasts until
+	// a model is promoted into ModelStore); empty means the model built into
+	// the binary.
 	Model string `yaml:"model"`
+	// ModelStore is where model: auto reads promoted models from, and where
+	// retrain promotes them.
+	ModelStore string `yaml:"modelStore"`
+	// Retrain, when set, makes serve retrain the model itself on a schedule
+	// (needs model: auto).
+	Retrain *RetrainConfig `yaml:"retrain"`
 	// Interval between forecast cycles; 0 means the model's step.
 	Interval model.Duration `yaml:"interval"`
 	// Timeout bounds one cycle; 0 means 80% of the interval.
@@ -171,9 +179,7 @@ func (c Config) Validate() error {
 	if err := checkNamespace("namespace", c.Namespace); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Model != "" && (strings.TrimSpace(c.Model) == "" || strings.ContainsFunc(c.Model, unicode.IsControl)) {
-		bad("model: %q is not a directory path", truncate(c.Model))
-	}
+	errs = append(errs, validateModelKeys("", c.Model, c.ModelStore, c.Retrain)...)
 	errs = append(errs, c.validateApps()...)
 	errs = append(errs, c.validateTiming()...)
 	if !(c.MaxMissingFraction > 0 && c.MaxMissingFraction <= 1) {

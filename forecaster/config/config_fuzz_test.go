@@ -56,6 +56,11 @@ func FuzzParse(f *testing.F) {
 		"policy:\n  adaptiveUpper: false\n",
 		"apps:\n  - {name: a, namespace: a, policy: {adaptiveUpper: 0.9}}\n",
 		"apps:\n  - {name: a, namespace: a, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {x: {cpuRequest: 1}}}]}\n  - {name: b, namespace: b, budgets: [{name: b, resourceQuota: {namespace: s, name: q}, services: {y: {cpuRequest: 1}}}]}\n",
+		// Learning the model.
+		"model: auto\nmodelStore: /var/lib/foresight\nretrain: {every: 24h, history: 7d, minHistory: 6h}\n",
+		"model: auto\nmodelStore: configmap:x/y\nretrain: {every: 1ms, step: 0s, epochs: -1}\n",
+		"retrain: {every: 1h}\n",
+		"apps:\n  - {name: a, namespace: a, model: auto, modelStore: /s, retrain: {every: 1h, timeout: 2h}}\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -82,6 +87,7 @@ func FuzzParse(f *testing.F) {
 		}
 		checkBounds(t, c)
 		checkApps(t, c)
+		checkRetrain(t, c)
 	})
 }
 
@@ -204,5 +210,40 @@ func checkApps(t *testing.T, c Config) {
 	}
 	if len(c.Apps) > 0 && (c.Model != "" || len(c.Budgets) > 0) {
 		t.Errorf("accepted apps beside a top-level model %q or %d budgets", c.Model, len(c.Budgets))
+	}
+}
+
+// checkRetrain restates the model and retrain rules independently of
+// validateModelKeys, for every application.
+func checkRetrain(t *testing.T, c Config) {
+	t.Helper()
+	for _, a := range c.Applications() {
+		if (a.Model == ModelAuto) != (a.ModelStore != "") {
+			t.Errorf("app %s: accepted model %q with modelStore %q", a.Name, a.Model, a.ModelStore)
+		}
+		r := a.Retrain
+		if r == nil {
+			continue
+		}
+		if a.Model != ModelAuto {
+			t.Errorf("app %s: accepted retrain with model %q", a.Name, a.Model)
+		}
+		every, history, minHistory := time.Duration(r.Every), time.Duration(r.History), time.Duration(r.MinHistory)
+		timeout, step := time.Duration(r.Timeout), time.Duration(r.Step)
+		if every < time.Minute || every > 90*24*time.Hour {
+			t.Errorf("app %s: accepted retrain.every %v", a.Name, every)
+		}
+		if history <= 0 || history > 90*24*time.Hour || minHistory < 0 || minHistory > history {
+			t.Errorf("app %s: accepted retrain history %v, minHistory %v", a.Name, history, minHistory)
+		}
+		if timeout < time.Minute && timeout != every || timeout > every {
+			t.Errorf("app %s: accepted retrain.timeout %v with every %v", a.Name, timeout, every)
+		}
+		if step < time.Second || step > 24*time.Hour || history/step > 1_000_000 {
+			t.Errorf("app %s: accepted retrain.step %v with history %v", a.Name, step, history)
+		}
+		if r.Epochs < 0 || r.Epochs > 10000 {
+			t.Errorf("app %s: accepted retrain.epochs %d", a.Name, r.Epochs)
+		}
 	}
 }
