@@ -196,6 +196,22 @@ func (c *ConfigMap) RecordDecision(ctx context.Context, decision []byte, promote
 	return nil
 }
 
+// LastDecision returns the last decision recorded on the current ConfigMap
+// (JSON), nil when there is none.
+func (c *ConfigMap) LastDecision(ctx context.Context) ([]byte, error) {
+	cm, err := c.Client.CoreV1().ConfigMaps(c.Namespace).Get(ctx, c.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model store configmap %s/%s: %w", c.Namespace, c.Name, err)
+	}
+	if d, ok := cm.Annotations[DecisionAnnotation]; ok {
+		return []byte(d), nil
+	}
+	return nil, nil
+}
+
 // Names lists every object the store may write, for RBAC: the current one
 // and its Keep-1 predecessors.
 func (c *ConfigMap) Names() []string {

@@ -86,6 +86,9 @@ func TestConfigMapRecordDecision(t *testing.T) {
 	if err := c.RecordDecision(ctx, []byte(`{"promote":false}`), false, "kept", t0); err != nil {
 		t.Fatal(err)
 	}
+	if last, err := c.LastDecision(ctx); err != nil || last != nil {
+		t.Errorf("LastDecision of an empty store = %q, %v", last, err)
+	}
 	if _, err := c.Save(ctx, files("a"), t0); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +98,9 @@ func TestConfigMapRecordDecision(t *testing.T) {
 	cm, _ := client.CoreV1().ConfigMaps("shop").Get(ctx, "m", metav1.GetOptions{})
 	if cm.Annotations[DecisionAnnotation] != `{"promote":true}` || cm.Annotations[VersionAnnotation] == "" {
 		t.Errorf("annotations %v", cm.Annotations)
+	}
+	if last, err := c.LastDecision(ctx); err != nil || string(last) != `{"promote":true}` {
+		t.Errorf("LastDecision = %q, %v", last, err)
 	}
 	evs, _ := client.EventsV1().Events("shop").List(ctx, metav1.ListOptions{})
 	if len(evs.Items) != 1 || evs.Items[0].Reason != "ModelPromoted" || evs.Items[0].Regarding.Name != "m" || len(evs.Items[0].Note) > 1024 {

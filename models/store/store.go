@@ -7,9 +7,11 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -139,6 +141,39 @@ func (d *Dir) RecordDecision(decision []byte) error {
 		return fmt.Errorf("model store: %w", err)
 	}
 	return f.Close()
+}
+
+// maxDecisionTail is how much of the end of the promotion history
+// LastDecision reads: far more than one decision.
+const maxDecisionTail = 64 << 10
+
+// LastDecision returns the newest decision of the promotion history (one
+// JSON object), nil when there is none yet.
+func (d *Dir) LastDecision() ([]byte, error) {
+	f, err := os.Open(filepath.Join(d.Path, DecisionsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("model store: %w", err)
+	}
+	// The history only grows: read its end.
+	offset := max(0, info.Size()-maxDecisionTail)
+	tail := make([]byte, info.Size()-offset)
+	if _, err := f.ReadAt(tail, offset); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("model store: reading %s: %w", DecisionsFile, err)
+	}
+	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte("\n"))
+	last := lines[len(lines)-1]
+	if len(last) == 0 || (offset > 0 && len(lines) == 1) {
+		return nil, nil // empty, or one line longer than the tail: not a decision
+	}
+	return last, nil
 }
 
 // prune removes the versions beyond Keep, oldest first.

@@ -110,4 +110,35 @@ func TestDirRecordDecision(t *testing.T) {
 	if vs, _ := d.Versions(); len(vs) != 0 {
 		t.Errorf("the history counts as a version: %v", vs)
 	}
+	if last, err := d.LastDecision(); err != nil || string(last) != `{"promote":false}` {
+		t.Errorf("LastDecision = %q, %v", last, err)
+	}
+}
+
+func TestDirLastDecision(t *testing.T) {
+	d, _ := Open(t.TempDir(), 2)
+	if last, err := d.LastDecision(); err != nil || last != nil {
+		t.Fatalf("empty history: %q, %v", last, err)
+	}
+	// A long history: only its end is read.
+	long := `{"reason":"` + strings.Repeat("x", 1000) + `"}`
+	for range 100 {
+		if err := d.RecordDecision([]byte(long)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.RecordDecision([]byte(`{"promote":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := d.LastDecision(); err != nil || string(last) != `{"promote":true}` {
+		t.Errorf("LastDecision = %.40q, %v", last, err)
+	}
+	// One line longer than what is read is no decision.
+	huge := `{"reason":"` + strings.Repeat("y", maxDecisionTail) + `"}`
+	if err := d.RecordDecision([]byte(huge)); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := d.LastDecision(); err != nil || last != nil {
+		t.Errorf("LastDecision of a cut line = %.40q, %v", last, err)
+	}
 }
