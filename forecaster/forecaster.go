@@ -447,6 +447,9 @@ func (f *Forecaster) SetModel(m *model.Manifest, p Predictor) error {
 	f.opts.Manifest, f.opts.Predictor = m, p
 	f.modelState = *state
 	f.readyMu.Unlock()
+	// The new model serves what the fallback did: were the next cycle's
+	// fetch to fail, publishable would list such a service twice.
+	f.fallback = slices.DeleteFunc(f.fallback, func(svc string) bool { return state.modelled[svc] })
 	f.log = f.opts.Logger.With("model", m.Name, "source", f.opts.Source.Name())
 	for svc, pr := range f.lastGood {
 		if pr.Model == "" {

@@ -2,6 +2,7 @@ package forecaster
 
 import (
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -282,5 +283,34 @@ func TestNoModelWithoutData(t *testing.T) {
 	}
 	if f.Ready() == nil {
 		t.Error("ready without a forecast")
+	}
+}
+
+// TestSetModelThenFetchFails: when the first cycle after SetModel cannot
+// fetch, the services the model took over from the fallback are held once
+// each (their last fallback prediction), not listed twice.
+func TestSetModelThenFetchFails(t *testing.T) {
+	src := &fakeSource{requests: map[string]float64{"ledger": 45, "auth-v2": 5, "search": 32}}
+	f, _, _ := newCoverageForecaster(t, src, func(o *Options) { o.Manifest, o.Predictor = NoModel(30*time.Second, 3, 4), nil })
+	if _, err := f.Cycle(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetModel(ledgerManifest(), &lastValuePredictor{value: 100}); err != nil {
+		t.Fatal(err)
+	}
+	src.err = &source.FetchError{Kind: source.ErrUnreachable, Err: errors.New("connection refused")}
+	snap, err := f.Cycle(context.Background(), now.Add(30*time.Second))
+	if err == nil {
+		t.Fatal("want an error from a cycle that could not fetch")
+	}
+	var names []string
+	for _, p := range snap.Predictions {
+		names = append(names, p.Service)
+		if p.Model != fallback.Name || p.HeldReason != HeldSourceError {
+			t.Errorf("%s = %+v; want its fallback prediction held for %s", p.Service, p, HeldSourceError)
+		}
+	}
+	if slices.Sort(names); !slices.Equal(names, []string{"auth-v2", "ledger", "search"}) {
+		t.Errorf("published %v; want each service once", names)
 	}
 }
