@@ -64,8 +64,10 @@ const (
 
 // Options configure a Forecaster. Zero durations take the defaults noted.
 type Options struct {
-	Source    source.Source
-	Manifest  *model.Manifest
+	Source   source.Source
+	Manifest *model.Manifest
+	// Predictor runs Manifest's model; it may be nil only with NoModel's
+	// manifest, which runs nothing until SetModel brings a model.
 	Predictor Predictor
 	Policy    policy.Config
 	Store     *snapshot.Store
