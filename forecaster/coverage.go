@@ -119,6 +119,10 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 	prev := f.coverage
 	f.coverage = next
 	f.readyMu.Unlock()
+	// Without a model every service is a fallback service: one line for the
+	// set, not a warning per service.
+	noModel := !isModel(f.opts.Manifest)
+	fallbackChanged := false
 	for _, svc := range slices.Sorted(maps.Keys(next)) {
 		state := next[svc]
 		if prev[svc] == state {
@@ -126,9 +130,12 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 		}
 		if old, ok := prev[svc]; ok {
 			f.metrics.coverage.DeleteLabelValues(svc, old)
+			fallbackChanged = fallbackChanged || old == CoverageFallback
 		}
 		f.metrics.coverage.WithLabelValues(svc, state).Set(1)
 		switch {
+		case state == CoverageFallback && noModel:
+			fallbackChanged = true
 		case state == CoverageFallback:
 			f.log.Warn("service in the data is not in the model: forecasting it with the model-free fallback (published with model=\"fallback\") until a retrained model covers it",
 				"service", svc, "howTo", "docs/your-own-application.md#5-add-a-service")
@@ -144,7 +151,12 @@ func (f *Forecaster) updateCoverage(data source.Data) []string {
 		if _, ok := next[svc]; !ok {
 			f.metrics.coverage.DeleteLabelValues(svc, old)
 			f.log.Info("service no longer in the data", "service", svc, "was", old)
+			fallbackChanged = fallbackChanged || old == CoverageFallback
 		}
+	}
+	if noModel && fallbackChanged && len(extra) > 0 {
+		f.log.Info("no model yet: forecasting every service with the model-free fallback (published with model=\"fallback\") until a trained model is promoted",
+			"services", len(extra), "names", textlimit.List(extra, 20))
 	}
 	return extra
 }
@@ -277,6 +289,9 @@ func (f *Forecaster) noneFresh(held map[string]string) error {
 		}
 		return fmt.Errorf("none of model %s's %d services has a series in the data; the data's services are: %s. Is this the model of this application? Train one on its history (docs/your-own-application.md)",
 			f.opts.Manifest.Name, len(c.Absent), other)
+	}
+	if !isModel(f.opts.Manifest) && len(c.Fallback) == 0 {
+		return fmt.Errorf("no model yet, and the data has no service in namespace %s with a request rate or CPU series for the fallback to forecast", f.opts.Namespace)
 	}
 	return fmt.Errorf("no service had enough data for a forecast (held: %s)", textlimit.Cut(fmt.Sprint(held), 500))
 }

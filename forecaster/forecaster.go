@@ -64,8 +64,10 @@ const (
 
 // Options configure a Forecaster. Zero durations take the defaults noted.
 type Options struct {
-	Source    source.Source
-	Manifest  *model.Manifest
+	Source   source.Source
+	Manifest *model.Manifest
+	// Predictor runs Manifest's model; it may be nil only with NoModel's
+	// manifest, which runs nothing until SetModel brings a model.
 	Predictor Predictor
 	Policy    policy.Config
 	Store     *snapshot.Store
@@ -170,11 +172,15 @@ type modelState struct {
 // deriveModel checks model m against the options (the policy, the services
 // owned, the loop's timing) and derives the loop's state from it. It logs
 // nothing: warnings returns what New and SetModel log once the model is
-// taken. opts must have its defaults applied.
+// taken. opts must have its defaults applied. NoModel's manifest has no
+// services and no outputs: the state derived from it sizes nothing itself,
+// and every service of the data goes to the fallback.
 func deriveModel(opts Options, m *model.Manifest) (*modelState, []func(*slog.Logger), error) {
 	pointRequests, hasRequests := m.Output(source.Requests, 0.5)
 	_, hasCPU := m.Output(source.CPU, 0.5)
 	switch {
+	case !isModel(m):
+		// No outputs to check: the fallback sizes every service.
 	case !hasRequests && !hasCPU:
 		return nil, nil, fmt.Errorf("model %s forecasts neither the request rate nor CPU (outputs with feature requests or cpu, quantile 0.5)", m.Name)
 	case !hasCPU && (!slices.Contains(m.Features, source.CPU) || !slices.Contains(m.Features, source.Requests)):
@@ -216,7 +222,14 @@ func deriveModel(opts Options, m *model.Manifest) (*modelState, []func(*slog.Log
 				"services", noRequestRate)
 		})
 	}
-	if unknown := opts.Policy.Unknown(m.Services); len(unknown) > 0 {
+	if !isModel(m) && opts.Policy.CapacityPerPod <= 0 {
+		warnings = append(warnings, func(log *slog.Logger) {
+			log.Warn("no policy.capacityPerPod default: without a model, the fallback sizes only the services with a policy.services entry (capacityPerPod, or podRate and latencyP99); nothing is published for the others")
+		})
+	}
+	// Without a model every entry names a service the model does not know:
+	// no typo to point at.
+	if unknown := opts.Policy.Unknown(m.Services); isModel(m) && len(unknown) > 0 {
 		warnings = append(warnings, func(log *slog.Logger) {
 			log.Info("policy.services entries name services the model does not know: they apply if the services appear in the data (forecast by the fallback); check for typos",
 				"services", unknown)
@@ -296,8 +309,12 @@ func ownedSet(services []string) map[string]bool {
 
 // New checks the options and registers the loop's metrics.
 func New(opts Options) (*Forecaster, error) {
-	if opts.Source == nil || opts.Manifest == nil || opts.Predictor == nil || opts.Store == nil {
+	if opts.Source == nil || opts.Manifest == nil || opts.Store == nil {
 		return nil, errors.New("forecaster: source, manifest, predictor and store are required")
+	}
+	// NoModel needs no predictor: nothing runs a network until SetModel.
+	if opts.Predictor == nil && isModel(opts.Manifest) {
+		return nil, fmt.Errorf("forecaster: model %s: a predictor is required (only NoModel, with no services, runs without one)", opts.Manifest.Name)
 	}
 	m := opts.Manifest
 	step := time.Duration(m.Step)
@@ -401,9 +418,16 @@ func (f *Forecaster) Model() *model.Manifest {
 // conformal.DefaultMinResiduals errors of its own), the seasonal state and
 // the per-service gauges derived from the model (imputed samples, upper
 // bound errors, seasonal context), which the next cycle sets again.
+//
+// From NoModel, the model's services leave the fallback on the next cycle
+// (services it does not know stay there). Back to NoModel is refused: a
+// manifest without services is no model to serve.
 func (f *Forecaster) SetModel(m *model.Manifest, p Predictor) error {
 	if m == nil || p == nil {
 		return errors.New("forecaster: manifest and predictor are required")
+	}
+	if !isModel(m) {
+		return fmt.Errorf("model %s forecasts no services: a loop cannot go back to forecasting without a model; restart serve for that", m.Name)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -425,6 +449,9 @@ func (f *Forecaster) SetModel(m *model.Manifest, p Predictor) error {
 	f.opts.Manifest, f.opts.Predictor = m, p
 	f.modelState = *state
 	f.readyMu.Unlock()
+	// The new model serves what the fallback did: were the next cycle's
+	// fetch to fail, publishable would list such a service twice.
+	f.fallback = slices.DeleteFunc(f.fallback, func(svc string) bool { return state.modelled[svc] })
 	f.log = f.opts.Logger.With("model", m.Name, "source", f.opts.Source.Name())
 	for svc, pr := range f.lastGood {
 		if pr.Model == "" {
@@ -628,6 +655,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	f.fallback = f.updateCoverage(data)
 	reasons := make(map[string]string)
 	fresh := f.forecastFallback(data, f.fallback, end, now, reasons)
+	if !isModel(m) {
+		return fresh, reasons, nil // no model yet: no window to build, nothing to run
+	}
 	win, err := window.Build(f.spec, data, end)
 	if err != nil {
 		return fresh, reasons, &cycleError{HeldModelError, fmt.Errorf("building input window: %w", err)}

@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		modelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "foresight_model_info",
-			Help: "The model being served (value is always 1).",
+			Help: "The model being served (value is always 1); name=\"" + NoModelName + "\" with services=\"0\" while no trained model is, and the fallback forecasts every service.",
 		}, []string{"name", "version", "services", "window", "horizon", "step"}),
 		modelReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "foresight_model_reloads_total",
