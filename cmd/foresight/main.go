@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
+
+	"github.com/foresightscale/foresight/models/training"
 )
 
 func main() {
@@ -19,8 +22,24 @@ func main() {
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "foresight:", err)
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
+}
+
+// Exit statuses other than 0. A supervisor running `foresight train` on a
+// schedule tells "the application is too young yet, try later" from a
+// failure by them.
+const (
+	exitFailed           = 1
+	exitNotEnoughHistory = 3
+)
+
+// exitStatus is the process's exit status for a command's error.
+func exitStatus(err error) int {
+	if errors.Is(err, training.ErrNotEnoughHistory) {
+		return exitNotEnoughHistory
+	}
+	return exitFailed
 }
 
 func newRootCommand() *cobra.Command {

@@ -55,6 +55,8 @@ type trainOptions struct {
 	maxLastValue  float64
 	kubeconfig    string
 	history       time.Duration
+	minHistory    time.Duration
+	report        string
 	promConfig    source.PrometheusConfig // the Prometheus read, for discovery
 }
 
@@ -123,7 +125,15 @@ reported, and written to report.json.
 The history is split chronologically: the most recent --test-fraction of the windows is
 held out for the report, 15% of the rest drives early stopping. Training is deterministic
 for a given --seed. Ctrl-C stops early and keeps the best model so far. Files are written
-under temporary names and renamed, so a failed run never replaces a good model.`,
+under temporary names and renamed, so a failed run never replaces a good model.
+
+The history starts at its first request-rate or CPU sample: a young application's
+--history 168h that holds six hours of data trains on the six hours (report.json's
+start says from when). With --min-history, a shorter history trains nothing, writes
+nothing and leaves the --promote store as it is: a scheduled retrain tries again later.
+
+Exit status: 0 trained (promoted or kept), 3 not enough history yet (--min-history),
+1 any other error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.ErrOrStderr()) },
 	}
@@ -141,6 +151,8 @@ under temporary names and renamed, so a failed run never replaces a good model.`
 	f.StringVar(&o.start, "start", "", "Start of the history (RFC 3339); default: the CSV's first row.")
 	f.DurationVar(&o.history, "history", 0, "Read Prometheus from this long ago up to now, instead of --start/--end (a scheduled retrain, e.g. 168h).")
 	f.StringVar(&o.end, "end", "", "End of the history (RFC 3339); default: the CSV's last row.")
+	f.DurationVar(&o.minHistory, "min-history", 0, "Train only if the history, from its first request-rate or CPU sample to its end, is at least this long (e.g. 24h); otherwise exit with status 3 and write nothing. Default: no minimum.")
+	f.StringVar(&o.report, "report", "", "Also write the report (report.json's content, with the --promote decision) to this file, e.g. for the process that ran the training.")
 	f.StringVar(&o.out, "out", "", "Directory to write model.onnx, manifest.json and report.json into (required unless --promote).")
 	f.StringVar(&o.name, "name", "", "Model name (manifest, foresight_model_info); default: from the data file or namespace, e.g. bookinfo-gnn.")
 	f.IntVar(&o.epochs, "epochs", 0, "Maximum epochs (default: the model's default); early stopping may end sooner.")
@@ -209,6 +221,15 @@ func (o *trainOptions) run(ctx context.Context, stderr io.Writer) error {
 		if err := writeJSON(filepath.Join(o.out, "report.json"), report); err != nil {
 			return err
 		}
+	}
+	if o.report != "" {
+		if err := writeJSON(o.report, report); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
+	if report.Start.After(cfg.Start) {
+		fmt.Fprintf(stderr, "history from %s: no request-rate or CPU sample between %s and then\n",
+			report.Start.Format(time.RFC3339), cfg.Start.Format(time.RFC3339))
 	}
 	if interrupted {
 		slog.Warn("training interrupted: promoted nothing; --out (if given) has the best model so far", "bestEpoch", report.BestEpoch, "dir", o.out)
@@ -314,6 +335,10 @@ func (o *trainOptions) config() (training.Config, error) {
 	if cfg.Season, err = parseSeason(o.season, opts.Step); err != nil {
 		return cfg, err
 	}
+	if o.minHistory < 0 {
+		return cfg, fmt.Errorf("--min-history %v must not be negative", o.minHistory)
+	}
+	cfg.MinHistory = o.minHistory
 	cfg.Options = opts
 	return cfg, nil
 }

@@ -80,6 +80,7 @@ func TestTrainRefusesBadFlags(t *testing.T) {
 		{"history and a range", []string{"--out", t.TempDir(), "--prometheus-url", "http://127.0.0.1:1", "--history", "24h", "--start", "2026-01-01T00:00:00Z"}, "not both"},
 		{"history of a CSV", []string{"--out", t.TempDir(), "--synthetic", "--history", "24h"}, "--history reads Prometheus up to now"},
 		{"negative history", []string{"--out", t.TempDir(), "--prometheus-url", "http://127.0.0.1:1", "--history", "-1h"}, "positive span"},
+		{"negative min-history", []string{"--out", t.TempDir(), "--synthetic", "--min-history", "-1h"}, "--min-history -1h0m0s must not be negative"},
 		{"promote margin out of range", []string{"--synthetic", "--promote", t.TempDir(), "--promote-margin", "1"}, "--promote-margin 1 must be in [0, 1)"},
 		{"promote to a malformed ConfigMap", []string{"--synthetic", "--promote", "configmap:a/b/c"}, "configmap:NAMESPACE/NAME"},
 		{"promote to a ConfigMap without a cluster", []string{"--synthetic", "--promote", "configmap:shop/model", "--kubeconfig", filepath.Join(t.TempDir(), "absent")}, "no Kubernetes client configuration"},

@@ -41,7 +41,16 @@ type Config struct {
 	// Champion, if set, is the serving model the new one must beat: both
 	// are backtested on the held-out part (Report.Comparison).
 	Champion *model.Model
+	// MinHistory is the least history, from the first request-rate or CPU
+	// sample to End, worth training on; with less, Run returns an error
+	// wrapping ErrNotEnoughHistory. Zero means no minimum.
+	MinHistory time.Duration
 }
+
+// ErrNotEnoughHistory says the history, from its first sample, is shorter
+// than Config.MinHistory: the application is too young to train on yet,
+// which a scheduled retrain waits out rather than reports as a failure.
+var ErrNotEnoughHistory = errors.New("not enough history")
 
 // DefaultTestFraction and DefaultValidationFraction give the 70/30 split of
 // the project's evaluations, with 15 % of the training part for validation.
@@ -101,11 +110,15 @@ type TestEval struct {
 	Points        int      `json:"points"`
 }
 
-// Run trains and evaluates. On cancellation it returns the best model so
-// far with its report and an error wrapping context.Canceled.
+// Run trains and evaluates. The history starts at its first request-rate
+// or CPU sample (Report.Start), not before. On cancellation it returns the
+// best model so far with its report and an error wrapping context.Canceled.
 func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Model, *Report, error) {
 	if cfg.TestFraction < 0 || cfg.TestFraction >= 1 || cfg.ValidationFraction <= 0 || cfg.ValidationFraction >= 1 {
 		return nil, nil, fmt.Errorf("test fraction %v must be in [0,1) and validation fraction %v in (0,1)", cfg.TestFraction, cfg.ValidationFraction)
+	}
+	if cfg.MinHistory < 0 {
+		return nil, nil, fmt.Errorf("minimum history %v must not be negative", cfg.MinHistory)
 	}
 	o := cfg.Options
 	data, err := cfg.Source.Fetch(ctx, source.Query{
@@ -114,6 +127,15 @@ func Run(ctx context.Context, cfg Config, progress func(gnn.Progress)) (*gnn.Mod
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading history from %s: %w", cfg.SourceName, err)
+	}
+	// Without any sample the history is left as asked, and shaping it says
+	// what is missing.
+	if first, ok := firstSizingSample(data, candidates(data, o), cfg.End); ok {
+		cfg.Start = trimmedStart(cfg.Start, first, o.Step)
+		if have := cfg.End.Sub(cfg.Start); have < cfg.MinHistory {
+			return nil, nil, fmt.Errorf("%w: %s has %v of history (from %s to %s), training needs at least %v",
+				ErrNotEnoughHistory, cfg.SourceName, have, cfg.Start.Format(time.RFC3339), cfg.End.Format(time.RFC3339), cfg.MinHistory)
+		}
 	}
 	ds, dataReport, err := shapeFromHistory(data, &o, cfg)
 	if err != nil {
@@ -262,10 +284,7 @@ func evaluate(m *gnn.Model, ds *dataset.Dataset, origins []int, o gnn.Options) (
 // call-graph edges between modelled services. It updates o and returns the
 // aligned dataset and what it decided.
 func shapeFromHistory(data source.Data, o *gnn.Options, cfg Config) (*dataset.Dataset, *DataReport, error) {
-	candidates := o.Graph.Services
-	if len(candidates) == 0 {
-		candidates = servicesIn(data)
-	}
+	candidates := candidates(data, *o)
 	span := fmt.Sprintf("%s..%s", cfg.Start.Format(time.RFC3339), cfg.End.Format(time.RFC3339))
 	switch {
 	case len(candidates) == 0:
@@ -295,6 +314,51 @@ func shapeFromHistory(data source.Data, o *gnn.Options, cfg Config) (*dataset.Da
 	o.Features, o.Targets, o.Unobserved = report.Features, report.Targets, report.Unobserved
 	ds, err := dataset.BuildPartial(data, o.Graph.Services, o.Features, cfg.Start, cfg.End, o.Step)
 	return ds, report, err
+}
+
+// candidates are the services training may model: those the options name,
+// or every service in the history.
+func candidates(data source.Data, o gnn.Options) []string {
+	if len(o.Graph.Services) > 0 {
+		return o.Graph.Services
+	}
+	return servicesIn(data)
+}
+
+// firstSizingSample returns the time of the earliest real (finite,
+// non-negative) request-rate or CPU sample of any of the services before
+// end, and false when there is none.
+func firstSizingSample(data source.Data, services []string, end time.Time) (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, f := range []source.Feature{source.Requests, source.CPU} {
+		for _, svc := range services {
+			for _, s := range data[f][svc] { // time-ordered
+				if !s.Time.Before(end) {
+					break
+				}
+				if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || s.Value < 0 {
+					continue
+				}
+				if !found || s.Time.Before(first) {
+					first, found = s.Time, true
+				}
+				break
+			}
+		}
+	}
+	return first, found
+}
+
+// trimmedStart moves start forward to the step of its grid at or before
+// first. A young application's range of days may hold hours of data:
+// counting the empty days would make every series look too sparse to
+// train on.
+func trimmedStart(start, first time.Time, step time.Duration) time.Time {
+	if step <= 0 || !first.After(start) { // a bad step is Options.Validate's to report
+		return start
+	}
+	return start.Add(first.Sub(start) / step * step)
 }
 
 // servicesIn returns every service with a series in data, sorted.
