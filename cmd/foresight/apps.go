@@ -32,6 +32,9 @@ type application struct {
 	loop    *forecaster.Forecaster
 	// reloader loads a changed model directory (nil: the built-in model).
 	reloader *reloader
+	// retrainer trains and promotes the application's model on its
+	// schedule (nil: serve does not train it).
+	retrainer *retrainer
 }
 
 // buildApps makes one application per entry of cfg.Applications. A model
@@ -67,11 +70,16 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	var files modelFiles
 	var resolve modelResolver
 	var dir string // where the model was read from ("" for the built-in one)
-	if spec.Model == "" {
+	switch spec.Model {
+	case "":
 		if m, err = loadModelFrom("", modelKey); err != nil {
 			return nil, err
 		}
-	} else {
+	case config.ModelAuto:
+		if m, dir, files, resolve, err = o.autoModel(spec, log); err != nil {
+			return nil, err
+		}
+	default:
 		// A model directory, a directory model store or a ConfigMap model
 		// store; loaded from the bytes hashed: the reloader compares later
 		// reads with exactly what serves.
@@ -86,7 +94,12 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 			return nil, fmt.Errorf("%s: %w", modelKey, err)
 		}
 	}
-	manifest := m.Manifest()
+	// No model yet (model: auto): the loop forecasts with the fallback at
+	// the step the first model will have.
+	manifest := forecaster.NoModel(autoStep(spec), autoDefaults.Window, autoDefaults.Horizon)
+	if m != nil {
+		manifest = m.Manifest()
+	}
 	log = log.With("app", spec.Name)
 	src, gen, err := makeSource(spec.Source, manifest, log)
 	if err != nil {
@@ -99,9 +112,11 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 			return nil, err
 		}
 	}
-	session, err := m.NewSession()
-	if err != nil {
-		return nil, fmt.Errorf("starting model session: %w", err)
+	var session forecaster.Predictor
+	if m != nil {
+		if session, err = m.NewSession(); err != nil {
+			return nil, fmt.Errorf("starting model session: %w", err)
+		}
 	}
 	// Every series of this loop carries the application, so two loops
 	// register the same metric names without colliding.
@@ -143,6 +158,11 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	if !a.builtIn {
 		a.reloader = newReloader(spec.Name, resolve, loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
 		a.reloader.loaded = reportMetrics.update
+	}
+	if spec.Retrain != nil {
+		if a.retrainer, err = o.newRetrainer(spec, listed, loop, a.reloader, reg, log); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
@@ -233,7 +253,11 @@ func logStartup(log *slog.Logger, apps []*application, demo bool) {
 	for _, a := range apps {
 		attrs := []any{"app", a.Name, "namespace", a.Namespace, "model", a.manifest.Name,
 			"modelServices", len(a.manifest.Services), "source", describeSource(a.Source)}
-		if a.Model != "" {
+		switch a.Model {
+		case "":
+		case config.ModelAuto:
+			attrs = append(attrs, "modelStore", a.ModelStore, "retrain", a.Retrain != nil)
+		default:
 			attrs = append(attrs, "modelDir", a.Model)
 		}
 		if len(a.Services) > 0 {
@@ -275,7 +299,10 @@ func demoSummary(apps []*application) string {
 			src = fmt.Sprintf("synthetic workload on the model's call graph (%d services)", len(a.manifest.Services))
 		}
 		mod := "built-in model"
-		if !a.builtIn {
+		switch {
+		case a.Model == config.ModelAuto:
+			mod = fmt.Sprintf("model learnt into %s (the fallback until the first promotion)", a.ModelStore)
+		case !a.builtIn:
 			mod = fmt.Sprintf("model %s from %s", a.manifest.Name, a.Model)
 		}
 		lines[i] = src + ", " + mod + "."

@@ -17,6 +17,10 @@ import (
 	"github.com/foresightscale/foresight/models/store"
 )
 
+// errNoModelYet says a model store holds no model yet: model: auto
+// forecasts with the fallback until one is promoted.
+var errNoModelYet = errors.New("no model in the store yet")
+
 // resolveModelDir returns the model directory a configured model path
 // stands for: the path itself when it holds a manifest (a model directory,
 // e.g. a mounted ConfigMap), or, for a model store that `foresight train
@@ -43,7 +47,7 @@ func resolveModelDir(path string, rejected func(store.Rejected)) (string, error)
 		return "", err
 	}
 	if len(vs) == 0 {
-		return "", fmt.Errorf("%s holds neither %s nor any model store version (train one with `foresight train --out %s` or `--promote %s`)", path, model.ManifestFile, path, path)
+		return "", fmt.Errorf("%s holds neither %s nor any model store version (train one with `foresight train --out %s` or `--promote %s`): %w", path, model.ManifestFile, path, path, errNoModelYet)
 	}
 	v, bad, err := st.Newest(func(dir string) error {
 		_, err := model.Load(dir)
@@ -114,8 +118,8 @@ func (c *configMapModel) resolve() (string, error) {
 		return "", err
 	}
 	if files == nil {
-		return "", fmt.Errorf("model store configmap %s/%s does not exist yet: train a first model (foresight train --promote configmap:%s/%s, or run the retraining CronJob once)",
-			c.store.Namespace, c.store.Name, c.store.Namespace, c.store.Name)
+		return "", fmt.Errorf("model store configmap %s/%s does not exist yet: train a first model (foresight train --promote configmap:%s/%s, or run the retraining CronJob once): %w",
+			c.store.Namespace, c.store.Name, c.store.Namespace, c.store.Name, errNoModelYet)
 	}
 	h := sha256.New()
 	for _, name := range slices.Sorted(maps.Keys(files)) {

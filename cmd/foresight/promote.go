@@ -26,6 +26,9 @@ type modelStore interface {
 	save(ctx context.Context, files map[string][]byte, now time.Time) (version string, err error)
 	// record keeps the decision in the store's promotion history.
 	record(ctx context.Context, r decisionRecord) error
+	// lastDecision returns the newest decision recorded (JSON), nil for
+	// none.
+	lastDecision(ctx context.Context) ([]byte, error)
 	String() string
 }
 
@@ -108,7 +111,13 @@ func (s dirStore) record(_ context.Context, r decisionRecord) error {
 	return s.d.RecordDecision(b)
 }
 
+func (s dirStore) lastDecision(context.Context) ([]byte, error) { return s.d.LastDecision() }
+
 type configMapStore struct{ c *store.ConfigMap }
+
+func (s configMapStore) lastDecision(ctx context.Context) ([]byte, error) {
+	return s.c.LastDecision(ctx)
+}
 
 func (s configMapStore) String() string {
 	return fmt.Sprintf("configmap:%s/%s", s.c.Namespace, s.c.Name)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -89,18 +90,29 @@ type reloader struct {
 	served   [sha256.Size]byte
 	rejected [sha256.Size]byte
 	failure  string
+	// force asks for a check now (SIGHUP, a promotion by serve's own
+	// retraining); one pending request is enough.
+	force chan struct{}
 }
 
 // newReloader watches the directory resolve returns; served is the
 // fingerprint of the model the loop started with; log is the
 // application's.
 func newReloader(app string, resolve modelResolver, loop *forecaster.Forecaster, served [sha256.Size]byte, accept func(*model.Manifest) error, log *slog.Logger) *reloader {
-	return &reloader{app: app, resolve: resolve, loop: loop, served: served, accept: accept, log: log}
+	return &reloader{app: app, resolve: resolve, loop: loop, served: served, accept: accept, log: log, force: make(chan struct{}, 1)}
 }
 
-// run checks every interval (never when interval is 0) and on every value
-// of force, until ctx ends.
-func (r *reloader) run(ctx context.Context, interval time.Duration, force <-chan struct{}) error {
+// requestCheck makes run check now, even an unchanged or rejected model.
+func (r *reloader) requestCheck() {
+	select {
+	case r.force <- struct{}{}:
+	default: // a check is already due
+	}
+}
+
+// run checks every interval (never when interval is 0) and on every
+// requestCheck, until ctx ends.
+func (r *reloader) run(ctx context.Context, interval time.Duration) error {
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
@@ -113,7 +125,7 @@ func (r *reloader) run(ctx context.Context, interval time.Duration, force <-chan
 			return nil
 		case <-tick:
 			r.check(false)
-		case <-force:
+		case <-r.force:
 			r.check(true)
 		}
 	}
@@ -124,6 +136,11 @@ func (r *reloader) run(ctx context.Context, interval time.Duration, force <-chan
 // rejected model too). It reports whether a new model now serves.
 func (r *reloader) check(force bool) bool {
 	dir, err := r.resolve()
+	if errors.Is(err, errNoModelYet) && !r.loop.HasModel() {
+		// model: auto before the first promotion: nothing to report.
+		r.log.Debug("model store still empty; forecasting with the fallback", "err", err)
+		return false
+	}
 	if err != nil {
 		r.reject(dir, err, nil, force)
 		return false
@@ -208,14 +225,12 @@ func budgetsAccept(budgets []budget.Config, key string) func(*model.Manifest) er
 // runReloaders runs every application's reloader, and on each SIGHUP
 // (hup) makes all of them re-read their model now.
 func runReloaders(ctx context.Context, reloaders []*reloader, interval time.Duration, hup <-chan os.Signal, log *slog.Logger) error {
-	forces := make([]chan struct{}, len(reloaders))
 	var wg sync.WaitGroup
-	for i, r := range reloaders {
-		forces[i] = make(chan struct{}, 1)
+	for _, r := range reloaders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = r.run(ctx, interval, forces[i])
+			_ = r.run(ctx, interval)
 		}()
 	}
 	defer wg.Wait()
@@ -229,11 +244,8 @@ func runReloaders(ctx context.Context, reloaders []*reloader, interval time.Dura
 				continue
 			}
 			log.Info("SIGHUP: re-reading every application's model", "apps", len(reloaders))
-			for _, f := range forces {
-				select {
-				case f <- struct{}{}:
-				default: // a re-read is already due
-				}
+			for _, r := range reloaders {
+				r.requestCheck()
 			}
 		}
 	}

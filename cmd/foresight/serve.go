@@ -171,6 +171,11 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		}
 	}
 	g.Go(func() error { return runReloaders(ctx, reloaders, time.Duration(cfg.ModelReload), hup, log) })
+	for _, a := range apps {
+		if a.retrainer != nil {
+			g.Go(func() error { return a.retrainer.run(ctx) })
+		}
+	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

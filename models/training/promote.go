@@ -73,9 +73,17 @@ func Decide(c Comparison, margin, maxLastValueRatio float64) Decision {
 			d.WorstToLastValue, d.WorstStep = r, s+1
 		}
 	}
+	// Both figures in every decision with a champion, kept or promoted.
+	if c.Champion != nil {
+		r := ratio(mean(c.Challenger), mean(c.Champion))
+		d.ToChampion = &r
+	}
 	if d.WorstToLastValue > maxLastValueRatio {
 		d.Reason = fmt.Sprintf("kept: the challenger's MAE is %.3f× last value's at step %d (at most %.3f× allowed at every step)",
 			d.WorstToLastValue, d.WorstStep, maxLastValueRatio)
+		if d.ToChampion != nil {
+			d.Reason += fmt.Sprintf("; its mean MAE is %.3f× the champion %s's", *d.ToChampion, c.ChampionName)
+		}
 		return d
 	}
 	if c.Champion == nil {
@@ -84,8 +92,7 @@ func Decide(c Comparison, margin, maxLastValueRatio float64) Decision {
 			skipped(c.ChampionSkipped), d.WorstToLastValue, d.WorstStep)
 		return d
 	}
-	r := ratio(mean(c.Challenger), mean(c.Champion))
-	d.ToChampion = &r
+	r := *d.ToChampion
 	if r > 1-margin {
 		d.Reason = fmt.Sprintf("kept: the challenger's mean MAE is %.3f× the champion %s's, not below %.3f", r, c.ChampionName, 1-margin)
 		return d

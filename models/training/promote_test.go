@@ -33,6 +33,7 @@ func TestDecide(t *testing.T) {
 		{"looser last-value bound", Comparison{Points: 30, Challenger: []float64{9, 21, 25}, LastValue: last}, 0.02, 1.1, true, "promoted", 2, 0},
 		{"beats the champion by the margin", Comparison{Points: 30, Challenger: []float64{9, 18, 27}, Champion: []float64{10, 20, 30}, ChampionName: "old", LastValue: last}, 0.05, 1, true, "0.900× the champion old's", 1, 0.9},
 		{"within the margin of the champion", Comparison{Points: 30, Challenger: []float64{9, 19.8, 29.7}, Champion: []float64{9.5, 20, 30}, LastValue: last}, 0.05, 1, false, "not below 0.950", 2, 0.9832},
+		{"worse than last value, with the champion's figure too", Comparison{Points: 30, Challenger: []float64{12, 22, 33}, Champion: []float64{10, 20, 30}, ChampionName: "old", LastValue: last}, 0.02, 1, false, "1.200× last value's at step 1 (at most 1.000× allowed at every step); its mean MAE is 1.117× the champion old's", 1, 1.1167},
 		{"champion skipped", Comparison{Points: 30, Challenger: []float64{9, 19, 25}, LastValue: last, ChampionSkipped: "the champion's step 1m0s is not the challenger's 30s"}, 0.02, 1, true, "(the champion's step 1m0s", 2, 0},
 		{"no points", Comparison{Challenger: []float64{0, 0, 0}, LastValue: []float64{0, 0, 0}}, 0.02, 1, false, "no held-out points", 0, 0},
 		{"NaN figure", Comparison{Points: 3, Challenger: []float64{math.NaN(), 1, 1}, LastValue: last}, 0.02, 1, false, "not a number", 0, 0},
