@@ -51,13 +51,14 @@ fuzz:
 fuzz-smoke:
 	FUZZTIME=$(FUZZ_SMOKE_TIME) GO=$(GO) hack/fuzz.sh
 
-## bench: inference at 10/50/200 services, a full cycle, one round of 5 apps x 50 services, an external metric GET, an hour of simulation per policy, training at 10/50/200 services (one run each, in process and as its own process with its peak memory), serve's memory, cycle p99 while a training process runs
-bench:
+## bench: inference at 10/50/200 services, a full cycle, one round of 5 apps x 50 services, an external metric GET, an hour of simulation per policy, training at 10/50/200 services (one run each, in process and as its own process with its peak memory), serve's memory, cycle p99 while a training process runs (as serve's nice-19 child too), serve's and its child's memory while serve retrains
+bench: prometheus
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkTrain$$' -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
 	$(GO) test -run '^$$' -bench '^BenchmarkTrain$$' -benchtime 1x -count 1 ./models/training
 	$(GO) test -run '^$$' -bench ServeMemory -benchtime 500x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench TrainProcess -benchtime 1x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench CycleWhileTraining -benchtime 1000x -count 1 ./cmd/foresight
+	$(GO) test -run '^$$' -bench ServeWhileRetraining -benchtime 1x -count 1 ./cmd/foresight
 
 ## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:
