@@ -62,7 +62,7 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 			rendered := kubectl(t, nil, "kustomize", filepath.Join(dir, "overlays", overlay))
 			if overlay == "retraining-volume" {
 				// The CronJob's --promote is replaced by position: check it landed.
-				for _, want := range []string{"- --promote=/var/lib/foresight/models", "- --model=/var/lib/foresight/models", "claimName: foresight-models"} {
+				for _, want := range []string{"- --promote=/var/lib/foresight/models", "- --model=auto", "- --model-store=/var/lib/foresight/models", "claimName: foresight-models"} {
 					if !bytes.Contains(rendered, []byte(want)) {
 						t.Errorf("rendered %s lacks %q", overlay, want)
 					}

@@ -45,6 +45,7 @@ type serveOptions struct {
 	prometheusURL string
 	csvPath       string
 	modelDir      string
+	modelStore    string
 	namespace     string
 	demo          bool
 	adapter       *adapter.Adapter
@@ -82,7 +83,8 @@ delegated authentication switched off, for trying Foresight without a cluster.`,
 	f.StringVar(&o.configFile, "config", "", "YAML configuration file (sources, PromQL templates, policy); see docs/configuration.md.")
 	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Base URL of a Prometheus-API server (Prometheus, Thanos, Mimir, VictoriaMetrics) to read metrics from.")
 	f.StringVar(&o.csvPath, "csv", "", "Replay a recorded wide-format CSV file (cyclically, on the wall clock) instead of querying Prometheus.")
-	f.StringVar(&o.modelDir, "model", "", "Model directory holding model.onnx and manifest.json (default: the model built into the binary).")
+	f.StringVar(&o.modelDir, "model", "", "Model directory holding model.onnx and manifest.json, a model store (a directory `foresight train --promote` writes, or configmap:NAMESPACE/NAME), or \"auto\": the fallback until a model is promoted into --model-store (default: the model built into the binary).")
+	f.StringVar(&o.modelStore, "model-store", "", "With --model=auto: the model store (a directory, or configmap:NAMESPACE/NAME) promoted models are read from.")
 	f.StringVar(&o.namespace, "namespace", "", "Namespace of the model's services (default from --config, else \"default\").")
 	f.BoolVar(&o.demo, "demo", false, "Serve without a cluster: self-signed certificates, client-certificate authentication only. Default: on when no source is configured.")
 	f.StringVar(&o.vpaRecommender, "vpa-recommender", "", "Act as the VerticalPodAutoscaler recommender of this name (VPAs opt in with spec.recommenders); empty: off. See docs/vpa.md.")
@@ -326,8 +328,8 @@ func (o *serveOptions) config() (config.Config, error) {
 	}
 	if len(cfg.Apps) > 0 {
 		// Each application has its own: a flag would apply to none.
-		if o.modelDir != "" {
-			return cfg, errors.New("--model: not used with apps in --config; set each application's apps[i].model")
+		if o.modelDir != "" || o.modelStore != "" {
+			return cfg, errors.New("--model, --model-store: not used with apps in --config; set each application's apps[i].model and apps[i].modelStore")
 		}
 		if o.namespace != "" {
 			return cfg, errors.New("--namespace: not used with apps in --config; set each application's apps[i].namespace")
@@ -335,6 +337,9 @@ func (o *serveOptions) config() (config.Config, error) {
 	}
 	if o.modelDir != "" {
 		cfg.Model = o.modelDir
+	}
+	if o.modelStore != "" {
+		cfg.ModelStore = o.modelStore
 	}
 	if o.namespace != "" {
 		cfg.Namespace = o.namespace
