@@ -59,6 +59,7 @@ bench: prometheus
 	$(GO) test -run '^$$' -bench TrainProcess -benchtime 1x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench CycleWhileTraining -benchtime 1000x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench ServeWhileRetraining -benchtime 1x -count 1 ./cmd/foresight
+	$(GO) test -run '^$$' -bench ResolveDirStore -count 1 ./cmd/foresight
 
 ## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:

@@ -29,6 +29,25 @@ var errNoModelYet = errors.New("no model in the store yet")
 // the caller) and passed over, so a bad promotion never takes a replica
 // down.
 func resolveModelDir(path string, rejected func(store.Rejected)) (string, error) {
+	r := &dirResolver{path: path, rejected: rejected}
+	return r.resolve()
+}
+
+// dirResolver is resolveModelDir with a memory of the store versions it
+// has checked: a version is written whole under a new name and never
+// rewritten, so one that loaded (or failed) once is not loaded again at
+// every poll just to choose it. What serves is still checked in full: the
+// reloader hashes the chosen directory's files each poll and loads any
+// change.
+type dirResolver struct {
+	path     string
+	rejected func(store.Rejected)
+	loaded   string           // the version that last loaded
+	failed   map[string]error // versions that did not
+}
+
+func (r *dirResolver) resolve() (string, error) {
+	path := r.path
 	if info, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("model %s: no such directory (want a model directory with %s and %s, or a model store)", path, model.ONNXFile, model.ManifestFile)
 	} else if err != nil {
@@ -49,16 +68,30 @@ func resolveModelDir(path string, rejected func(store.Rejected)) (string, error)
 	if len(vs) == 0 {
 		return "", fmt.Errorf("%s holds neither %s nor any model store version (train one with `foresight train --out %s` or `--promote %s`): %w", path, model.ManifestFile, path, path, errNoModelYet)
 	}
+	if r.failed == nil {
+		r.failed = map[string]error{}
+	}
 	v, bad, err := st.Newest(func(dir string) error {
-		_, err := model.Load(dir)
-		return err
+		name := filepath.Base(dir)
+		if name == r.loaded {
+			return nil
+		}
+		if err, ok := r.failed[name]; ok {
+			return err
+		}
+		if _, err := model.Load(dir); err != nil {
+			r.failed[name] = err
+			return err
+		}
+		return nil
 	})
-	for _, r := range bad {
-		rejected(r)
+	for _, b := range bad {
+		r.rejected(b)
 	}
 	if err != nil {
 		return "", err
 	}
+	r.loaded = v.Name
 	return v.Dir, nil
 }
 
@@ -85,8 +118,8 @@ func (o *serveOptions) modelResolverFor(ref, namespace string, log *slog.Logger)
 		return nil, err
 	}
 	if !isConfigMap {
-		reject := logRejectedOnce(ref, log)
-		return func() (string, error) { return resolveModelDir(ref, reject) }, nil
+		r := &dirResolver{path: ref, rejected: logRejectedOnce(ref, log)}
+		return r.resolve, nil
 	}
 	_, client, err := o.kubeClient("model store " + ref)
 	if err != nil {
