@@ -65,6 +65,9 @@ type retrainer struct {
 	metrics         *retrainMetrics
 	log             *slog.Logger
 	now             func() time.Time
+	// oneAtATime is shared by the applications of one serve: their runs
+	// take turns, so the process never holds two trainings' memory.
+	oneAtATime chan struct{}
 }
 
 // newRetrainer prepares the retraining of an application with retrain set:
@@ -117,6 +120,7 @@ func (o *serveOptions) newRetrainer(spec config.App, listed bool, loop *forecast
 		metrics:         newRetrainMetrics(reg),
 		log:             log.With("component", "retrain"),
 		now:             time.Now,
+		oneAtATime:      o.trainingTurn(),
 	}
 	if rl != nil {
 		rt.reload = rl.requestCheck
@@ -125,6 +129,14 @@ func (o *serveOptions) newRetrainer(spec config.App, listed bool, loop *forecast
 		rt.log.Warn("retrain.every is under an hour: each run reads the whole history and trains for minutes", "every", rt.every)
 	}
 	return rt, nil
+}
+
+// trainingTurn is the token serve's training runs pass between them.
+func (o *serveOptions) trainingTurn() chan struct{} {
+	if o.retrainTurn == nil {
+		o.retrainTurn = make(chan struct{}, 1)
+	}
+	return o.retrainTurn
 }
 
 func isConfigMapStore(st modelStore) bool {
@@ -207,8 +219,17 @@ func firstRunAt(now, last time.Time, known, hasModel bool, every time.Duration) 
 	return due
 }
 
-// once runs `foresight train` once and reports what came of it.
+// once runs `foresight train` once and reports what came of it; "" when
+// ctx ended first.
 func (r *retrainer) once(ctx context.Context) string {
+	if r.oneAtATime != nil {
+		select {
+		case r.oneAtATime <- struct{}{}:
+			defer func() { <-r.oneAtATime }()
+		case <-ctx.Done():
+			return ""
+		}
+	}
 	reportFile, err := os.CreateTemp("", "foresight-retrain-*.json")
 	if err != nil {
 		return r.finish(retrainFailed, "", fmt.Errorf("a file for the run's report: %w", err), 0)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +170,37 @@ func TestTailWriterKeepsTheEnd(t *testing.T) {
 	}
 	if got := string(w.Bytes()); got != "456789ab" {
 		t.Errorf("tail %q", got)
+	}
+}
+
+// Two applications' runs never overlap: the second waits for the first.
+func TestRetrainersTakeTurns(t *testing.T) {
+	turn := make(chan struct{}, 1)
+	dir := t.TempDir()
+	// Each run appends "start" and "end" around a pause to one file.
+	script := `echo start >> ` + dir + `/log; sleep 0.3; echo end >> ` + dir + `/log; echo '{"decision":{"promote":false,"reason":"k"}}' > "$2"`
+	newR := func() *retrainer {
+		return &retrainer{app: "a", every: time.Hour, timeout: 10 * time.Second, exe: "/bin/sh", args: []string{"-c", script, "sh"},
+			metrics: newRetrainMetrics(prometheus.NewRegistry()), log: slog.New(slog.DiscardHandler), now: time.Now, oneAtATime: turn}
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); newR().once(context.Background()) }()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(dir + "/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != "start end start end" {
+		t.Errorf("runs interleaved: %v", got)
+	}
+	// A run waiting for its turn gives up when serve stops.
+	turn <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got := newR().once(ctx); got != "" {
+		t.Errorf("a run waiting for its turn returned %q after its context ended", got)
 	}
 }

@@ -51,6 +51,8 @@ type serveOptions struct {
 	adapter       *adapter.Adapter
 	// events records model reloads on the pod (nil: no cluster, the demo).
 	events forecaster.EventRecorder
+	// retrainTurn lets one application's training run at a time.
+	retrainTurn chan struct{}
 
 	vpaRecommender string
 	vpaInterval    time.Duration
