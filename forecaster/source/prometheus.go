@@ -38,18 +38,21 @@ var RecordedMetrics = map[Feature]string{
 	CPU:      "service:foresight_cpu_cores:rate1m",
 	Memory:   "service:foresight_memory_bytes:sum",
 	Replicas: "service:foresight_replicas:sum",
+	// For the SLO feedback, not for models (see LatencyP99).
+	LatencyP99: "service:foresight_latency_seconds:p99_1m",
 }
 
 // DefaultQueries returns the PromQL templates used for features the
 // configuration does not override. They read the shipped recording rules, so a
 // fetch is one cheap query per feature. The aggregation keeps only the service
-// label (dropping external labels such as cluster or replica); latency is not
-// additive, so it takes the worst series instead of the sum.
+// label (dropping external labels such as cluster or replica); latency (the
+// mean and the p99) is not additive, so it takes the worst series instead of
+// the sum.
 func DefaultQueries() map[Feature]string {
 	q := make(map[Feature]string, len(RecordedMetrics))
 	for f, metric := range RecordedMetrics {
 		agg := "sum"
-		if f == Latency {
+		if f == Latency || f == LatencyP99 {
 			agg = "max"
 		}
 		q[f] = fmt.Sprintf(`%s by (service) (%s{namespace="{{.Namespace}}"})`, agg, metric)
@@ -103,7 +106,8 @@ type PrometheusConfig struct {
 	// is decoded, so a runaway query or a misbehaving proxy cannot exhaust
 	// memory. 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64 `yaml:"maxResponseBytes,omitempty" json:"maxResponseBytes,omitempty"`
-	// Queries overrides the PromQL template of some features; the others use
+	// Queries overrides the PromQL template of some features (model features
+	// and FeedbackFeatures such as latency_p99); the others use
 	// DefaultQueries. A template is a Go text/template evaluated with
 	// .Namespace, and must return one series per service, each carrying a
 	// "service" label (this cannot be checked before the query runs; a result
@@ -178,7 +182,7 @@ func (c PrometheusConfig) Validate() error {
 		return fmt.Errorf("maxResponseBytes %d: must be 0 (default %d) or between 1024 and %d", c.MaxResponseBytes, DefaultMaxResponseBytes, maxResponseBytesLimit)
 	}
 	for f, text := range c.Queries {
-		if _, err := ParseFeature(string(f)); err != nil {
+		if _, err := ParseQueryFeature(string(f)); err != nil {
 			return fmt.Errorf("queries.%s: %w", f, err)
 		}
 		if _, err := parseQueryTemplate(f, text); err != nil {

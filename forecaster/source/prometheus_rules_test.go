@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,7 +105,7 @@ func TestDefaultQueriesReadShippedRules(t *testing.T) {
 		}
 	}
 	defaults := source.DefaultQueries()
-	for _, f := range source.AllFeatures {
+	for _, f := range append(slices.Clone(source.AllFeatures), source.FeedbackFeatures...) {
 		metric := source.RecordedMetrics[f]
 		if !recorded[metric] {
 			t.Errorf("feature %s reads %q, which the shipped rules do not record", f, metric)
@@ -183,6 +184,55 @@ tests:
         values: '5x10'
       - series: 'istio_request_duration_milliseconds_count{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop"}'
         values: '1x10'
+      # p99 latency histogram (milliseconds, Istio's buckets; the ones above
+      # 500 are left out, cumulative counts there equal le="500"). Per 30 s
+      # frontend pod a receives 1700 requests and pod b 1300; summed per
+      # bucket: 1800 within 50 ms, 2700 within 100, 2940 within 250, all
+      # 3000 within 500. The 99th percentile is request 0.99*3000 = 2970,
+      # the 30th of the 60 in (250, 500]: 250 + 250*30/60 = 375 ms. (Taking
+      # each pod's p99 and the max would give pod a's 250 + 250*43/60 ms.)
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-aaaaa", le="50"}'
+        values: '0+1000x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-aaaaa", le="100"}'
+        values: '0+1500x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-aaaaa", le="250"}'
+        values: '0+1640x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-aaaaa", le="500"}'
+        values: '0+1700x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-aaaaa", le="+Inf"}'
+        values: '0+1700x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-bbbbb", le="50"}'
+        values: '0+800x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-bbbbb", le="100"}'
+        values: '0+1200x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-bbbbb", le="250"}'
+        values: '0+1300x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-bbbbb", le="500"}'
+        values: '0+1300x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="frontend", destination_workload_namespace="shop", pod="frontend-7d4f-bbbbb", le="+Inf"}'
+        values: '0+1300x10'
+      # The caller's sidecar also measures frontend, slower: must be left out.
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", pod="loadgen-1", le="50"}'
+        values: '0+0x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", pod="loadgen-1", le="100"}'
+        values: '0+0x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", pod="loadgen-1", le="250"}'
+        values: '0+0x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", pod="loadgen-1", le="500"}'
+        values: '0+0x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", pod="loadgen-1", le="+Inf"}'
+        values: '0+100x10'
+      # redis-cart had no requests: no p99 sample rather than NaN.
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop", pod="redis-cart-0", le="50"}'
+        values: '1x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop", pod="redis-cart-0", le="100"}'
+        values: '1x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop", pod="redis-cart-0", le="250"}'
+        values: '1x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop", pod="redis-cart-0", le="500"}'
+        values: '1x10'
+      - series: 'istio_request_duration_milliseconds_bucket{reporter="destination", destination_workload="redis-cart", destination_workload_namespace="shop", pod="redis-cart-0", le="+Inf"}'
+        values: '1x10'
       # CPU: frontend pod a 0.5 (server) + 0.1 (istio-proxy), pod b 0.5 cores.
       - series: 'container_cpu_usage_seconds_total{namespace="shop", pod="frontend-7d4f-aaaaa", container="server", image="frontend:1"}'
         values: '0+15x10'
@@ -237,6 +287,11 @@ tests:
         exp_samples:
           - labels: 'service:foresight_latency_seconds:mean1m{namespace="shop", service="frontend"}'
             value: 0.1
+      - expr: service:foresight_latency_seconds:p99_1m
+        eval_time: 5m
+        exp_samples:
+          - labels: 'service:foresight_latency_seconds:p99_1m{namespace="shop", service="frontend"}'
+            value: 0.375
       - expr: service:foresight_cpu_cores:rate1m
         eval_time: 5m
         exp_samples:

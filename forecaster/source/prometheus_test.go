@@ -572,7 +572,13 @@ func TestPrometheusConfigValidate(t *testing.T) {
 			c.HTTP.BasicAuth = &config.BasicAuth{Username: "u"}
 		}, "http: at most one of"},
 		{"negative timeout", func(c *source.PrometheusConfig) { c.Timeout = -1 }, "timeout"},
+		{"p99 latency override", func(c *source.PrometheusConfig) {
+			c.Queries = map[source.Feature]string{source.LatencyP99: `max by (service) (my_p99{ns="{{.Namespace}}"})`}
+		}, ""},
 		{"unknown feature", func(c *source.PrometheusConfig) { c.Queries = map[source.Feature]string{"disk": "x"} }, "queries.disk: unknown feature"},
+		{"bad p99 latency template", func(c *source.PrometheusConfig) {
+			c.Queries = map[source.Feature]string{source.LatencyP99: "{{.Namespace"}
+		}, "queries.latency_p99: parse template"},
 		{"empty template", func(c *source.PrometheusConfig) { c.Queries = map[source.Feature]string{source.CPU: " "} }, "queries.cpu: empty"},
 		{"template does not parse", func(c *source.PrometheusConfig) { c.Queries = map[source.Feature]string{source.CPU: "{{.Namespace"} }, "queries.cpu: parse template"},
 		{"unknown template field", func(c *source.PrometheusConfig) {

@@ -24,10 +24,25 @@ const (
 	Replicas Feature = "replicas"
 )
 
-// AllFeatures lists every known feature in a stable order.
+// AllFeatures lists every feature a model may use, in a stable order.
 var AllFeatures = []Feature{CPU, Requests, Latency, Memory, Replicas}
 
-// ParseFeature validates a feature name.
+// LatencyP99 is the p99 response time, in seconds, of the requests a service
+// receives, as its own sidecar measures them: for the application's entry
+// service it is the end-to-end p99 its users see. The SLO feedback loop
+// compares it with the application's latency objective to tune the scaling
+// headroom. It is not a model feature (not in AllFeatures): models are
+// trained on AllFeatures, and a quantile they would learn to predict is not
+// what the feedback needs.
+const LatencyP99 Feature = "latency_p99"
+
+// FeedbackFeatures lists the features a source serves for feedback on the
+// forecasts, not for models. A Query may ask for them like for any feature; a
+// source that cannot measure one answers without that feature (no samples),
+// not with an error.
+var FeedbackFeatures = []Feature{LatencyP99}
+
+// ParseFeature validates the name of a model feature (one of AllFeatures).
 func ParseFeature(s string) (Feature, error) {
 	for _, f := range AllFeatures {
 		if string(f) == s {
@@ -35,6 +50,20 @@ func ParseFeature(s string) (Feature, error) {
 		}
 	}
 	return "", fmt.Errorf("unknown feature %q (known: cpu, requests, latency, memory, replicas)", s)
+}
+
+// ParseQueryFeature validates the name of a feature a Query may ask for and a
+// query override may name: one of AllFeatures or FeedbackFeatures.
+func ParseQueryFeature(s string) (Feature, error) {
+	if f, err := ParseFeature(s); err == nil {
+		return f, nil
+	}
+	for _, f := range FeedbackFeatures {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown feature %q (known: cpu, requests, latency, memory, replicas, latency_p99)", s)
 }
 
 // Query asks for the samples of some features of some services between Start
