@@ -127,6 +127,9 @@ type Forecaster struct {
 	// fallback are the services of the last cycle's data that the model
 	// does not know, forecast by the model-free fallback.
 	fallback []string
+	// slo tunes the headroom from the SLO service's p99 (nil without
+	// policy.slo).
+	slo *sloFeedback
 	// seasonPresent is the last cycle's seasonal state per service, so a
 	// change is logged once.
 	seasonPresent map[string]bool
@@ -354,6 +357,10 @@ func New(opts Options) (*Forecaster, error) {
 		return nil, fmt.Errorf("forecaster: registering metrics: %w", err)
 	}
 	met.setModel(m, opts.Now())
+	slo, err := newSLOFeedback(opts.Policy, opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("forecaster: %w", err)
+	}
 	log := opts.Logger.With("model", m.Name, "source", opts.Source.Name())
 	for _, w := range warnings {
 		w(log)
@@ -372,8 +379,13 @@ func New(opts Options) (*Forecaster, error) {
 		owned:         ownedSet(opts.Services),
 		others:        others,
 		seasonPresent: make(map[string]bool),
+		slo:           slo,
 	}, nil
 }
+
+// policy is the policy this cycle sizes with: the configured one, with the
+// headroom the SLO feedback tuned.
+func (f *Forecaster) policy() policy.Config { return f.slo.policy(f.opts.Policy) }
 
 // EventRecorder records a Kubernetes Event about the loop (a model loaded or
 // rejected) on an object of the caller's choosing; eventType is "Normal" or
@@ -642,6 +654,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	query := f.spec.Query(f.opts.Namespace, end)
 	// Every service: the data says which the model does not know.
 	query.AllServices = true
+	if f.slo != nil {
+		query.Features = append(slices.Clip(query.Features), source.LatencyP99)
+	}
 	data, err := src.Fetch(ctx, query)
 	if err != nil {
 		kind := fetchErrorKind(err)
@@ -651,6 +666,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			reason = HeldTimeout
 		}
 		return nil, nil, &cycleError{reason, fmt.Errorf("fetching window ending %s from %s: %w", end.Format(time.RFC3339), src.Name(), err)}
+	}
+	if f.slo != nil {
+		f.slo.observe(data, end, f.opts.MaxInputAge, f.log)
 	}
 	f.fallback = f.updateCoverage(data)
 	reasons := make(map[string]string)
@@ -746,9 +764,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		prev := f.lastGood[svc].PredictedReplicas
 		var dec policy.Decision
 		if f.cpuSized[svc] {
-			dec, err = f.opts.Policy.DecideCPU(svc, column(cpu, n, len(m.Services)), step, prev)
+			dec, err = f.policy().DecideCPU(svc, column(cpu, n, len(m.Services)), step, prev)
 		} else {
-			dec, err = f.opts.Policy.Decide(svc, column(requests, n, len(m.Services)), step, prev)
+			dec, err = f.policy().Decide(svc, column(requests, n, len(m.Services)), step, prev)
 		}
 		if err != nil {
 			reasons[svc] = HeldBadForecast

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -53,7 +54,27 @@ type Config struct {
 	// service the model does not know yet: it applies when the service
 	// appears in the data and is forecast by the model-free fallback.
 	Services map[string]ServiceConfig `yaml:"services,omitempty" json:"services,omitempty"`
+	// SLO, when set, makes Headroom a starting point that follows the
+	// latency users get: lowered while the entry service's p99 has slack
+	// against the SLO, raised at once on a violation (forecaster/feedback).
+	SLO *SLOConfig `yaml:"slo,omitempty" json:"slo,omitempty"`
 }
+
+// SLOConfig is the application's latency objective for SLO feedback.
+type SLOConfig struct {
+	// LatencyP99 is the objective on the p99 response time of Service.
+	LatencyP99 model.Duration `yaml:"latencyP99" json:"latencyP99"`
+	// Service is the entry service whose p99 (as its own sidecar measures
+	// the requests it receives, callees included) is what users get.
+	Service string `yaml:"service" json:"service"`
+	// MinHeadroom and MaxHeadroom bound the tuned headroom (default 0 and
+	// 1).
+	MinHeadroom float64 `yaml:"minHeadroom,omitempty" json:"minHeadroom,omitempty"`
+	MaxHeadroom float64 `yaml:"maxHeadroom,omitempty" json:"maxHeadroom,omitempty"`
+}
+
+// maxSLOLatency bounds slo.latencyP99.
+const maxSLOLatency = time.Hour
 
 // ServiceConfig overrides the policy for one service. Zero fields inherit.
 type ServiceConfig struct {
@@ -207,6 +228,34 @@ func (c Config) settingErrors() []error {
 	}
 	for _, name := range c.serviceNames() {
 		errs = append(errs, c.validateService(name)...)
+	}
+	if c.SLO != nil {
+		errs = append(errs, c.SLO.errors(c.Headroom)...)
+	}
+	return errs
+}
+
+// errors checks the SLO block; headroom is the policy's starting headroom.
+func (s *SLOConfig) errors(headroom float64) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if l := time.Duration(s.LatencyP99); l <= 0 || l > maxSLOLatency {
+		bad("policy.slo.latencyP99: must be positive and at most %v, got %v", model.Duration(maxSLOLatency), s.LatencyP99)
+	}
+	if strings.TrimSpace(s.Service) == "" {
+		bad("policy.slo.service: required: the entry service whose p99 users get")
+	}
+	hi := s.MaxHeadroom
+	if hi == 0 {
+		hi = 1
+	}
+	switch {
+	case !(s.MinHeadroom >= 0 && s.MinHeadroom <= maxHeadroom):
+		bad("policy.slo.minHeadroom: must be between 0 and %d, got %v", maxHeadroom, s.MinHeadroom)
+	case !(hi >= s.MinHeadroom && hi <= maxHeadroom):
+		bad("policy.slo.maxHeadroom: must be between minHeadroom %v and %d, got %v", s.MinHeadroom, maxHeadroom, s.MaxHeadroom)
+	case headroom < s.MinHeadroom || headroom > hi:
+		bad("policy.headroom: %v is outside policy.slo's [%v, %v]; it is where the feedback starts", headroom, s.MinHeadroom, hi)
 	}
 	return errs
 }
