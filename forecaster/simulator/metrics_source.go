@@ -27,7 +27,9 @@ func At(t int) time.Time { return Epoch.Add(time.Duration(t) * time.Second) }
 // plus their callees'. That is a conservative stand-in for the p99 over the
 // step's requests, which a simulation that keeps per-second quantiles
 // cannot compute: the p99 of a mix of seconds is never above the largest
-// of their p99s. Memory is not simulated; it is a pod baseline plus a per-request term (as
+// of their p99s.
+//
+// Memory is not simulated; it is a pod baseline plus a per-request term (as
 // in the synthetic demo world) so that models reading it get a plausible
 // series. Only seconds already simulated are answered.
 type Source struct {
