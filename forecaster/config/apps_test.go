@@ -134,6 +134,13 @@ apps:
 		{name: "queries without prometheus", yaml: "apps:\n  - {name: a, namespace: a, queries: {requests: 'x'}}\n", wantErr: []string{"apps[0].queries: only for source.prometheus"}},
 		{name: "query of an unknown feature", yaml: "source: {prometheus: {url: 'http://p:9090'}}\napps:\n  - {name: a, namespace: a, queries: {rps: 'x'}}\n", wantErr: []string{"apps[0].queries.rps"}},
 		{name: "broken query template", yaml: "source: {prometheus: {url: 'http://p:9090'}}\napps:\n  - {name: a, namespace: a, queries: {requests: '{{.Nope}}'}}\n", wantErr: []string{"apps[0].queries.requests"}},
+		{name: "p99 latency query", yaml: "source: {prometheus: {url: 'http://p:9090'}}\napps:\n  - {name: a, namespace: a, queries: {latency_p99: 'max by (service) (p99{namespace=\"{{.Namespace}}\"})'}}\n",
+			check: func(t *testing.T, c Config) {
+				if q := c.Applications()[0].Source.Prometheus.Queries[source.LatencyP99]; !strings.Contains(q, "p99{") {
+					t.Errorf("latency_p99 query = %q", q)
+				}
+			}},
+		{name: "broken p99 latency query", yaml: "source: {prometheus: {url: 'http://p:9090'}}\napps:\n  - {name: a, namespace: a, queries: {latency_p99: '{{.Nope}}'}}\n", wantErr: []string{"apps[0].queries.latency_p99"}},
 		{name: "bad application policy", yaml: "apps:\n  - {name: a, namespace: a, policy: {minReplicas: 0, headroom: -1}}\n",
 			wantErr: []string{"apps[0].policy.minReplicas", "apps[0].policy.headroom"}},
 		{name: "misspelt application key", yaml: "apps:\n  - {name: a, namespase: a}\n", wantErr: []string{"apps[0].namespase: unknown key"}},

@@ -49,6 +49,13 @@ policy:
 		{name: "two sources", yaml: "source:\n  csv: {path: a.csv}\n  synthetic: {seed: 2}\n", wantErr: "exactly one"},
 		{name: "csv without path", yaml: "source:\n  csv: {replay: true}\n", wantErr: "source.csv.path"},
 		{name: "bad prometheus url", yaml: "source:\n  prometheus: {url: 'not a url'}\n", wantErr: "source.prometheus"},
+		{name: "p99 latency query override", yaml: "source:\n  prometheus:\n    url: http://p:9090\n    queries: {latency_p99: 'max by (service) (p99{namespace=\"{{.Namespace}}\"})'}\n",
+			check: func(t *testing.T, c Config) {
+				if q := c.Source.Prometheus.Queries["latency_p99"]; q != `max by (service) (p99{namespace="{{.Namespace}}"})` {
+					t.Errorf("latency_p99 query = %q", q)
+				}
+			}},
+		{name: "broken p99 latency query", yaml: "source:\n  prometheus:\n    url: http://p:9090\n    queries: {latency_p99: '{{.Namespace'}\n", wantErr: "source.prometheus.queries.latency_p99"},
 		{name: "timeout longer than interval", yaml: "interval: 10s\ntimeout: 20s\n", wantErr: "timeout"},
 		{name: "missing fraction", yaml: "maxMissingFraction: 2\n", wantErr: "maxMissingFraction"},
 		{name: "not yaml", yaml: "policy: [1, 2\n", wantErr: "yaml"},

@@ -127,8 +127,13 @@ type Run struct {
 	Arrivals [][]float64 // offered requests/s
 	CPU      [][]float64 // cores used
 	Latency  [][]float64 // the service's own median latency, seconds
-	Replicas [][]int32   // pods (ready or starting)
-	Ready    [][]int32   // ready pods
+	// P99PerService is the p99 response time, in seconds, as the service's
+	// sidecar would measure it: its own p99 plus its slowest typical
+	// callee's, recursively (what the end-to-end P99 adds up along the
+	// path), so the entry's equals P99.
+	P99PerService [][]float64
+	Replicas      [][]int32 // pods (ready or starting)
+	Ready         [][]int32 // ready pods
 	// Pods are each service's current pods, oldest first.
 	Pods [][]Pod
 	// P50 and P99 are the end-to-end latency quantiles per second, in seconds.
@@ -176,13 +181,15 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 	run := &Run{
 		Config: cfg, Trace: trace, Scored: scored,
 		Arrivals: make([][]float64, nS), CPU: make([][]float64, nS), Latency: make([][]float64, nS),
-		Replicas: make([][]int32, nS), Ready: make([][]int32, nS), Pods: make([][]Pod, nS),
+		P99PerService: make([][]float64, nS),
+		Replicas:      make([][]int32, nS), Ready: make([][]int32, nS), Pods: make([][]Pod, nS),
 		P50: make([]float64, 0, nT), P99: make([]float64, 0, nT),
 		Violations: make([]bool, 0, nT), Dropped: make([]float64, 0, nT),
 		rng: rand.New(rand.NewSource(cfg.Seed)), backlog: make([]float64, nS),
 	}
 	for i := range nS {
 		run.Arrivals[i], run.CPU[i], run.Latency[i] = make([]float64, 0, nT), make([]float64, 0, nT), make([]float64, 0, nT)
+		run.P99PerService[i] = make([]float64, 0, nT)
 		run.Replicas[i], run.Ready[i] = make([]int32, 0, nT), make([]int32, 0, nT)
 	}
 	initial, err := scaler.Start(run)
@@ -200,6 +207,7 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 	p50 := make([]float64, nS)
 	p99 := make([]float64, nS)
 	timeout := cfg.Timeout.Seconds()
+	entry := app.graph.Index(app.Entry)
 	for t := range nT {
 		if t%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -252,7 +260,11 @@ func Simulate(ctx context.Context, cfg Config, trace *workload.Trace, scaler Sca
 				coreSeconds += float64(len(run.Pods[i])) * svc.CoresPerPod
 			}
 		}
-		e50, e99 := app.endToEnd(p50), app.endToEnd(p99)
+		path99, _ := app.pathLatencies(p99)
+		for i, v := range path99 {
+			run.P99PerService[i] = append(run.P99PerService[i], v)
+		}
+		e50, e99 := app.endToEnd(p50), path99[entry]
 		if e99 > cfg.SLO.Seconds() {
 			violated = true
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
@@ -20,6 +21,14 @@ func At(t int) time.Time { return Epoch.Add(time.Duration(t) * time.Second) }
 // Prometheus would serve the recording rules: each sample at time T is the
 // mean over the query step ending at T (requests and CPU as rates, latency
 // as the mean of each second's median, replicas as the mean pod count).
+// LatencyP99 at T is the largest per-second p99 over the step, as the
+// service's sidecar would measure it (Run.P99PerService): for the entry
+// service the end-to-end p99 users see (Run.P99), for the others their own
+// plus their callees'. That is a conservative stand-in for the p99 over the
+// step's requests, which a simulation that keeps per-second quantiles
+// cannot compute: the p99 of a mix of seconds is never above the largest
+// of their p99s.
+//
 // Memory is not simulated; it is a pod baseline plus a per-request term (as
 // in the synthetic demo world) so that models reading it get a plausible
 // series. Only seconds already simulated are answered.
@@ -93,6 +102,11 @@ func (s *Source) value(f source.Feature, i, from, end int) (float64, bool) {
 		return mean(run.CPU[i]), true
 	case source.Latency:
 		return mean(run.Latency[i]), true
+	case source.LatencyP99:
+		if i >= len(run.P99PerService) || len(run.P99PerService[i]) < end {
+			return math.NaN(), false // a Run not built by Simulate
+		}
+		return slices.Max(run.P99PerService[i][from:end]), true
 	case source.Replicas:
 		var sum float64
 		for _, n := range run.Replicas[i][from:end] {
