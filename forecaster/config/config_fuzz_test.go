@@ -52,6 +52,7 @@ func FuzzParse(f *testing.F) {
 		"apps:\n  - {name: a, namespace: shop, services: [x, y]}\n  - {name: b, namespace: shop, services: [z]}\n",
 		"apps:\n  - {name: a, namespace: a, policy: {minReplicas: 2}}\n  - {name: a, namespace: 'b,c'}\n",
 		"source: {prometheus: {url: 'http://127.0.0.1:9090'}}\napps:\n  - {name: a, namespace: a, queries: {requests: 'x{namespace=\"{{.Namespace}}\"}'}}\n",
+		"source: {prometheus: {url: 'http://127.0.0.1:9090', queries: {latency_p99: 'p99{namespace=\"{{.Namespace}}\"}'}}}\napps:\n  - {name: a, namespace: a, queries: {latency_p99: '{{.Nope}}'}}\n",
 		"apps: []\n",
 		"policy:\n  adaptiveUpper: false\n",
 		"apps:\n  - {name: a, namespace: a, policy: {adaptiveUpper: 0.9}}\n",

@@ -418,7 +418,8 @@ func (c *CSV) Interval() time.Duration { return c.interval }
 // that of the row covering the time (the last row at or before it, at most one
 // interval earlier). Unlike Prometheus it does not carry a missing value
 // forward: missing stays NaN. Times outside the file have no samples (without
-// Replay); services not in the file are absent.
+// Replay); services not in the file are absent, and so are the
+// FeedbackFeatures, which the wide format has no column for.
 func (c *CSV) Fetch(ctx context.Context, q Query) (Data, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("csv fetch: %w", err)
@@ -427,7 +428,9 @@ func (c *CSV) Fetch(ctx context.Context, q Query) (Data, error) {
 		return nil, fmt.Errorf("csv fetch: %w", err)
 	}
 	for _, f := range q.Features {
-		if _, err := ParseFeature(string(f)); err != nil {
+		// The wide format has no column for the feedback features: asked
+		// for, they are absent.
+		if _, err := ParseQueryFeature(string(f)); err != nil {
 			return nil, fmt.Errorf("csv fetch: %w", err)
 		}
 	}

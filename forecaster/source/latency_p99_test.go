@@ -175,3 +175,39 @@ func firstQuery(reqs []*http.Request) string {
 	}
 	return reqs[0].Form.Get("query")
 }
+
+// Sources that cannot measure the p99 latency answer without it, so that the
+// feedback loop can ask every source: the feature is absent, the model
+// features asked with it are served, and asking is not an error.
+func TestSourcesWithoutLatencyP99LeaveItAbsent(t *testing.T) {
+	synth, _ := newSyntheticSource(t)
+	csvSource := parseSmall(t, source.CSVOptions{})
+	csvStart, _ := csvSource.Span()
+	synthStart := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		src     source.Source
+		service string
+		start   time.Time
+	}{
+		{"csv", csvSource, "cart", csvStart},
+		{"synthetic", synth, "frontend", synthStart},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := tt.src.Fetch(context.Background(), source.Query{
+				Services: []string{tt.service}, Features: []source.Feature{source.LatencyP99, source.Requests},
+				Start: tt.start, End: tt.start.Add(time.Minute), Step: 30 * time.Second,
+			})
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if got, ok := data[source.LatencyP99]; ok {
+				t.Errorf("latency_p99 = %v, want it absent", got)
+			}
+			if n := len(data[source.Requests][tt.service]); n != 3 {
+				t.Errorf("%d requests samples, want 3", n)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/foresightscale/foresight/forecaster/synthetic"
 )
@@ -24,7 +25,8 @@ func (s *Synthetic) Name() string { return "synthetic" }
 // requested feature, one sample at q.Start + k·q.Step for each k with
 // q.Start + k·q.Step ≤ q.End (the grid of a Prometheus range query). Units:
 // CPU in cores, memory in bytes, requests in req/s, latency in seconds.
-// Services the generator does not know are absent from the result.
+// Services the generator does not know are absent from the result, and so
+// are the FeedbackFeatures (latency_p99), which it does not model.
 func (s *Synthetic) Fetch(ctx context.Context, q Query) (Data, error) {
 	if s.gen == nil {
 		return nil, errors.New("synthetic source: no generator")
@@ -33,7 +35,7 @@ func (s *Synthetic) Fetch(ctx context.Context, q Query) (Data, error) {
 		return nil, fmt.Errorf("synthetic source: %w", err)
 	}
 	for _, f := range q.Features {
-		if _, ok := syntheticValue(f, synthetic.ServiceState{}); !ok {
+		if _, ok := syntheticValue(f, synthetic.ServiceState{}); !ok && !slices.Contains(FeedbackFeatures, f) {
 			return nil, fmt.Errorf("synthetic source: feature %q is not generated", f)
 		}
 	}
@@ -50,6 +52,9 @@ func (s *Synthetic) Fetch(ctx context.Context, q Query) (Data, error) {
 	}
 	data := make(Data, len(q.Features))
 	for _, f := range q.Features {
+		if _, ok := syntheticValue(f, synthetic.ServiceState{}); !ok {
+			continue // a feedback feature the generator does not model: absent
+		}
 		for _, svc := range q.servicesOf(s.gen.Services()) {
 			node, ok := known[svc]
 			if !ok || data[f][svc] != nil { // unknown, or asked twice

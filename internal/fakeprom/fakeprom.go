@@ -83,8 +83,8 @@ const (
 	// Absent leaves Service out of the answer (a partial answer).
 	Absent Kind = "absent"
 	// Idle makes Service idle the way the shipped recording rules show it:
-	// requests 0, CPU at its idle floor, latency absent (a mean over zero
-	// requests is NaN, and the rule drops it).
+	// requests 0, CPU at its idle floor, latency and p99 latency absent (a
+	// mean or quantile over zero requests is NaN, and the rules drop it).
 	Idle Kind = "idle"
 	// Stale returns only the samples at or before end-Shift, for every
 	// service: the source stopped receiving data Shift ago.
@@ -147,7 +147,7 @@ func (f Fault) validate(services []string) error {
 	switch {
 	case !kinds[f.Kind]:
 		return fmt.Errorf("fault %q: unknown kind", f.Kind)
-	case f.Feature != "" && !slices.Contains(source.AllFeatures, f.Feature):
+	case f.Feature != "" && !slices.Contains(source.AllFeatures, f.Feature) && !slices.Contains(source.FeedbackFeatures, f.Feature):
 		return fmt.Errorf("fault %s: unknown feature %q", f.Kind, f.Feature)
 	case needsService[f.Kind] && !slices.Contains(services, f.Service):
 		return fmt.Errorf("fault %s: service %q is not one of the fake's services %v", f.Kind, f.Service, services)
@@ -469,6 +469,7 @@ const (
 	cpuPerRequest  = 0.004 // cores per req/s
 	idleCPU        = 0.005 // cores with no requests
 	healthyLatency = 0.05  // seconds
+	healthyP99     = 0.2   // seconds
 	healthyMemory  = 2e8   // bytes
 	healthyPods    = 2
 )
@@ -485,6 +486,8 @@ func HealthyValue(f source.Feature, i int, ms int64) float64 {
 		return idleCPU + cpuPerRequest*requests
 	case source.Latency:
 		return healthyLatency
+	case source.LatencyP99:
+		return healthyP99
 	case source.Memory:
 		return healthyMemory
 	case source.Replicas:
@@ -514,7 +517,7 @@ func (s *Server) seriesFor(i int, q rangeQuery, faults []Fault) ([]point, bool) 
 			return nil, false
 		case Idle:
 			switch q.feature {
-			case source.Latency:
+			case source.Latency, source.LatencyP99:
 				return nil, false
 			case source.Requests:
 				value = func(int64) float64 { return 0 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,8 @@ func matrix(t *testing.T, s *Server, f source.Feature) map[string]*model.SampleS
 
 func TestHealthyAnswer(t *testing.T) {
 	s := start(t)
-	for _, f := range source.AllFeatures {
+	features := append(slices.Clone(source.AllFeatures), source.FeedbackFeatures...)
+	for _, f := range features {
 		t.Run(string(f), func(t *testing.T) {
 			m := matrix(t, s, f)
 			if len(m) != len(services) {
@@ -113,8 +115,8 @@ func TestHealthyAnswer(t *testing.T) {
 			}
 		})
 	}
-	if got := s.Queries(); got != int64(len(source.AllFeatures)) {
-		t.Errorf("Queries() = %d, want %d", got, len(source.AllFeatures))
+	if got := s.Queries(); got != int64(len(features)) {
+		t.Errorf("Queries() = %d, want %d", got, len(features))
 	}
 	if got := s.FeatureQueries(source.Latency); got != 1 {
 		t.Errorf("FeatureQueries(latency) = %d, want 1", got)
@@ -266,8 +268,10 @@ func TestPartialIdleStaleFuture(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		s := start(t)
 		set(t, s, Fault{Kind: Idle, Service: "alpha"})
-		if m := matrix(t, s, source.Latency); m["alpha"] != nil || m["beta"] == nil {
-			t.Errorf("latency services %v, want alpha absent", keys(m))
+		for _, f := range []source.Feature{source.Latency, source.LatencyP99} {
+			if m := matrix(t, s, f); m["alpha"] != nil || m["beta"] == nil {
+				t.Errorf("%s services %v, want alpha absent", f, keys(m))
+			}
 		}
 		for _, p := range matrix(t, s, source.Requests)["alpha"].Values {
 			if p.Value != 0 {

@@ -27,7 +27,7 @@ func WriteOpenMetrics(w io.Writer, namespace string, data source.Data) error {
 		}
 	}
 	bw := bufio.NewWriter(w)
-	for _, f := range source.AllFeatures {
+	for _, f := range append(slices.Clone(source.AllFeatures), source.FeedbackFeatures...) {
 		byService, ok := data[f]
 		if !ok {
 			continue
