@@ -31,7 +31,8 @@ func newSLOFeedback(pol policy.Config, reg prometheus.Registerer) (*sloFeedback,
 	if pol.SLO == nil {
 		return nil, nil
 	}
-	cfg := feedback.Config{Min: pol.SLO.MinHeadroom, Max: pol.SLO.MaxHeadroom}
+	lo, hi := pol.SLO.Bounds(pol.Headroom)
+	cfg := feedback.Config{Min: lo, Max: hi}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("policy.slo: %w", err)
 	}

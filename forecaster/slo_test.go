@@ -49,7 +49,8 @@ func TestSLOFeedbackTunesTheHeadroom(t *testing.T) {
 	f, logs, reg := newCoverageForecaster(t, src, func(o *Options) {
 		o.Manifest, o.Predictor = NoModel(30*time.Second, 3, 4), nil
 		o.Policy.Headroom = 0.2
-		o.Policy.SLO = &policy.SLOConfig{LatencyP99: 250_000_000, Service: "gateway"} // 250ms
+		lowest := 0.0                                                                                       // below policy.headroom, so slack shows
+		o.Policy.SLO = &policy.SLOConfig{LatencyP99: 250_000_000, Service: "gateway", MinHeadroom: &lowest} // 250ms
 	})
 	replicas := func(at time.Time) int64 {
 		t.Helper()
@@ -115,5 +116,24 @@ func TestSLOFeedbackOff(t *testing.T) {
 	}
 	if n, _ := testutil.GatherAndCount(reg, "foresight_slo_headroom"); n != 0 {
 		t.Errorf("foresight_slo_headroom exported without policy.slo")
+	}
+}
+
+// By default the feedback never sizes below policy.headroom: slack in a
+// quiet period is no promise for the next burst.
+func TestSLOFeedbackKeepsTheConfiguredHeadroomByDefault(t *testing.T) {
+	src := &p99Source{fakeSource: fakeSource{requests: map[string]float64{"gateway": 100}}, service: "gateway", p99: 0.01}
+	f, _, _ := newCoverageForecaster(t, src, func(o *Options) {
+		o.Manifest, o.Predictor = NoModel(30*time.Second, 3, 4), nil
+		o.Policy.Headroom = 0.2
+		o.Policy.SLO = &policy.SLOConfig{LatencyP99: 250_000_000, Service: "gateway"}
+	})
+	for i := range 5 {
+		if _, err := f.Cycle(context.Background(), now.Add(time.Duration(i)*30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := testutil.ToFloat64(f.slo.gauge); h != 0.2 {
+		t.Errorf("headroom %v after five slack steps; want policy.headroom 0.2", h)
 	}
 }

@@ -118,6 +118,7 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 	f.Float64Var(&opts.Foresight.Headroom, "headroom", opts.Foresight.Headroom, "Foresight's headroom above the forecast peak.")
 	f.Float64Var(&opts.Foresight.Quantile, "quantile", opts.Foresight.Quantile, "Forecast quantile Foresight sizes from (0.5: the point forecast).")
 	f.StringVar((*string)(&opts.Sizing), "sizing", string(opts.Sizing), `How Foresight and Holt-Winters size services: "queueing" (each pod an M/M/c server, the SLO shared along the call path) or "capacity" (a fixed capacity per pod at --hpa-target).`)
+	f.BoolVar(&opts.SLOFeedback, "slo-feedback", opts.SLOFeedback, "Foresight tunes its headroom from the entry service's p99 against --slo (policy.slo), starting at --headroom.")
 	f.BoolVar(&opts.Sweep, "sweep", false, "Also sweep the CPU HPA's target and Foresight's headroom and quantile (the cost–violation frontier).")
 	f.StringVar(&format, "format", "table", "Output format: table or json.")
 	f.StringVar(&outDir, "out", "", "Directory to write report.json into (none when empty).")

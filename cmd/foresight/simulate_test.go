@@ -141,3 +141,34 @@ calls:
 		})
 	}
 }
+
+// TestSimulateSLOFeedback: --slo-feedback runs Foresight with policy.slo on
+// the simulated entry p99, as serve runs it. On the bursty trace (the
+// measured row of docs/simulate.md) it has fewer violation seconds than
+// without, and costs more: the trade-off documented there.
+func TestSimulateSLOFeedback(t *testing.T) {
+	trace := testenv.SharedData(t, "traces/bursty.txt")
+	result := func(feedback string) (viol, coreHours float64) {
+		t.Helper()
+		out, err := runSimulate(t, "--trace", trace, "--policy", "foresight", "--format", "json", "--slo-feedback="+feedback)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Policies []struct {
+				Violations float64 `json:"slo_violation_seconds"`
+				CoreHours  float64 `json:"core_hours"`
+			} `json:"policies"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Policies) != 1 {
+			t.Fatalf("report %v:\n%s", err, out)
+		}
+		return doc.Policies[0].Violations, doc.Policies[0].CoreHours
+	}
+	offViol, offCost := result("false")
+	onViol, onCost := result("true")
+	t.Logf("without feedback %v s / %.2f core-h; with %v s / %.2f", offViol, offCost, onViol, onCost)
+	if !(onViol < offViol/2) || !(onCost > offCost) {
+		t.Errorf("feedback: %v violation s at %.2f core-h; without: %v at %.2f; want far fewer violations at some cost", onViol, onCost, offViol, offCost)
+	}
+}

@@ -67,10 +67,27 @@ type SLOConfig struct {
 	// Service is the entry service whose p99 (as its own sidecar measures
 	// the requests it receives, callees included) is what users get.
 	Service string `yaml:"service" json:"service"`
-	// MinHeadroom and MaxHeadroom bound the tuned headroom (default 0 and
-	// 1).
-	MinHeadroom float64 `yaml:"minHeadroom,omitempty" json:"minHeadroom,omitempty"`
-	MaxHeadroom float64 `yaml:"maxHeadroom,omitempty" json:"maxHeadroom,omitempty"`
+	// MinHeadroom and MaxHeadroom bound the tuned headroom. MinHeadroom
+	// defaults to Headroom: the feedback then only adds headroom when the
+	// SLO is violated and gives it back when it has slack. Setting it lower
+	// lets quiet periods tighten below Headroom, which in the simulator
+	// turned a burst's onset into more violations (docs/simulate.md).
+	// MaxHeadroom defaults to 1 (or Headroom, if higher).
+	MinHeadroom *float64 `yaml:"minHeadroom,omitempty" json:"minHeadroom,omitempty"`
+	MaxHeadroom float64  `yaml:"maxHeadroom,omitempty" json:"maxHeadroom,omitempty"`
+}
+
+// Bounds returns the tuned headroom's bounds, defaults applied, for a
+// policy starting at headroom.
+func (s *SLOConfig) Bounds(headroom float64) (lo, hi float64) {
+	lo, hi = headroom, s.MaxHeadroom
+	if s.MinHeadroom != nil {
+		lo = *s.MinHeadroom
+	}
+	if hi == 0 {
+		hi = max(1, headroom)
+	}
+	return lo, hi
 }
 
 // maxSLOLatency bounds slo.latencyP99.
@@ -245,17 +262,14 @@ func (s *SLOConfig) errors(headroom float64) []error {
 	if strings.TrimSpace(s.Service) == "" {
 		bad("policy.slo.service: required: the entry service whose p99 users get")
 	}
-	hi := s.MaxHeadroom
-	if hi == 0 {
-		hi = 1
-	}
+	lo, hi := s.Bounds(headroom)
 	switch {
-	case !(s.MinHeadroom >= 0 && s.MinHeadroom <= maxHeadroom):
-		bad("policy.slo.minHeadroom: must be between 0 and %d, got %v", maxHeadroom, s.MinHeadroom)
-	case !(hi >= s.MinHeadroom && hi <= maxHeadroom):
-		bad("policy.slo.maxHeadroom: must be between minHeadroom %v and %d, got %v", s.MinHeadroom, maxHeadroom, s.MaxHeadroom)
-	case headroom < s.MinHeadroom || headroom > hi:
-		bad("policy.headroom: %v is outside policy.slo's [%v, %v]; it is where the feedback starts", headroom, s.MinHeadroom, hi)
+	case !(lo >= 0 && lo <= maxHeadroom):
+		bad("policy.slo.minHeadroom: must be between 0 and %d, got %v", maxHeadroom, lo)
+	case !(hi >= lo && hi <= maxHeadroom):
+		bad("policy.slo.maxHeadroom: must be between minHeadroom %v and %d, got %v", lo, maxHeadroom, s.MaxHeadroom)
+	case headroom < lo || headroom > hi:
+		bad("policy.headroom: %v is outside policy.slo's [%v, %v]; it is where the feedback starts", headroom, lo, hi)
 	}
 	return errs
 }

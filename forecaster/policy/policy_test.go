@@ -361,3 +361,42 @@ func TestUnknownAndCPUSizing(t *testing.T) {
 		t.Errorf("DecideCPU without cpuPerPod: %v", err)
 	}
 }
+
+func TestSLOSettings(t *testing.T) {
+	zero, half, neg := 0.0, 0.5, -0.1
+	tests := []struct {
+		name     string
+		slo      SLOConfig
+		headroom float64
+		want     string // "" valid
+		lo, hi   float64
+	}{
+		{"defaults", SLOConfig{LatencyP99: model.Duration(250 * time.Millisecond), Service: "gateway"}, 0.2, "", 0.2, 1},
+		{"explicit bounds", SLOConfig{LatencyP99: model.Duration(time.Second), Service: "gateway", MinHeadroom: &zero, MaxHeadroom: 0.6}, 0.2, "", 0, 0.6},
+		{"headroom above 1 raises the default max", SLOConfig{LatencyP99: model.Duration(time.Second), Service: "gateway"}, 2, "", 2, 2},
+		{"no latency", SLOConfig{Service: "gateway"}, 0.2, "policy.slo.latencyP99", 0, 0},
+		{"no service", SLOConfig{LatencyP99: model.Duration(time.Second)}, 0.2, "policy.slo.service", 0, 0},
+		{"negative min", SLOConfig{LatencyP99: model.Duration(time.Second), Service: "g", MinHeadroom: &neg}, 0.2, "policy.slo.minHeadroom", 0, 0},
+		{"max below min", SLOConfig{LatencyP99: model.Duration(time.Second), Service: "g", MinHeadroom: &half, MaxHeadroom: 0.3}, 0.4, "policy.slo.maxHeadroom", 0, 0},
+		{"headroom outside", SLOConfig{LatencyP99: model.Duration(time.Second), Service: "g", MinHeadroom: &half}, 0.2, "policy.headroom: 0.2 is outside", 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Headroom, c.SLO = tc.headroom, &tc.slo
+			err := c.ValidateSettings()
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lo, hi := tc.slo.Bounds(tc.headroom); lo != tc.lo || hi != tc.hi {
+				t.Errorf("bounds [%v, %v], want [%v, %v]", lo, hi, tc.lo, tc.hi)
+			}
+		})
+	}
+}

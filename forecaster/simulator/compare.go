@@ -42,6 +42,9 @@ type CompareOptions struct {
 	// Sizing is how Foresight and Holt-Winters size services the policy
 	// does not configure.
 	Sizing Sizing
+	// SLOFeedback makes Foresight tune its headroom from the entry
+	// service's p99 against the SLO (policy.slo).
+	SLOFeedback bool
 	// Sweep adds the cost–violation curves.
 	Sweep bool
 	// Progress, if set, is told before each simulation.
@@ -125,7 +128,7 @@ func Compare(ctx context.Context, trace *workload.Trace, o CompareOptions) (*Rep
 			if o.Model == nil {
 				return nil, fmt.Errorf("policy %s needs a model", name)
 			}
-			return Foresight(ForesightOptions{Model: o.Model, Policy: p, TargetUtilisation: utilisation, Sizing: o.Sizing, Name: name})
+			return Foresight(ForesightOptions{Model: o.Model, Policy: p, TargetUtilisation: utilisation, Sizing: o.Sizing, Name: name, SLOFeedback: o.SLOFeedback})
 		}
 	}
 	var jobs []job

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	commonmodel "github.com/prometheus/common/model"
 
 	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/model"
@@ -233,6 +234,10 @@ type ForesightOptions struct {
 	Sizing            Sizing
 	// Interval between forecast cycles; default the model's step.
 	Interval time.Duration
+	// SLOFeedback tunes the headroom from the entry service's measured p99
+	// against the run's SLO (policy.slo, as serve runs it), starting from
+	// Policy.Headroom.
+	SLOFeedback bool
 	// Name overrides the report name (sweeps).
 	Name string
 }
@@ -273,6 +278,9 @@ func Foresight(o ForesightOptions) (Scaler, error) {
 		pol, err := appPolicy(o.Policy, run.Config, o.TargetUtilisation, o.Sizing)
 		if err != nil {
 			return fmt.Errorf("foresight policy: %w", err)
+		}
+		if o.SLOFeedback {
+			pol.SLO = &policy.SLOConfig{LatencyP99: commonmodel.Duration(run.Config.SLO), Service: app.Entry}
 		}
 		session, err := o.Model.NewSession()
 		if err != nil {
