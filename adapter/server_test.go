@@ -28,17 +28,17 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/internal/pki"
+	"github.com/foresightscale/foresight/internal/testproc"
 )
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // demoServer is one running demo-mode adapter.

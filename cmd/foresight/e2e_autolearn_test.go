@@ -70,7 +70,10 @@ func TestServeLearnsItsModel(t *testing.T) {
 	}
 
 	// The first serve: nothing in the store.
-	first := startServe(t, "--demo", "--config", config("{every: 1h, history: 12h, minHistory: 2h, epochs: 6}"))
+	// A first model may lose to last value at step 1 on this noisy load
+	// (1.026× once) while winning from step 2: the operator's bootstrap
+	// allowance, as in the CronJob test.
+	first := startServe(t, "--demo", "--config", config("{every: 1h, history: 12h, minHistory: 2h, epochs: 6, maxLastValueRatio: 1.1}"))
 	// Training may end before the first scrape could see the fallback's
 	// forecasts, so the first cycles are read from the log, which has them
 	// in order.

@@ -108,6 +108,9 @@ func (o *serveOptions) newRetrainer(spec config.App, listed bool, loop *forecast
 	if r.Epochs > 0 {
 		args = append(args, "--epochs", strconv.Itoa(r.Epochs))
 	}
+	if r.MaxLastValueRatio != 1 {
+		args = append(args, "--max-last-value-ratio", strconv.FormatFloat(r.MaxLastValueRatio, 'g', -1, 64))
+	}
 	if kubeconfig != "" {
 		args = append(args, "--kubeconfig", kubeconfig)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/foresightscale/foresight/internal/fakeprom"
 	"github.com/foresightscale/foresight/internal/testenv"
+	"github.com/foresightscale/foresight/internal/testproc"
 )
 
 // These tests run the real foresight binary, as a user would.
@@ -57,12 +58,11 @@ func foresightBinary(t *testing.T) string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 type server struct {

@@ -243,6 +243,9 @@ func checkRetrain(t *testing.T, c Config) {
 		if step < time.Second || step > 24*time.Hour || history/step > 1_000_000 {
 			t.Errorf("app %s: accepted retrain.step %v with history %v", a.Name, step, history)
 		}
+		if !(r.MaxLastValueRatio > 0 && r.MaxLastValueRatio <= 2) {
+			t.Errorf("app %s: accepted retrain.maxLastValueRatio %v", a.Name, r.MaxLastValueRatio)
+		}
 		if r.Epochs < 0 || r.Epochs > 10000 {
 			t.Errorf("app %s: accepted retrain.epochs %d", a.Name, r.Epochs)
 		}

@@ -41,6 +41,13 @@ type RetrainConfig struct {
 	// Epochs bounds training (0: the model's default; early stopping may
 	// end sooner).
 	Epochs int `yaml:"epochs"`
+	// MaxLastValueRatio is the most a new model's held-out MAE may be of
+	// last value's, at every step, to be promoted (train
+	// --max-last-value-ratio); default 1. A first model on noisy data may
+	// lose to last value at step 1 while winning from step 2 on: a little
+	// above 1 lets it replace the fallback, which is last value plus a
+	// margin.
+	MaxLastValueRatio float64 `yaml:"maxLastValueRatio"`
 }
 
 // Retrain defaults and bounds.
@@ -71,6 +78,9 @@ func (r RetrainConfig) withDefaults() RetrainConfig {
 	}
 	if r.Step == 0 {
 		r.Step = model.Duration(DefaultRetrainStep)
+	}
+	if r.MaxLastValueRatio == 0 {
+		r.MaxLastValueRatio = 1
 	}
 	return r
 }
@@ -123,6 +133,9 @@ func (r RetrainConfig) validate(path string) []error {
 	}
 	if step > 0 && history > 0 && history/step > 1_000_000 {
 		bad("history: %v is over a million steps of %v; lengthen the step or shorten the history", r.History, r.Step)
+	}
+	if !(r.MaxLastValueRatio >= 0 && r.MaxLastValueRatio <= 2) {
+		bad("maxLastValueRatio: must be 0 (1) or in (0, 2], got %v", r.MaxLastValueRatio)
 	}
 	if r.Epochs < 0 || r.Epochs > maxRetrainEpochs {
 		bad("epochs: must be between 0 (the model's default) and %d, got %d", maxRetrainEpochs, r.Epochs)

@@ -16,7 +16,7 @@ func TestModelAutoAndRetrain(t *testing.T) {
 		{name: "defaults", yaml: "model: auto\nmodelStore: /var/lib/foresight/ledger\nretrain: {every: 24h}\n", check: func(t *testing.T, a App) {
 			r := a.Retrain
 			if r == nil || time.Duration(r.History) != 7*24*time.Hour || time.Duration(r.MinHistory) != 6*time.Hour ||
-				time.Duration(r.Timeout) != 2*time.Hour || time.Duration(r.Step) != 30*time.Second || r.Epochs != 0 {
+				time.Duration(r.Timeout) != 2*time.Hour || time.Duration(r.Step) != 30*time.Second || r.Epochs != 0 || r.MaxLastValueRatio != 1 {
 				t.Errorf("retrain = %+v", r)
 			}
 			if a.ModelStore != "/var/lib/foresight/ledger" {
@@ -48,6 +48,8 @@ func TestModelAutoAndRetrain(t *testing.T) {
 		{name: "timeout beyond every", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, timeout: 2h}\n", wantErr: []string{"retrain.timeout: 2h is longer than every 1h"}},
 		{name: "step too short and too many steps", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, step: 1ms}\n", wantErr: []string{"retrain.step"}},
 		{name: "a million steps", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, step: 1s, history: 30d}\n", wantErr: []string{"over a million steps"}},
+		{name: "last-value ratio out of range", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, maxLastValueRatio: 3}\n", wantErr: []string{"retrain.maxLastValueRatio"}},
+		{name: "NaN last-value ratio", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, maxLastValueRatio: .nan}\n", wantErr: []string{"retrain.maxLastValueRatio"}},
 		{name: "negative epochs", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, epochs: -2}\n", wantErr: []string{"retrain.epochs"}},
 		{name: "negative history", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, history: -1h}\n", wantErr: []string{"retrain.history"}},
 		{name: "misspelt key", yaml: "model: auto\nmodelStore: /s\nretrain: {every: 1h, evrey: 2h}\n", wantErr: []string{"evrey"}},

@@ -6,8 +6,12 @@ package testproc
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -70,14 +74,65 @@ func (p *Process) Stop() {
 	})
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, and that
+// this process has not handed out before. It is drawn below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range, 32768–60999 by default):
+// port 0 would give one from inside it, where, until the process under test
+// binds it, the local end of any outgoing connection may take it (the
+// tests open thousands, to Prometheus and between the processes).
 func FreePort() (int, error) {
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	if low := ephemeralLow(); low > minPort+1000 {
+		for range 100 {
+			port := minPort + rand.IntN(low-minPort)
+			if handed[port] {
+				continue
+			}
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				continue // taken
+			}
+			l.Close()
+			handed[port] = true
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	handed[port] = true
+	return port, nil
+}
+
+// minPort is the lowest port FreePort draws: above the well-known and the
+// commonly configured ones.
+const minPort = 20000
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 32768
+// when it cannot be read (not Linux).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return low
 }
 
 // WaitFor polls check every interval until it returns nil, the process
