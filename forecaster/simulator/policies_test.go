@@ -186,6 +186,10 @@ func TestDominanceByHand(t *testing.T) {
 		t.Errorf("oracle ratios %g and %g, want 0.6 (HPA a) and none (HPA b has fewer violations)",
 			d[0].OracleCoreHoursRatio, d[1].OracleCoreHoursRatio)
 	}
+	// HPA a costs 10, the oracle 6, Foresight x 7: 3 of the 4 saved.
+	if c := d[0].OracleSavingCaptured; c == nil || math.Abs(*c-0.75) > 1e-9 || d[1].OracleSavingCaptured != nil {
+		t.Errorf("oracle saving captured %v and %v, want 0.75 and none", d[0].OracleSavingCaptured, d[1].OracleSavingCaptured)
+	}
 }
 
 func TestCompareRefusesBadInput(t *testing.T) {

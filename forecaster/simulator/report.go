@@ -23,6 +23,12 @@ type Dominance struct {
 	// when the oracle ran and has no more violations: how far any
 	// forecaster could go with this application's sizing.
 	OracleCoreHoursRatio float64 `json:"oracle_core_hours_ratio,omitempty"`
+	// OracleSavingCaptured is the share of the oracle's saving against the
+	// HPA that the Foresight setting captures: (HPA − Foresight) / (HPA −
+	// oracle) in core-hours. 1 saves all any forecaster could, 0 nothing,
+	// below 0 costs more than the HPA. Absent without a Foresight setting,
+	// an oracle ratio, or an oracle saving.
+	OracleSavingCaptured *float64 `json:"oracle_saving_captured,omitempty"`
 }
 
 // dominance computes the Dominance of every swept HPA setting.
@@ -49,6 +55,10 @@ func (r *Report) dominance() []Dominance {
 			if ratio := f.CoreHours / h.CoreHours; !d.Found || ratio < d.CoreHoursRatio {
 				d.Found, d.ForesightSetting, d.CoreHoursRatio, d.ForesightViolations = true, f.Setting, ratio, f.SLOViolationSeconds
 			}
+		}
+		if d.Found && d.OracleCoreHoursRatio > 0 && d.OracleCoreHoursRatio < 1 {
+			captured := (1 - d.CoreHoursRatio) / (1 - d.OracleCoreHoursRatio)
+			d.OracleSavingCaptured = &captured
 		}
 		out = append(out, d)
 	}
@@ -113,8 +123,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 				fmt.Fprintf(&b, "  HPA %s (%d s): none%s\n", d.HPASetting, d.HPAViolationSeconds, bound)
 				continue
 			}
-			fmt.Fprintf(&b, "  HPA %s (%d s): Foresight %s (%d s) at %.2f× its core-hours%s\n",
-				d.HPASetting, d.HPAViolationSeconds, d.ForesightSetting, d.ForesightViolations, d.CoreHoursRatio, bound)
+			captured := ""
+			if d.OracleSavingCaptured != nil {
+				captured = fmt.Sprintf(", %.0f %% of the oracle's saving", 100**d.OracleSavingCaptured)
+			}
+			fmt.Fprintf(&b, "  HPA %s (%d s): Foresight %s (%d s) at %.2f× its core-hours%s%s\n",
+				d.HPASetting, d.HPAViolationSeconds, d.ForesightSetting, d.ForesightViolations, d.CoreHoursRatio, bound, captured)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
