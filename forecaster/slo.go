@@ -19,7 +19,9 @@ type sloFeedback struct {
 	controller *feedback.Controller
 	// last is the time of the p99 sample last taken: a sample is counted
 	// once, however many cycles see it (an interval shorter than the step).
-	last    time.Time
+	last time.Time
+	// silent is true while the SLO service has had no usable p99: said once.
+	silent  bool
 	latency *prometheus.GaugeVec
 	gauge   prometheus.Gauge
 	actions *prometheus.CounterVec
@@ -74,7 +76,16 @@ func (s *sloFeedback) observe(data source.Data, end time.Time, maxAge time.Durat
 	}
 	if newest == nil || end.Sub(newest.Time) > maxAge {
 		s.actions.WithLabelValues(string(feedback.NoSignal)).Inc()
+		if !s.silent {
+			s.silent = true
+			log.Warn("SLO feedback: no recent p99 for the SLO service; the headroom holds until one arrives (check the latency_p99 query and policy.slo.service)",
+				"service", s.slo.Service, "headroom", s.controller.Headroom())
+		}
 		return
+	}
+	if s.silent {
+		s.silent = false
+		log.Info("SLO feedback: p99 of the SLO service available again", "service", s.slo.Service)
 	}
 	s.last = newest.Time
 	before := s.controller.Headroom()

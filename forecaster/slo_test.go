@@ -99,6 +99,10 @@ func TestSLOFeedbackTunesTheHeadroom(t *testing.T) {
 	if got := testutil.ToFloat64(f.slo.actions.WithLabelValues("no_signal")); got != 1 || headroom() < 0.289 {
 		t.Errorf("no_signal %v, headroom %v", got, headroom())
 	}
+	replicas(at.Add(30 * time.Second))
+	if n := strings.Count(logs.String(), "SLO feedback: no recent p99"); n != 1 {
+		t.Errorf("the missing p99 was logged %d times, want once:\n%s", n, logs)
+	}
 	if got := testutil.ToFloat64(f.slo.latency.WithLabelValues("gateway")); got != 0.2 {
 		t.Errorf("foresight_slo_latency_p99_seconds = %v, want the last read 0.2", got)
 	}
