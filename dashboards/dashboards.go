@@ -459,6 +459,12 @@ func healthDashboard() Dashboard {
 		"The serving model's error on the history it never saw, over last value's, at each step ahead (below 1: better), from its training report; and its mean error over the model it replaced when it was promoted.", "none",
 		query("A", `max by (app, step) (foresight_model_heldout_mae_ratio`+byApp+`)`, "{{app}} step {{step}}"),
 		query("B", `max by (app) (foresight_model_heldout_to_champion_ratio`+byApp+`)`, "{{app}} vs the model it replaced")))
+	b.add(12, 8, noValue(timeseries("SLO feedback: headroom",
+		"With policy.slo: the headroom each replica sizes with, as the SLO feedback tuned it from policy.headroom: raised at once when the SLO service's p99 is above the SLO, given back slowly while it has slack (docs/configuration.md, SLO feedback).", "percentunit",
+		query("A", `max by (instance, app) (foresight_slo_headroom`+byApp+`)`, "{{app}} {{instance}}")), "SLO feedback off (no policy.slo)"))
+	b.add(12, 8, noValue(timeseries("SLO feedback: actions per hour",
+		"With policy.slo: what each new step's p99 did to the headroom, per hour, all replicas: widened (above the SLO), tightened (slack), held, at_bound, no_signal (no p99 for the SLO service: check the latency_p99 query).", "none",
+		query("A", `sum by (app, action) (increase(foresight_slo_feedback_total`+byApp+`[1h]))`, "{{app}} {{action}}")), "SLO feedback off (no policy.slo)"))
 	return b.dashboard
 }
 

@@ -48,7 +48,7 @@ func TestSlowDashboardQueriesReturnDataFromServe(t *testing.T) {
 	// `train --promote` writes next to it, so the panels on the serving
 	// model's training figures have series too.
 	broken := startServe(t, "--prometheus-url", "http://127.0.0.1:1", "--demo", "--model", demoModelWithReport(t),
-		"--config", writeFile(t, "policy:\n  capacityPerPod: 50\ninterval: 1s\n"))
+		"--config", writeFile(t, "policy:\n  capacityPerPod: 50\n  slo: {latencyP99: 250ms, service: frontend}\ninterval: 1s\n"))
 	prom := promtest.Start(t, promtest.Options{
 		ScrapeTargets:  []string{hostPort(t, demo.metrics), hostPort(t, broken.metrics)},
 		ScrapeInterval: time.Second,
