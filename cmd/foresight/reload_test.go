@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,55 +108,6 @@ func swapLink(t *testing.T, target, link string) {
 	}
 }
 
-// serveProcess is `foresight serve` with its process, for signals.
-type serveProcess struct {
-	*server
-	proc *os.Process
-}
-
-// startServeProcess is startServe keeping the process.
-func startServeProcess(t *testing.T, args ...string) *serveProcess {
-	t.Helper()
-	securePort, metricsPort := freePort(t), freePort(t)
-	args = append([]string{"serve", "--secure-port", fmt.Sprint(securePort), "--metrics-bind-address",
-		fmt.Sprintf("127.0.0.1:%d", metricsPort), "--demo-dir", t.TempDir()}, args...)
-	s := &server{output: &strings.Builder{}, outputMu: &sync.Mutex{}, securePort: securePort,
-		secure: fmt.Sprintf("https://127.0.0.1:%d", securePort), metrics: fmt.Sprintf("http://127.0.0.1:%d", metricsPort)}
-	cmd := exec.Command(foresightBinary(t), args...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			s.outputMu.Lock()
-			s.output.WriteString(sc.Text() + "\n")
-			s.outputMu.Unlock()
-		}
-	}()
-	var once sync.Once
-	s.Stop = func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			<-done
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("foresight output:\n%s", s.log())
-		}
-	})
-	return &serveProcess{server: s, proc: cmd.Process}
-}
-
 // reloadState is what /metrics says about the model and the cycles.
 type reloadState struct {
 	body                 string
@@ -229,13 +179,13 @@ model: %s
 policy:
   capacityPerPod: 20
 `, current))
-	s := startServeProcess(t, "--demo", "--config", cfg)
+	s := startServe(t, "--demo", "--config", cfg)
 	var st reloadState
 	waitState := func(what string, check func(reloadState) error) {
 		t.Helper()
 		waitFor(t, what, func() error {
 			var err error
-			if st, err = scrapeReload(t, s.server); err != nil {
+			if st, err = scrapeReload(t, s); err != nil {
 				return err
 			}
 			return check(st)
@@ -313,7 +263,7 @@ policy:
 	}
 	// A poll does not report the same rejected content again.
 	time.Sleep(2500 * time.Millisecond)
-	if st, _ = scrapeReload(t, s.server); st.rejected != 2 {
+	if st, _ = scrapeReload(t, s); st.rejected != 2 {
 		t.Errorf("rejected %v after more polls of the same model; want 2", st.rejected)
 	}
 
@@ -354,11 +304,11 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	current := filepath.Join(root, "current")
 	swapLink(t, filepath.Join(root, "v1"), current)
 	cfg := writeFile(t, fmt.Sprintf("interval: 1s\nstaleAfter: 30s\nmodelReload: 0s\nmodel: %s\n", current))
-	s := startServeProcess(t, "--demo", "--config", cfg)
+	s := startServe(t, "--demo", "--config", cfg)
 	var st reloadState
 	waitFor(t, "serving", func() error {
 		var err error
-		if st, err = scrapeReload(t, s.server); err != nil {
+		if st, err = scrapeReload(t, s); err != nil {
 			return err
 		}
 		if st.predictedBy["boutique-gnn"] == 0 {
@@ -368,7 +318,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	})
 	swapLink(t, filepath.Join(root, "v2"), current)
 	time.Sleep(3 * time.Second)
-	if st, _ = scrapeReload(t, s.server); st.loaded != 0 || st.predictedBy["boutique-gnn"] == 0 {
+	if st, _ = scrapeReload(t, s); st.loaded != 0 || st.predictedBy["boutique-gnn"] == 0 {
 		t.Fatalf("with polling off, loaded %v and predictions by %v before SIGHUP", st.loaded, st.predictedBy)
 	}
 	if err := s.proc.Signal(syscall.SIGHUP); err != nil {
@@ -376,7 +326,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	}
 	waitFor(t, "loaded on SIGHUP", func() error {
 		var err error
-		if st, err = scrapeReload(t, s.server); err != nil {
+		if st, err = scrapeReload(t, s); err != nil {
 			return err
 		}
 		if st.loaded != 1 || st.predictedBy["boutique-retrained"] == 0 {
@@ -394,7 +344,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 		}
 		return nil
 	})
-	if st, _ = scrapeReload(t, s.server); st.loaded != 1 || st.rejected != 0 {
+	if st, _ = scrapeReload(t, s); st.loaded != 1 || st.rejected != 0 {
 		t.Errorf("after an unchanged SIGHUP: loaded %v rejected %v; want 1, 0", st.loaded, st.rejected)
 	}
 }

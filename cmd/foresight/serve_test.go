@@ -69,8 +69,10 @@ type server struct {
 	secure, metrics string
 	securePort      int
 	demoDir         string
-	output          *strings.Builder
-	outputMu        *sync.Mutex
+	// proc is the process, for signals (SIGHUP).
+	proc     *os.Process
+	output   *strings.Builder
+	outputMu *sync.Mutex
 	// Stop interrupts the process and waits for it; it is safe to call more
 	// than once and always runs when the test ends.
 	Stop func()
@@ -113,6 +115,7 @@ func runForesight(t *testing.T, securePort, metricsPort int, args []string) *ser
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.proc = cmd.Process
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
