@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
@@ -18,10 +17,8 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/dashboards"
-	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/internal/promtest"
 	"github.com/foresightscale/foresight/internal/testenv"
-	"github.com/foresightscale/foresight/models"
 	"github.com/foresightscale/foresight/models/training"
 )
 
@@ -84,9 +81,7 @@ func TestSlowDashboardQueriesReturnDataFromServe(t *testing.T) {
 func demoModelWithReport(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
-		b, err := fs.ReadFile(models.Demo(), name)
-		must(t, err)
+	for name, b := range demoModelFiles(t) {
 		must(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
 	}
 	// The demo's own report (its real held-out figures), with what a

@@ -13,18 +13,23 @@ import (
 	"github.com/foresightscale/foresight/models/store"
 )
 
-func TestResolveModelDir(t *testing.T) {
-	demo := func() map[string][]byte {
-		files := map[string][]byte{}
-		for _, name := range []string{model.ONNXFile, model.ManifestFile} {
-			b, err := fs.ReadFile(models.Demo(), name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[name] = b
+// demoModelFiles are the built-in model's model.onnx and manifest.json, by
+// name, as a model store version holds them.
+func demoModelFiles(t testing.TB) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
+		b, err := fs.ReadFile(models.Demo(), name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return files
+		files[name] = b
 	}
+	return files
+}
+
+func TestResolveModelDir(t *testing.T) {
+	demo := func() map[string][]byte { return demoModelFiles(t) }
 	var rejected []string
 	quiet := func(r store.Rejected) { rejected = append(rejected, r.Version.Name) }
 	root := t.TempDir()
@@ -65,14 +70,7 @@ func TestResolveModelDir(t *testing.T) {
 // versions are never rewritten, and the reloader hashes what serves. A new
 // version is loaded and taken; one that fails stays failed.
 func TestDirResolverRemembersVersions(t *testing.T) {
-	files := map[string][]byte{}
-	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
-		b, err := fs.ReadFile(models.Demo(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = b
-	}
+	files := demoModelFiles(t)
 	st, err := store.Open(filepath.Join(t.TempDir(), "store"), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -121,14 +119,7 @@ func TestDirResolverRemembersVersions(t *testing.T) {
 // version: "first" loads and checks the newest version (a fresh resolver),
 // "remembered" is every later poll.
 func BenchmarkResolveDirStore(b *testing.B) {
-	files := map[string][]byte{}
-	for _, name := range []string{model.ONNXFile, model.ManifestFile} {
-		data, err := fs.ReadFile(models.Demo(), name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		files[name] = data
-	}
+	files := demoModelFiles(b)
 	st, err := store.Open(filepath.Join(b.TempDir(), "store"), 3)
 	if err != nil {
 		b.Fatal(err)
