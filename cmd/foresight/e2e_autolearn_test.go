@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
-	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
 	"github.com/foresightscale/foresight/models/store"
@@ -31,18 +29,10 @@ func TestServeLearnsItsModel(t *testing.T) {
 		t.Skip("slow (about a minute): trains twice in serve's child processes against a real Prometheus")
 	}
 	promtest.Binary(t, "prometheus")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 
 	graph := meshtest.Layered(7, 3, 11)
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	must(t, err)
 	now := time.Now().Truncate(30 * time.Second)
-	history, err := source.NewSynthetic(gen).Fetch(ctx, source.Query{Services: graph.Services, Features: source.AllFeatures,
-		Start: now.Add(-12 * time.Hour), End: now.Add(20 * time.Minute), Step: 30 * time.Second})
-	must(t, err)
+	history := layeredHistory(t, graph, source.AllFeatures, now.Add(-12*time.Hour), now.Add(20*time.Minute), 30*time.Second)
 	prom := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
 
 	storeDir := filepath.Join(t.TempDir(), "store") // serve creates it

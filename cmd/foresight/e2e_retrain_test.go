@@ -15,7 +15,6 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/model"
 	"github.com/foresightscale/foresight/forecaster/source"
-	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/internal/kubetest"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
@@ -74,15 +73,8 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 	must(t, yaml.Unmarshal(b, &cj))
 	jobArgs := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args
 
-	graph := meshtest.Layered(6, 3, 6)
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	must(t, err)
 	end := time.Now().Add(-time.Minute).Truncate(30 * time.Second)
-	history, err := source.NewSynthetic(gen).Fetch(ctx, source.Query{Services: graph.Services, Features: source.AllFeatures,
-		Start: end.Add(-12 * time.Hour), End: end, Step: 30 * time.Second})
-	must(t, err)
+	history := layeredHistory(t, meshtest.Layered(6, 3, 6), source.AllFeatures, end.Add(-12*time.Hour), end, 30*time.Second)
 	srv := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	must(t, os.WriteFile(cfgPath, []byte("namespace: default\nsource:\n  prometheus:\n    url: "+srv.URL()+"\n"), 0o600))

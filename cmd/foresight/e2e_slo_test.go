@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
-	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
 )
@@ -29,15 +27,9 @@ func TestServeSLOFeedbackOnPrometheus(t *testing.T) {
 	promtest.Binary(t, "prometheus")
 	graph := meshtest.Layered(5, 2, 7)
 	entry := graph.Roots()[0]
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	must(t, err)
 	now := time.Now().Truncate(30 * time.Second)
 	start, end := now.Add(-time.Hour), now.Add(20*time.Minute)
-	history, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
-		Features: []source.Feature{source.Requests, source.CPU}, Start: start, End: end, Step: 30 * time.Second})
-	must(t, err)
+	history := layeredHistory(t, graph, []source.Feature{source.Requests, source.CPU}, start, end, 30*time.Second)
 	for at := start; !at.After(end); at = at.Add(30 * time.Second) {
 		history.Add(source.LatencyP99, entry, source.Sample{Time: at, Value: 0.4})
 	}

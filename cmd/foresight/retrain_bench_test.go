@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
-	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/promtest"
 )
@@ -31,19 +29,8 @@ func BenchmarkServeWhileRetraining(b *testing.B) {
 	promtest.Binary(b, "prometheus")
 	bin := releaseBinary(b)
 	const n = 50
-	graph := meshtest.Layered(n, 3, n)
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	if err != nil {
-		b.Fatal(err)
-	}
 	now := time.Now().Truncate(30 * time.Second)
-	history, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services, Features: source.AllFeatures,
-		Start: now.Add(-24 * time.Hour), End: now.Add(30 * time.Minute), Step: 30 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
+	history := layeredHistory(b, meshtest.Layered(n, 3, n), source.AllFeatures, now.Add(-24*time.Hour), now.Add(30*time.Minute), 30*time.Second)
 	prom := promtest.Start(b, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(b, "default", history)})
 	dir := b.TempDir()
 	config := filepath.Join(dir, "config.yaml")

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/foresightscale/foresight/forecaster/source"
-	"github.com/foresightscale/foresight/forecaster/synthetic"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/widecsv"
 	"github.com/foresightscale/foresight/models/store"
@@ -27,21 +26,10 @@ import (
 // and the time its data begins.
 func youngHistoryCSV(t *testing.T, hours int) (string, time.Time) {
 	t.Helper()
-	graph := meshtest.Layered(6, 3, 6)
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	end := start.Add(24 * time.Hour)
 	from := end.Add(-time.Duration(hours) * time.Hour)
-	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
-		Features: source.AllFeatures, Start: from, End: end, Step: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := layeredHistory(t, meshtest.Layered(6, 3, 6), source.AllFeatures, from, end, time.Minute)
 	path := filepath.Join(t.TempDir(), "young-shop.csv")
 	f, err := os.Create(path)
 	if err != nil {

@@ -204,20 +204,9 @@ func TestTrainAnyApplication(t *testing.T) {
 // shorter history (a quarter of the champion's, one epoch) is backtested
 // against that champion on its held-out part and kept out, with the figures.
 func TestTrainPromote(t *testing.T) {
-	graph := meshtest.Layered(6, 3, 6)
-	sc := synthetic.DefaultConfig()
-	sc.Services = nil
-	gen, err := synthetic.New(sc, graph)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	end := start.Add(24 * time.Hour)
-	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
-		Features: source.AllFeatures, Start: start, End: end, Step: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := layeredHistory(t, meshtest.Layered(6, 3, 6), source.AllFeatures, start, end, time.Minute)
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "shop.csv")
 	f, err := os.Create(csvPath)

@@ -20,30 +20,39 @@ import (
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/forecaster/synthetic"
+	"github.com/foresightscale/foresight/forecaster/topology"
 	"github.com/foresightscale/foresight/internal/childproc"
 	"github.com/foresightscale/foresight/internal/meshtest"
 	"github.com/foresightscale/foresight/internal/widecsv"
 	"github.com/foresightscale/foresight/models"
 )
 
-// trainHistory writes one day at 1-minute steps of a layered n-service
-// application (not Online Boutique) as a wide CSV and returns its path.
-func trainHistory(b *testing.B, n int) string {
-	b.Helper()
-	graph := meshtest.Layered(n, 3, int64(n))
+// layeredHistory is the synthetic default workload on graph (every service
+// with the default profile), from start to end at step: the history the
+// training and retraining tests give Prometheus or a CSV.
+func layeredHistory(t testing.TB, graph topology.Graph, features []source.Feature, start, end time.Time, step time.Duration) source.Data {
+	t.Helper()
 	sc := synthetic.DefaultConfig()
 	sc.Services = nil
 	gen, err := synthetic.New(sc, graph)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
+	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
+		Features: features, Start: start, End: end, Step: step})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// trainHistory writes one day at 1-minute steps of a layered n-service
+// application (not Online Boutique) as a wide CSV and returns its path.
+func trainHistory(b *testing.B, n int) string {
+	b.Helper()
 	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	end := start.Add(24 * time.Hour)
-	data, err := source.NewSynthetic(gen).Fetch(context.Background(), source.Query{Services: graph.Services,
-		Features: source.AllFeatures, Start: start, End: end, Step: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
+	data := layeredHistory(b, meshtest.Layered(n, 3, int64(n)), source.AllFeatures, start, end, time.Minute)
 	path := filepath.Join(b.TempDir(), fmt.Sprintf("layered-%d.csv", n))
 	f, err := os.Create(path)
 	if err != nil {
