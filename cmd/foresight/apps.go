@@ -84,11 +84,7 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 		// store; loaded from the bytes hashed: the reloader compares later
 		// reads with exactly what serves.
 		if resolve, err = o.modelResolverFor(spec.Model, spec.Namespace, log); err == nil {
-			if dir, err = resolve(); err == nil {
-				if files, err = readModelDir(dir); err == nil {
-					m, err = files.parse(dir)
-				}
-			}
+			m, dir, files, err = loadResolved(resolve)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", modelKey, err)

@@ -53,14 +53,7 @@ func (o *serveOptions) autoModel(spec config.App, log *slog.Logger) (*model.Mode
 	if err != nil {
 		return nil, "", modelFiles{}, nil, fmt.Errorf("%s: %w", key, err)
 	}
-	dir, err := resolve()
-	var files modelFiles
-	var m *model.Model
-	if err == nil {
-		if files, err = readModelDir(dir); err == nil {
-			m, err = files.parse(dir)
-		}
-	}
+	m, dir, files, err := loadResolved(resolve)
 	switch {
 	case err == nil:
 		return m, dir, files, resolve, nil

@@ -62,6 +62,21 @@ func (mf modelFiles) parse(dir string) (*model.Model, error) {
 	return m, nil
 }
 
+// loadResolved reads the model of the directory resolve returns and checks
+// it (files.parse): what is parsed is exactly what was hashed.
+func loadResolved(resolve modelResolver) (*model.Model, string, modelFiles, error) {
+	dir, err := resolve()
+	if err != nil {
+		return nil, dir, modelFiles{}, err
+	}
+	files, err := readModelDir(dir)
+	if err != nil {
+		return nil, dir, files, err
+	}
+	m, err := files.parse(dir)
+	return m, dir, files, err
+}
+
 // modelResolver returns the directory an application's model is loaded
 // from: the configured directory itself, a directory store's newest valid
 // version, or a ConfigMap store's current version unpacked
