@@ -201,7 +201,7 @@ func (f *Forecaster) forecastFallback(data source.Data, services []string, end, 
 			f.metrics.inputOutOfRange.WithLabelValues(svc, string(source.Requests)).Inc()
 			load = fallback.Forecast{Last: math.Inf(1), Upper: math.Inf(1)}
 		}
-		dec, err := f.policy().Decide(svc, []float64{load.Upper}, step, f.lastGood[svc].PredictedReplicas)
+		dec, err := f.policy().DecideBursty(svc, []float64{load.Upper}, f.burst(svc), step, f.lastGood[svc].PredictedReplicas)
 		if err != nil {
 			reasons[svc] = HeldBadForecast
 			f.log.Warn("fallback forecast unusable", "service", svc, "err", err)

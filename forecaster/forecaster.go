@@ -127,6 +127,10 @@ type Forecaster struct {
 	// fallback are the services of the last cycle's data that the model
 	// does not know, forecast by the model-free fallback.
 	fallback []string
+	// bursts are this cycle's burst factors by service (absent: 1);
+	// burstMetrics estimates them (nil when policy.burst is off).
+	bursts       map[string]float64
+	burstMetrics *burstEstimator
 	// slo tunes the headroom from the SLO service's p99 (nil without
 	// policy.slo).
 	slo *sloFeedback
@@ -361,6 +365,10 @@ func New(opts Options) (*Forecaster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forecaster: %w", err)
 	}
+	bursts, err := newBurstEstimator(opts.Policy.Burst, opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("forecaster: %w", err)
+	}
 	log := opts.Logger.With("model", m.Name, "source", opts.Source.Name())
 	for _, w := range warnings {
 		w(log)
@@ -380,7 +388,16 @@ func New(opts Options) (*Forecaster, error) {
 		others:        others,
 		seasonPresent: make(map[string]bool),
 		slo:           slo,
+		burstMetrics:  bursts,
 	}, nil
+}
+
+// burst is the service's burst factor this cycle (1 without one).
+func (f *Forecaster) burst(svc string) float64 {
+	if b, ok := f.bursts[svc]; ok {
+		return b
+	}
+	return 1
 }
 
 // policy is the policy this cycle sizes with: the configured one, with the
@@ -657,6 +674,9 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	if f.slo != nil {
 		query.Features = append(slices.Clip(query.Features), source.LatencyP99)
 	}
+	if f.opts.Policy.Burst.Enabled {
+		query.Features = append(slices.Clip(query.Features), source.RequestsPeak)
+	}
 	data, err := src.Fetch(ctx, query)
 	if err != nil {
 		kind := fetchErrorKind(err)
@@ -669,6 +689,10 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	}
 	if f.slo != nil {
 		f.slo.observe(data, end, f.opts.MaxInputAge, f.log)
+	}
+	f.bursts = nil
+	if f.burstMetrics != nil {
+		f.bursts = f.burstMetrics.estimate(data, end, f.opts.Policy.Burst, f.log)
 	}
 	f.fallback = f.updateCoverage(data)
 	reasons := make(map[string]string)
@@ -766,7 +790,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 		if f.cpuSized[svc] {
 			dec, err = f.policy().DecideCPU(svc, column(cpu, n, len(m.Services)), step, prev)
 		} else {
-			dec, err = f.policy().Decide(svc, column(requests, n, len(m.Services)), step, prev)
+			dec, err = f.policy().DecideBursty(svc, column(requests, n, len(m.Services)), f.burst(svc), step, prev)
 		}
 		if err != nil {
 			reasons[svc] = HeldBadForecast

@@ -124,13 +124,14 @@ func TestNoModelForecastsEveryServiceWithTheFallback(t *testing.T) {
 			if tc.predictor != nil && tc.predictor.calls != 0 {
 				t.Errorf("predictor called %d times without a model", tc.predictor.calls)
 			}
-			// One query a cycle, for what the fallback reads only.
+			// One query a cycle, for what the fallback reads only (and the
+			// short-window peaks policy.burst sizes with).
 			if len(src.queries) != 2 {
 				t.Errorf("%d queries in 2 cycles, want 2", len(src.queries))
 			}
 			for _, q := range src.queries {
-				if !slices.Equal(q.Features, []source.Feature{source.Requests, source.CPU}) || !q.AllServices {
-					t.Errorf("query %+v; want requests and cpu of every service", q)
+				if !slices.Equal(q.Features, []source.Feature{source.Requests, source.CPU, source.RequestsPeak}) || !q.AllServices {
+					t.Errorf("query %+v; want requests, cpu and requests_peak of every service", q)
 				}
 			}
 			if v := noModelInfo(f); v != 1 {
@@ -148,7 +149,11 @@ func TestNoModelForecastsEveryServiceWithTheFallback(t *testing.T) {
 			}
 			// One line for the set, not a warning per service.
 			out := logs.String()
-			if n := strings.Count(out, "no model yet"); n != 1 || strings.Contains(out, "not in the model") || strings.Contains(out, "level=WARN") {
+			// The fake source has no requests_peak: policy.burst says so, once.
+			if n := strings.Count(out, "policy.burst: no requests_peak"); n != 1 {
+				t.Errorf("missing requests_peak said %d times, want once:\n%s", n, out)
+			}
+			if n := strings.Count(out, "no model yet"); n != 1 || strings.Contains(out, "not in the model") || strings.Count(out, "level=WARN") != 1 {
 				t.Errorf("no-model line logged %d times (want once), with warnings:\n%s", n, out)
 			}
 			if !strings.Contains(out, "model=none") || !strings.Contains(out, "services=2") {

@@ -19,7 +19,10 @@ import (
 // service:foresight_latency_seconds:p99_1m series the shipped rule makes)
 // is 0.4 s against a 250 ms SLO: the loop reads it through the default
 // latency_p99 query and raises the headroom, and says so on /metrics and in
-// the log.
+// the log. The entry's recorded peak rate (service:foresight_requests:
+// peak_rate1m) is 1.3× its mean rate: policy.burst, on by default, reads it
+// through the default requests_peak query and publishes the factor; the
+// other services have no peak series and get 1.
 func TestServeSLOFeedbackOnPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs serve and Prometheus")
@@ -32,6 +35,9 @@ func TestServeSLOFeedbackOnPrometheus(t *testing.T) {
 	history := layeredHistory(t, graph, []source.Feature{source.Requests, source.CPU}, start, end, 30*time.Second)
 	for at := start; !at.After(end); at = at.Add(30 * time.Second) {
 		history.Add(source.LatencyP99, entry, source.Sample{Time: at, Value: 0.4})
+	}
+	for _, sample := range history[source.Requests][entry] {
+		history.Add(source.RequestsPeak, entry, source.Sample{Time: sample.Time, Value: 1.3 * sample.Value})
 	}
 	prom := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
 	s := startServe(t, "--demo", "--config", writeFile(t, "namespace: default\ninterval: 5s\nmodel: auto\nmodelStore: "+t.TempDir()+"\n"+
@@ -61,5 +67,18 @@ func TestServeSLOFeedbackOnPrometheus(t *testing.T) {
 	}
 	if !strings.Contains(s.log(), "SLO feedback: p99 above the SLO; headroom raised") {
 		t.Errorf("no log line for the widening:\n%s", s.log())
+	}
+	burst := regexp.MustCompile(`foresight_burst_factor\{app="default",service="([^"]+)"\} ([0-9.e+-]+)`)
+	factors := map[string]float64{}
+	for _, m := range burst.FindAllStringSubmatch(body, -1) {
+		factors[m[1]], _ = strconv.ParseFloat(m[2], 64)
+	}
+	if len(factors) != len(graph.Services) || math.Abs(factors[entry]-1.3) > 1e-9 {
+		t.Errorf("burst factors %v; want 1.3 for %s and 1 for the other %d services:\n%s", factors, entry, len(graph.Services)-1, grepLines(body, "foresight_burst"))
+	}
+	for svc, f := range factors {
+		if svc != entry && f != 1 {
+			t.Errorf("burst factor of %s = %v, want 1 (no requests_peak series)", svc, f)
+		}
 	}
 }

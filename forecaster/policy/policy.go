@@ -54,10 +54,55 @@ type Config struct {
 	// service the model does not know yet: it applies when the service
 	// appears in the data and is forecast by the model-free fallback.
 	Services map[string]ServiceConfig `yaml:"services,omitempty" json:"services,omitempty"`
+	// Burst sizes each service for the short-window peaks its pods see
+	// within a step, not for the step's mean rate (see BurstConfig).
+	Burst BurstConfig `yaml:"burst" json:"burst"`
 	// SLO, when set, makes Headroom a starting point that follows the
 	// latency users get: lowered while the entry service's p99 has slack
 	// against the SLO, raised at once on a violation (forecaster/feedback).
 	SLO *SLOConfig `yaml:"slo,omitempty" json:"slo,omitempty"`
+}
+
+// BurstConfig sizes for bursts within a step. Models forecast each step's
+// mean rate, but pods queue on the peaks inside it: a load that swings 1.3×
+// around its 30 s mean overloads pods sized for the mean. Each cycle, per
+// service, the burst factor is the Quantile of peak / mean over the last
+// Steps steps, where the peak is the requests_peak series (the highest
+// short-window rate within the step) and the mean the requests series; it
+// is bounded to [1, MaxBurst]. The forecast peak is multiplied by it before
+// the headroom. A service with fewer than MinBurstSamples paired samples
+// (no requests_peak series) gets 1, and the loop says so once.
+type BurstConfig struct {
+	// Enabled turns it on (the default). No omitempty: false must survive
+	// a round trip.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Quantile of the recent peak-to-mean ratios sized for: 0.75 by
+	// default, so one burst's onset does not inflate the next ten minutes.
+	Quantile float64 `yaml:"quantile,omitempty" json:"quantile,omitempty"`
+	// Steps is how many recent steps the ratios come from (20 by default:
+	// ten minutes at a 30 s step). At most the forecast window's length
+	// counts, since that is what each cycle reads.
+	Steps int `yaml:"steps,omitempty" json:"steps,omitempty"`
+}
+
+// MinBurstSamples is the fewest paired samples a burst factor rests on.
+const MinBurstSamples = 3
+
+// maxBurstSteps bounds policy.burst.steps.
+const maxBurstSteps = 10000
+
+func (b BurstConfig) errors() []error {
+	if !b.Enabled {
+		return nil
+	}
+	var errs []error
+	if !(b.Quantile > 0 && b.Quantile <= 1) {
+		errs = append(errs, fmt.Errorf("policy.burst.quantile: must be in (0,1], got %v", b.Quantile))
+	}
+	if b.Steps < MinBurstSamples || b.Steps > maxBurstSteps {
+		errs = append(errs, fmt.Errorf("policy.burst.steps: must be between %d and %d, got %d", MinBurstSamples, maxBurstSteps, b.Steps))
+	}
+	return errs
 }
 
 // SLOConfig is the application's latency objective for SLO feedback.
@@ -89,6 +134,10 @@ func (s *SLOConfig) Bounds(headroom float64) (lo, hi float64) {
 	}
 	return lo, hi
 }
+
+// MaxBurst bounds a burst factor: a service whose short-window peaks are
+// more than this many times its step's mean is sized for this many.
+const MaxBurst = 4
 
 // maxSLOLatency bounds slo.latencyP99.
 const maxSLOLatency = time.Hour
@@ -125,6 +174,7 @@ func Default() Config {
 		MaxScaleDownPercent: 25,
 		Quantile:            0.9,
 		AdaptiveUpper:       true,
+		Burst:               BurstConfig{Enabled: true, Quantile: 0.75, Steps: 20},
 	}
 }
 
@@ -249,6 +299,7 @@ func (c Config) settingErrors() []error {
 	if c.SLO != nil {
 		errs = append(errs, c.SLO.errors(c.Headroom)...)
 	}
+	errs = append(errs, c.Burst.errors()...)
 	return errs
 }
 
@@ -402,10 +453,20 @@ var ErrBadForecast = errors.New("bad forecast")
 // large (even +Inf after the headroom): the arithmetic is done in float64
 // and saturates, because under overload the wrong answer is the minimum.
 func (c Config) Decide(service string, forecast []float64, step time.Duration, previous int64) (Decision, error) {
+	return c.DecideBursty(service, forecast, 1, step, previous)
+}
+
+// DecideBursty is Decide for a service whose pods see peaks burst times the
+// step's mean rate (burst ≥ 1, see BurstConfig): it sizes for the forecast
+// peak times burst, then the headroom.
+func (c Config) DecideBursty(service string, forecast []float64, burst float64, step time.Duration, previous int64) (Decision, error) {
 	if !c.CanSizeFromRequests(service) {
 		return Decision{}, fmt.Errorf("%s: no capacity per pod configured", service)
 	}
-	return c.decide(service, forecast, step, previous, func(load float64, hi int64) int64 { return c.rawReplicas(service, load, hi) })
+	if !(burst >= 1 && burst <= MaxBurst) {
+		return Decision{}, fmt.Errorf("%s: burst factor %v is outside [1, %v]", service, burst, float64(MaxBurst))
+	}
+	return c.decide(service, forecast, burst, step, previous, func(load float64, hi int64) int64 { return c.rawReplicas(service, load, hi) })
 }
 
 // DecideCPU is Decide for a service without a request rate: forecast is
@@ -416,11 +477,11 @@ func (c Config) DecideCPU(service string, forecast []float64, step time.Duration
 	if perPod <= 0 {
 		return Decision{}, fmt.Errorf("%s: no cpuPerPod configured to size it from its CPU forecast", service)
 	}
-	return c.decide(service, forecast, step, previous, func(load float64, _ int64) int64 { return ceilInt64(load / perPod) })
+	return c.decide(service, forecast, 1, step, previous, func(load float64, _ int64) int64 { return ceilInt64(load / perPod) })
 }
 
 // decide is Decide with the load-to-replicas rule given.
-func (c Config) decide(service string, forecast []float64, step time.Duration, previous int64, replicasFor func(load float64, hi int64) int64) (Decision, error) {
+func (c Config) decide(service string, forecast []float64, burst float64, step time.Duration, previous int64, replicasFor func(load float64, hi int64) int64) (Decision, error) {
 	if len(forecast) == 0 {
 		return Decision{}, fmt.Errorf("%w: %s: empty forecast", ErrBadForecast, service)
 	}
@@ -434,9 +495,9 @@ func (c Config) decide(service string, forecast []float64, step time.Duration, p
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: %s: %v", ErrBadForecast, service, err)
 	}
-	load := peak * (1 + c.Headroom) // +Inf for a peak near MaxFloat64: saturates below
+	load := peak * burst * (1 + c.Headroom) // +Inf for a peak near MaxFloat64: saturates below
 	if math.IsNaN(load) {
-		return Decision{}, fmt.Errorf("%s: load %v × (1 + headroom %v) is not a number (policy not validated?)", service, peak, c.Headroom)
+		return Decision{}, fmt.Errorf("%s: load %v × burst %v × (1 + headroom %v) is not a number (policy not validated?)", service, peak, burst, c.Headroom)
 	}
 	raw := replicasFor(load, hi)
 	d := Decision{PeakRequests: peak, Raw: raw, Replicas: raw}

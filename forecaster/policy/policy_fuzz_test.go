@@ -9,40 +9,49 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// FuzzDecide: for every policy that passes Validate, Decide either refuses a
-// non-finite forecast with ErrBadForecast or returns replicas within
-// [min, max], and max whenever the load exceeds what max pods serve.
+// FuzzDecide: for every policy that passes Validate, DecideBursty either
+// refuses a non-finite forecast with ErrBadForecast (or a burst factor
+// outside [1, MaxBurst]) or returns replicas within [min, max], and max
+// whenever the load, burst included, exceeds what max pods serve.
 func FuzzDecide(f *testing.F) {
 	type seed struct {
 		f0, f1, f2                    float64
 		capacity, headroom, scaleDown float64
 		lo, hi, previous              int64
 		podRate, latencySeconds       float64
+		burst                         float64
 	}
 	seeds := []seed{
-		{10, 50, 20, 10, 0.2, 25, 1, 100, 0, 0, 0},
+		{10, 50, 20, 10, 0.2, 25, 1, 100, 0, 0, 0, 1},
 		// Issue 12, defect 2: 1e25 req/s after 4 replicas; 1e300; MaxFloat64.
-		{1e25, 1e25, 1e25, 10, 0.2, 25, 1, 100, 4, 0, 0},
-		{1, 1e300, 1, 10, 0.2, 25, 1, 100, 4, 0, 0},
-		{math.MaxFloat64, 0, 0, 10, 10, 25, 1, 100, 4, 0, 0},
-		{9.3e19, 0, 0, 10, 0, 25, 1, 100, 4, 0, 0},
-		{1000, 0, 0, 1e-6, 0.2, 25, 1, 1_000_000, 999_999, 0, 0},
-		{1, 1, 1, 1e-300, 0.2, 25, 1, 100, 4, 0, 0}, // refused by Validate
-		{math.NaN(), 1, 1, 10, 0.2, 25, 1, 100, 4, 0, 0},
-		{1, math.Inf(1), 1, 10, 0.2, 25, 1, 100, 4, 0, 0},
-		{math.Inf(-1), 1, 1, 10, 0.2, 25, 1, 100, 4, 0, 0},
-		{-5, -3, -1, 10, 0.2, 25, 1, 100, 20, 0, 0},
-		{10, 10, 10, 10, 0.2, 25, 1, 100, 20, 0, 0},
-		{10, 10, 10, 10, 0.2, 100, 3, 7, math.MaxInt64, 0, 0},
+		{1e25, 1e25, 1e25, 10, 0.2, 25, 1, 100, 4, 0, 0, 1},
+		{1, 1e300, 1, 10, 0.2, 25, 1, 100, 4, 0, 0, 1},
+		{math.MaxFloat64, 0, 0, 10, 10, 25, 1, 100, 4, 0, 0, 1},
+		{9.3e19, 0, 0, 10, 0, 25, 1, 100, 4, 0, 0, 1},
+		{1000, 0, 0, 1e-6, 0.2, 25, 1, 1_000_000, 999_999, 0, 0, 1},
+		{1, 1, 1, 1e-300, 0.2, 25, 1, 100, 4, 0, 0, 1}, // refused by Validate
+		{math.NaN(), 1, 1, 10, 0.2, 25, 1, 100, 4, 0, 0, 1},
+		{1, math.Inf(1), 1, 10, 0.2, 25, 1, 100, 4, 0, 0, 1},
+		{math.Inf(-1), 1, 1, 10, 0.2, 25, 1, 100, 4, 0, 0, 1},
+		{-5, -3, -1, 10, 0.2, 25, 1, 100, 20, 0, 0, 1},
+		{10, 10, 10, 10, 0.2, 25, 1, 100, 20, 0, 0, 1},
+		{10, 10, 10, 10, 0.2, 100, 3, 7, math.MaxInt64, 0, 0, 1},
 		// Queueing sizing: ordinary, huge, just past max.
-		{1000, 0, 0, 0, 0, 25, 1, 50, 0, 100, 0.1},
-		{1e25, 0, 0, 0, 0, 25, 1, 50, 4, 100, 0.1},
-		{5000, 0, 0, 0, 0.2, 25, 1, 50, 40, 100, 0.1},
+		{1000, 0, 0, 0, 0, 25, 1, 50, 0, 100, 0.1, 1},
+		{1e25, 0, 0, 0, 0, 25, 1, 50, 4, 100, 0.1, 1},
+		{5000, 0, 0, 0, 0.2, 25, 1, 50, 40, 100, 0.1, 1},
+		// Burst factors: ordinary, the bound, past it, below 1, NaN.
+		{100, 120, 90, 10, 0.2, 25, 1, 100, 0, 0, 0, 1.3},
+		{100, 0, 0, 10, 0.2, 25, 1, 100, 0, 0, 0, MaxBurst},
+		{100, 0, 0, 10, 0.2, 25, 1, 100, 0, 0, 0, 5},
+		{100, 0, 0, 10, 0.2, 25, 1, 100, 0, 0, 0, 0.5},
+		{100, 0, 0, 10, 0.2, 25, 1, 100, 0, 0, 0, math.NaN()},
+		{1e25, 0, 0, 0, 0, 25, 1, 50, 4, 100, 0.1, 3},
 	}
 	for _, s := range seeds {
-		f.Add(s.f0, s.f1, s.f2, s.capacity, s.headroom, s.scaleDown, s.lo, s.hi, s.previous, s.podRate, s.latencySeconds)
+		f.Add(s.f0, s.f1, s.f2, s.capacity, s.headroom, s.scaleDown, s.lo, s.hi, s.previous, s.podRate, s.latencySeconds, s.burst)
 	}
-	f.Fuzz(func(t *testing.T, f0, f1, f2, capacity, headroom, scaleDown float64, lo, hi, previous int64, podRate, latencySeconds float64) {
+	f.Fuzz(func(t *testing.T, f0, f1, f2, capacity, headroom, scaleDown float64, lo, hi, previous int64, podRate, latencySeconds, burst float64) {
 		c := Default()
 		c.Headroom, c.MaxScaleDownPercent = headroom, scaleDown
 		c.MinReplicas, c.MaxReplicas = lo, hi
@@ -64,7 +73,13 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		forecast := []float64{f0, f1, f2}
-		d, err := c.Decide("svc", forecast, 30*time.Second, previous)
+		d, err := c.DecideBursty("svc", forecast, burst, 30*time.Second, previous)
+		if !(burst >= 1 && burst <= MaxBurst) {
+			if err == nil {
+				t.Fatalf("burst factor %v accepted: %+v", burst, d)
+			}
+			return
+		}
 		finite := true
 		for _, v := range forecast[:c.LeadSteps(30*time.Second, len(forecast))] {
 			finite = finite && !math.IsNaN(v) && !math.IsInf(v, 0)
@@ -96,7 +111,7 @@ func FuzzDecide(f *testing.F) {
 		if queueing {
 			perPod = podRate // at 100 % busy: the queue needs even more
 		}
-		load := d.PeakRequests * (1 + headroom) / perPod
+		load := d.PeakRequests * burst * (1 + headroom) / perPod
 		if load > float64(hi) && d.Replicas != hi {
 			t.Fatalf("load of %v pods over max %d gave %+v, want max", load, hi, d)
 		}
@@ -105,7 +120,7 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("load of %v pods gave %+v, want at least %v", load, d, need)
 		}
 		// Sizing from CPU is the same rule with cores per pod.
-		if !queueing && capacity >= minCores && capacity <= maxCores {
+		if !queueing && burst == 1 && capacity >= minCores && capacity <= maxCores {
 			cpu := c
 			cpu.CapacityPerPod, cpu.CPUPerPod = 0, capacity
 			if dc, err := cpu.DecideCPU("svc", forecast, 30*time.Second, previous); err != nil || dc != d {

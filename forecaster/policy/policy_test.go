@@ -56,6 +56,38 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestDecideBursty: the burst factor multiplies the forecast peak before
+// the headroom; PeakRequests stays the forecast's; a factor outside [1,
+// MaxBurst] is refused, not clamped into a number.
+func TestDecideBursty(t *testing.T) {
+	step := 30 * time.Second
+	tests := []struct {
+		name    string
+		burst   float64
+		want    Decision
+		wantErr bool
+	}{
+		{"no burst is Decide", 1, Decision{Replicas: 6, Raw: 6, PeakRequests: 50}, false},    // ceil(50*1.2/10)
+		{"peaks 1.5x the mean", 1.5, Decision{Replicas: 9, Raw: 9, PeakRequests: 50}, false}, // ceil(50*1.5*1.2/10)
+		{"the bound", MaxBurst, Decision{Replicas: 24, Raw: 24, PeakRequests: 50}, false},
+		{"below 1", 0.9, Decision{}, true},
+		{"above the bound", MaxBurst + 0.1, Decision{}, true},
+		{"NaN", math.NaN(), Decision{}, true},
+		{"Inf", math.Inf(1), Decision{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := testConfig().DecideBursty("frontend", []float64{10, 50, 20}, tc.burst, step, 0)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("DecideBursty(burst %v) error = %v, want error %v", tc.burst, err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("DecideBursty(burst %v) = %+v, want %+v", tc.burst, got, tc.want)
+			}
+		})
+	}
+}
+
 // TestDecideWithQueueing: a service with podRate and latencyP99 gets the
 // fewest pods whose M/M/c p99 meets the budget, so at a higher load it runs
 // each pod hotter than at a low one (the point of queueing sizing).
@@ -181,6 +213,12 @@ func TestValidate(t *testing.T) {
 		{"quantile NaN", func(c *Config) { c.Quantile = math.NaN() }, "policy.quantile"},
 		{"scale-down percent NaN", func(c *Config) { c.MaxScaleDownPercent = math.NaN() }, "policy.maxScaleDownPercent"},
 		{"scale-down percent above 100", func(c *Config) { c.MaxScaleDownPercent = 101 }, "policy.maxScaleDownPercent"},
+		{"burst quantile 0", func(c *Config) { c.Burst.Quantile = 0 }, "policy.burst.quantile"},
+		{"burst quantile NaN", func(c *Config) { c.Burst.Quantile = math.NaN() }, "policy.burst.quantile"},
+		{"burst quantile 1", func(c *Config) { c.Burst.Quantile = 1 }, ""},
+		{"burst steps 2", func(c *Config) { c.Burst.Steps = 2 }, "policy.burst.steps"},
+		{"burst steps a million", func(c *Config) { c.Burst.Steps = 1_000_000 }, "policy.burst.steps"},
+		{"burst off ignores its settings", func(c *Config) { c.Burst = BurstConfig{Enabled: false} }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,12 @@ type Config struct {
 	// MetricWindow is what resource metrics average over (metrics-server's
 	// resolution): the CPU an HPA sees is this window's mean.
 	MetricWindow time.Duration
+	// PeakResolution is the window of the short request rates whose largest
+	// within each step the metrics source reports as requests_peak: what a
+	// Prometheus scraping every PeakResolution resolves (the shipped
+	// recording rule takes the largest rate between consecutive scrapes).
+	// Bursts shorter than it are invisible to the policy, as in a cluster.
+	PeakResolution time.Duration
 	// WarmUp precedes the trace with this long at the trace's first-minute
 	// mean rate, not scored: policies start from history as they would in a
 	// cluster (a forecaster needs a window of it), and the HPAs settle.
@@ -57,14 +63,15 @@ type Config struct {
 // of warm-up.
 func DefaultConfig() Config {
 	return Config{
-		App:           OnlineBoutique(),
-		SLO:           250 * time.Millisecond,
-		Timeout:       5 * time.Second,
-		StartupDelay:  30 * time.Second,
-		StartupJitter: 0.2,
-		MetricWindow:  15 * time.Second,
-		WarmUp:        10 * time.Minute,
-		Seed:          1,
+		App:            OnlineBoutique(),
+		SLO:            250 * time.Millisecond,
+		Timeout:        5 * time.Second,
+		StartupDelay:   30 * time.Second,
+		StartupJitter:  0.2,
+		MetricWindow:   15 * time.Second,
+		PeakResolution: 15 * time.Second,
+		WarmUp:         10 * time.Minute,
+		Seed:           1,
 	}
 }
 
@@ -91,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricWindow < time.Second {
 		errs = append(errs, fmt.Errorf("metricWindow: must be at least 1s, got %v", c.MetricWindow))
+	}
+	if c.PeakResolution < time.Second || c.PeakResolution > time.Hour || c.PeakResolution%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("peakResolution: must be whole seconds between 1s and 1h, got %v", c.PeakResolution))
 	}
 	return errors.Join(errs...)
 }

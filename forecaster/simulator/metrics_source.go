@@ -21,6 +21,8 @@ func At(t int) time.Time { return Epoch.Add(time.Duration(t) * time.Second) }
 // Prometheus would serve the recording rules: each sample at time T is the
 // mean over the query step ending at T (requests and CPU as rates, latency
 // as the mean of each second's median, replicas as the mean pod count).
+// RequestsPeak at T is the largest mean over Config.PeakResolution seconds
+// within the step: what a Prometheus scraping at that interval sees.
 // LatencyP99 at T is the largest per-second p99 over the step, as the
 // service's sidecar would measure it (Run.P99PerService): for the entry
 // service the end-to-end p99 users see (Run.P99), for the others their own
@@ -107,6 +109,8 @@ func (s *Source) value(f source.Feature, i, from, end int) (float64, bool) {
 			return math.NaN(), false // a Run not built by Simulate
 		}
 		return slices.Max(run.P99PerService[i][from:end]), true
+	case source.RequestsPeak:
+		return s.peak(run.Arrivals[i], from, end), true
 	case source.Replicas:
 		var sum float64
 		for _, n := range run.Replicas[i][from:end] {
@@ -121,4 +125,21 @@ func (s *Source) value(f source.Feature, i, from, end int) (float64, bool) {
 		return sum / float64(end-from), true
 	}
 	return math.NaN(), false
+}
+
+// peak is the largest mean over Config.PeakResolution seconds among the
+// windows ending in seconds from..end-1 (a window may reach back before
+// from, as a Prometheus rate's range does).
+func (s *Source) peak(xs []float64, from, end int) float64 {
+	r := max(int(s.Run.Config.PeakResolution/time.Second), 1)
+	best := 0.0
+	for t := from; t < end; t++ {
+		lo := max(t-r+1, 0)
+		var sum float64
+		for _, x := range xs[lo : t+1] {
+			sum += x
+		}
+		best = max(best, sum/float64(t+1-lo))
+	}
+	return best
 }

@@ -3,6 +3,7 @@ package simulator
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,59 @@ func TestSourceLatencyP99(t *testing.T) {
 	}
 	if got := data[source.LatencyP99]; len(got) != 1 || len(got["web"]) != 1 {
 		t.Errorf("samples %v, want one for web (at 60 s) and none for nosuch", got)
+	}
+}
+
+// TestSourceRequestsPeak: requests_peak is the largest PeakResolution-second
+// mean rate within the step, as a Prometheus scraping at that interval
+// sees it; bursts shorter than that are averaged, as in a cluster.
+func TestSourceRequestsPeak(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.App, cfg.WarmUp, cfg.StartupJitter = chainApp(), 0, 0
+	trace := &workload.Trace{Name: "bursts", Step: time.Second, RPS: make([]float64, 120)}
+	for i := range trace.RPS {
+		trace.RPS[i] = 10
+	}
+	for i := 40; i < 50; i++ { // a 10 s burst at 40 req/s in step 30..59
+		trace.RPS[i] = 40
+	}
+	trace.RPS[95] = 100 // a one-second spike in step 90..119
+	_, run, err := Simulate(context.Background(), cfg, trace, &fixed{n: []int32{10, 10, 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		resolution time.Duration
+		at         int // end of the 30 s step, seconds
+		mean, peak float64
+	}{
+		{"calm step", 15 * time.Second, 30, 10, 10},
+		{"a 10 s burst in 15 s windows: averaged with 5 calm seconds", 15 * time.Second, 60, 20, (10*40 + 5*10) / 15.0},
+		{"burst seen whole at 10 s", 10 * time.Second, 60, 20, 40},
+		{"one-second spike at 15 s", 15 * time.Second, 120, 13, (14*10 + 100) / 15.0},
+		{"one-second spike at 1 s", time.Second, 120, 13, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run.Config.PeakResolution = tt.resolution
+			data, err := (&Source{Run: run}).Fetch(context.Background(), source.Query{
+				Services: []string{"web", "db"}, Features: []source.Feature{source.Requests, source.RequestsPeak},
+				Start: At(tt.at), End: At(tt.at), Step: 30 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, svc := range []string{"web", "db"} { // every request visits db once
+				mean, peak := data[source.Requests][svc], data[source.RequestsPeak][svc]
+				if len(mean) != 1 || len(peak) != 1 || !near(mean[0].Value, tt.mean) || !near(peak[0].Value, tt.peak) {
+					t.Errorf("%s: mean %v peak %v, want %v and %v", svc, mean, peak, tt.mean, tt.peak)
+				}
+			}
+		})
+	}
+	cfg.PeakResolution = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "peakResolution") {
+		t.Errorf("peak resolution 0 accepted: %v", err)
 	}
 }

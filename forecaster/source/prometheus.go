@@ -38,8 +38,10 @@ var RecordedMetrics = map[Feature]string{
 	CPU:      "service:foresight_cpu_cores:rate1m",
 	Memory:   "service:foresight_memory_bytes:sum",
 	Replicas: "service:foresight_replicas:sum",
-	// For the SLO feedback, not for models (see LatencyP99).
-	LatencyP99: "service:foresight_latency_seconds:p99_1m",
+	// For the SLO feedback and policy.burst, not for models (see
+	// LatencyP99 and RequestsPeak).
+	LatencyP99:   "service:foresight_latency_seconds:p99_1m",
+	RequestsPeak: "service:foresight_requests:peak_rate1m",
 }
 
 // DefaultQueries returns the PromQL templates used for features the

@@ -109,8 +109,8 @@ func TestPrometheusSourceAgainstRealServer(t *testing.T) {
 				}
 			}
 		}
-		if n != 7 {
-			t.Errorf("Prometheus loaded %d recording rules, want 7", n)
+		if n != 8 {
+			t.Errorf("Prometheus loaded %d recording rules, want 8", n)
 		}
 	})
 

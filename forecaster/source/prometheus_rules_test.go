@@ -168,6 +168,10 @@ tests:
       # Counted by the caller's sidecar too: must not be added.
       - series: 'istio_requests_total{reporter="source", destination_workload="frontend", destination_workload_namespace="shop", namespace="shop", pod="loadgen-1", response_code="200"}'
         values: '0+90x10'
+      # cart: 1 req/s, except 3 req/s between 3m and 3m30s: a burst the
+      # one-minute rate averages away and the peak rate keeps.
+      - series: 'istio_requests_total{reporter="destination", destination_workload="cart", destination_workload_namespace="shop", namespace="shop", pod="cart-5b6c-aaaaa", response_code="200"}'
+        values: '0+30x6 270+30x4'
       # Unknown destination: no service to attribute it to.
       - series: 'istio_requests_total{reporter="destination", destination_workload="unknown", destination_workload_namespace="unknown", namespace="shop", pod="x"}'
         values: '0+300x10'
@@ -282,6 +286,28 @@ tests:
             value: 3
           - labels: 'service:foresight_requests:rate1m{namespace="shop", service="redis-cart"}'
             value: 0.5
+          - labels: 'service:foresight_requests:rate1m{namespace="shop", service="cart"}'
+            value: 1
+      # The minute holding cart's burst peaks at the burst's rate; the next
+      # minute, without one, at the mean.
+      - expr: service:foresight_requests:peak_rate1m
+        eval_time: 4m
+        exp_samples:
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="frontend"}'
+            value: 3
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="redis-cart"}'
+            value: 0.5
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="cart"}'
+            value: 3
+      - expr: service:foresight_requests:peak_rate1m
+        eval_time: 5m
+        exp_samples:
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="frontend"}'
+            value: 3
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="redis-cart"}'
+            value: 0.5
+          - labels: 'service:foresight_requests:peak_rate1m{namespace="shop", service="cart"}'
+            value: 1
       - expr: service:foresight_latency_seconds:mean1m
         eval_time: 5m
         exp_samples:

@@ -40,7 +40,15 @@ const LatencyP99 Feature = "latency_p99"
 // forecasts, not for models. A Query may ask for them like for any feature; a
 // source that cannot measure one answers without that feature (no samples),
 // not with an error.
-var FeedbackFeatures = []Feature{LatencyP99}
+var FeedbackFeatures = []Feature{LatencyP99, RequestsPeak}
+
+// RequestsPeak is the highest short-window request rate (req/s) a service
+// received within each step, for example the largest 15-second rate within
+// the minute Requests averages over. Its ratio to Requests is the service's
+// burstiness: the policy sizes for the peak the pods will see, not for the
+// step's mean (see policy.BurstConfig). Like LatencyP99 it is not a model
+// feature.
+const RequestsPeak Feature = "requests_peak"
 
 // ParseFeature validates the name of a model feature (one of AllFeatures).
 func ParseFeature(s string) (Feature, error) {
@@ -63,7 +71,7 @@ func ParseQueryFeature(s string) (Feature, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("unknown feature %q (known: cpu, requests, latency, memory, replicas, latency_p99)", s)
+	return "", fmt.Errorf("unknown feature %q (known: cpu, requests, latency, memory, replicas, latency_p99, requests_peak)", s)
 }
 
 // Query asks for the samples of some features of some services between Start

@@ -472,6 +472,7 @@ const (
 	healthyP99     = 0.2   // seconds
 	healthyMemory  = 2e8   // bytes
 	healthyPods    = 2
+	healthyBurst   = 1.1 // requests_peak over requests
 )
 
 // HealthyValue is the fake's normal value of feature f for service number
@@ -482,6 +483,8 @@ func HealthyValue(f source.Feature, i int, ms int64) float64 {
 	switch f {
 	case source.Requests:
 		return requests
+	case source.RequestsPeak:
+		return healthyBurst * requests
 	case source.CPU:
 		return idleCPU + cpuPerRequest*requests
 	case source.Latency:
@@ -519,7 +522,7 @@ func (s *Server) seriesFor(i int, q rangeQuery, faults []Fault) ([]point, bool) 
 			switch q.feature {
 			case source.Latency, source.LatencyP99:
 				return nil, false
-			case source.Requests:
+			case source.Requests, source.RequestsPeak:
 				value = func(int64) float64 { return 0 }
 			case source.CPU:
 				value = func(int64) float64 { return idleCPU }
