@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// TestParseAdaptiveUpper: policy.adaptiveUpper is on unless a policy block
-// turns it off, at the top level and per application (an application's
+// TestParseAdaptiveUpper: policy.adaptiveUpper is off unless a policy block
+// turns it on, at the top level and per application (an application's
 // policy block replaces the top-level one, so an omitted key is the
-// default, true, whatever the top level says).
+// default, false, whatever the top level says).
 func TestParseAdaptiveUpper(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -16,17 +16,17 @@ func TestParseAdaptiveUpper(t *testing.T) {
 		want    map[string]bool // per application name
 		wantErr string
 	}{
-		{name: "default", yaml: "namespace: shop\n", want: map[string]bool{"shop": true}},
+		{name: "default", yaml: "namespace: shop\n", want: map[string]bool{"shop": false}},
 		{name: "top level off", yaml: "namespace: shop\npolicy:\n  adaptiveUpper: false\n", want: map[string]bool{"shop": false}},
 		{name: "top level on", yaml: "namespace: shop\npolicy: {adaptiveUpper: true}\n", want: map[string]bool{"shop": true}},
 		{name: "per application", yaml: `
 policy:
-  adaptiveUpper: false
+  adaptiveUpper: true
 apps:
   - {name: a, namespace: a}
   - {name: b, namespace: b, policy: {capacityPerPod: 5}}
-  - {name: c, namespace: c, policy: {adaptiveUpper: false}}
-`, want: map[string]bool{"a": false, "b": true, "c": false}},
+  - {name: c, namespace: c, policy: {adaptiveUpper: true}}
+`, want: map[string]bool{"a": true, "b": false, "c": true}},
 		{name: "not a bool", yaml: "policy:\n  adaptiveUpper: sometimes\n", wantErr: "policy.adaptiveUpper: cannot unmarshal"},
 		{name: "not a bool per application", yaml: "apps:\n  - {name: a, namespace: a, policy: {adaptiveUpper: 0.9}}\n", wantErr: "apps[0].policy.adaptiveUpper: cannot unmarshal"},
 		{name: "misspelt", yaml: "policy:\n  adaptiveupper: false\n", wantErr: "policy.adaptiveupper: unknown key"},
