@@ -465,6 +465,9 @@ func healthDashboard() Dashboard {
 	b.add(12, 8, noValue(timeseries("SLO feedback: actions per hour",
 		"With policy.slo: what each new step's p99 did to the headroom, per hour, all replicas: widened (above the SLO), tightened (slack), held, at_bound, no_signal (no p99 for the SLO service: check the latency_p99 query).", "none",
 		query("A", `sum by (app, action) (increase(foresight_slo_feedback_total`+byApp+`[1h]))`, "{{app}} {{action}}")), "SLO feedback off (no policy.slo)"))
+	b.add(12, 8, noValue(timeseries("Burst factor",
+		"With policy.burst (the default): what each service's forecast peak is multiplied by, the recent 75th percentile of its short-window peak rate (requests_peak) over its step's mean. 1 everywhere means no requests_peak data, or a scrape interval too long to see bursts (docs/configuration.md, Bursts within a step).", "none",
+		query("A", `max by (app, service) (foresight_burst_factor{`+byService+`})`, "{{app}} {{service}}")), "policy.burst off"))
 	return b.dashboard
 }
 
