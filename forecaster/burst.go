@@ -36,11 +36,15 @@ func newBurstEstimator(cfg policy.BurstConfig, reg prometheus.Registerer) (*burs
 }
 
 // estimate returns the burst factors of the services with enough data, sets
-// the gauge of every service with a request rate, and logs once when no
-// service has a requests_peak series and once when one comes back.
-func (b *burstEstimator) estimate(data source.Data, end time.Time, cfg policy.BurstConfig, log *slog.Logger) map[string]float64 {
+// the gauge of every service this loop owns that has a request rate, and
+// logs once when no service has a requests_peak series and once when one
+// comes back.
+func (b *burstEstimator) estimate(data source.Data, end time.Time, cfg policy.BurstConfig, owns func(string) bool, log *slog.Logger) map[string]float64 {
 	factors := BurstFactors(data, end, cfg)
 	for svc := range data[source.Requests] {
+		if !owns(svc) {
+			continue
+		}
 		f, ok := factors[svc]
 		if !ok {
 			f = 1

@@ -692,7 +692,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	}
 	f.bursts = nil
 	if f.burstMetrics != nil {
-		f.bursts = f.burstMetrics.estimate(data, end, f.opts.Policy.Burst, f.log)
+		f.bursts = f.burstMetrics.estimate(data, end, f.opts.Policy.Burst, f.owns, f.log)
 	}
 	f.fallback = f.updateCoverage(data)
 	reasons := make(map[string]string)

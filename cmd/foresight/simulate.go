@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,13 +17,15 @@ import (
 
 	"github.com/foresightscale/foresight/forecaster/simulator"
 	"github.com/foresightscale/foresight/forecaster/simulator/workload"
+	"github.com/foresightscale/foresight/forecaster/source"
+	"github.com/foresightscale/foresight/internal/widecsv"
 )
 
 func newSimulateCommand() *cobra.Command {
 	opts := simulator.DefaultCompareOptions()
 	var (
-		traceArg, appArg, modelDir, format, outDir, plotsDir, policies string
-		load                                                           workload.Options
+		traceArg, appArg, modelDir, format, outDir, plotsDir, policies, historyOut string
+		load                                                                       workload.Options
 	)
 	load.Scale, load.Compress = 1, 1
 	cmd := &cobra.Command{
@@ -47,6 +51,9 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 			}
 			if policies != "all" {
 				opts.Policies = strings.Split(policies, ",")
+			}
+			if historyOut != "" && (len(opts.Policies) != 1 || opts.Sweep) {
+				return fmt.Errorf("--export-history: simulate one policy (--policy cpu-hpa, say) without --sweep: the history is that run's metrics")
 			}
 			if appArg != "boutique" {
 				app, err := simulator.LoadApp(appArg)
@@ -87,6 +94,12 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", filepath.Join(outDir, "report.json"))
 			}
+			if historyOut != "" {
+				if err := exportHistory(cmd.Context(), historyOut, rep.Runs[opts.Policies[0]]); err != nil {
+					return fmt.Errorf("--export-history: %w", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", historyOut)
+			}
 			if plotsDir != "" {
 				files, err := rep.WritePlots(plotsDir)
 				if err != nil {
@@ -125,6 +138,7 @@ p99 over the SLO), cost in CPU core-hours requested, latency and scaling actions
 	f.BoolVar(&opts.Sweep, "sweep", false, "Also sweep the CPU HPA's target and Foresight's headroom and quantile (the cost–violation frontier).")
 	f.StringVar(&format, "format", "table", "Output format: table or json.")
 	f.StringVar(&outDir, "out", "", "Directory to write report.json into (none when empty).")
+	f.StringVar(&historyOut, "export-history", "", "Write the simulated metrics of the one policy run (warm-up included) as a wide-format CSV at a 30 s step, what `foresight train --data` reads: train a model on this application's own history, then pass it with --model.")
 	f.StringVar(&plotsDir, "plots", "", "Directory to write PNG plots into: load, replicas and latency over time per policy, and with --sweep the cost–violation frontier.")
 	return cmd
 }
@@ -153,4 +167,35 @@ func simulateProgress(w io.Writer) (func(done, total int, name string), func()) 
 				_ = bar.Finish()
 			}
 		}
+}
+
+// historyStep is the step of an exported history: the forecasting step.
+const historyStep = 30 * time.Second
+
+// exportHistory writes run's metrics, as the simulated Prometheus serves
+// them (simulator.Source), to path in the wide CSV format training reads.
+func exportHistory(ctx context.Context, path string, run *simulator.Run) error {
+	if run == nil {
+		return errors.New("no run to export")
+	}
+	names := make([]string, len(run.Config.App.Services))
+	for i, svc := range run.Config.App.Services {
+		names[i] = svc.Name
+	}
+	start, end := simulator.At(int(historyStep/time.Second)), simulator.At(run.Second())
+	data, err := (&simulator.Source{Run: run}).Fetch(ctx, source.Query{
+		Services: names, Features: source.AllFeatures, Start: start, End: end, Step: historyStep,
+	})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := widecsv.Write(f, data, start, end, historyStep); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

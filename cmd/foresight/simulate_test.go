@@ -128,6 +128,9 @@ calls:
 		{"SLO of 0", []string{"--trace", "step", "--slo", "0s"}, "slo"},
 		{"unknown policy", []string{"--trace", "step", "--policy", "vpa"}, "unknown policy"},
 		{"bad format", []string{"--trace", "step", "--format", "xml"}, "--format"},
+		{"history of several policies", []string{"--trace", "step", "--export-history", filepath.Join(dir, "h.csv")}, "--export-history"},
+		{"history of a sweep", []string{"--trace", "step", "--policy", "cpu-hpa", "--sweep", "--export-history", filepath.Join(dir, "h.csv")}, "--export-history"},
+		{"peak resolution 0", []string{"--trace", "step", "--peak-resolution", "0s"}, "peakResolution"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,5 +191,76 @@ func TestSimulateBurst(t *testing.T) {
 	t.Logf("without burst %v s / %.2f core-h; with %v s / %.2f", offViol, offCost, onViol, onCost)
 	if !(onViol < offViol/2) || !(onCost > offCost) {
 		t.Errorf("burst: %v violation s at %.2f core-h; without: %v at %.2f; want far fewer violations at some cost", onViol, onCost, offViol, offCost)
+	}
+}
+
+// TestSimulateTrainsOnItsOwnHistory is the workflow docs/simulate.md gives
+// for an application of your own: simulate its history under the CPU HPA
+// with --export-history, train a model on that CSV, and simulate a later
+// stretch of the same kind of load with Foresight on that model. The app is
+// not Online Boutique: four services with names a cluster might have.
+func TestSimulateTrainsOnItsOwnHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	dir := t.TempDir()
+	app := filepath.Join(dir, "shop.yaml")
+	if err := os.WriteFile(app, []byte(`name: ticketing
+entry: ts-ui.v2
+typicalFanOut: 0.5
+services:
+- {name: ts-ui.v2, workPerRequest: 0.004, coresPerPod: 0.5, minReplicas: 1, maxReplicas: 40}
+- {name: order_svc, workPerRequest: 0.008, coresPerPod: 0.5, minReplicas: 1, maxReplicas: 40}
+- {name: seat-0, workPerRequest: 0.002, coresPerPod: 0.5, minReplicas: 1, maxReplicas: 40}
+- {name: pay, workPerRequest: 0.01, coresPerPod: 1, minReplicas: 1, maxReplicas: 40}
+calls:
+- {caller: ts-ui.v2, callee: order_svc, fanOut: 1}
+- {caller: order_svc, callee: seat-0, fanOut: 2}
+- {caller: ts-ui.v2, callee: pay, fanOut: 0.2}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := "sinusoidal:base=100,amplitude=60,period=20m,noise=0.05"
+	history := filepath.Join(dir, "history.csv")
+	if _, err := runSimulate(t, "--app", app, "--trace", load, "--seed", "101", "--duration", "4h",
+		"--policy", "cpu-hpa", "--export-history", history); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	// 4 h of trace plus the 10 min warm-up, one row at the end of each 30 s.
+	if want := (4*3600 + 600) / 30; len(lines)-1 != want {
+		t.Errorf("%d rows, want %d", len(lines)-1, want)
+	}
+	for _, col := range []string{"ts-ui.v2_req", "order_svc_cpu", "seat-0_pod", "pay_res", "pay_mem"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("header %q lacks %s", lines[0], col)
+		}
+	}
+	modelDir := filepath.Join(dir, "model")
+	if out, err := runTrain(t, "--data", history, "--out", modelDir, "--epochs", "4", "--season", "none"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := runSimulate(t, "--app", app, "--trace", load, "--seed", "1", "--duration", "30m",
+		"--policy", "cpu-hpa,foresight", "--model", modelDir, "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Policies []struct {
+			Name       string  `json:"name"`
+			Violations float64 `json:"slo_violation_seconds"`
+			CoreHours  float64 `json:"core_hours"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Policies) != 2 {
+		t.Fatalf("report %v:\n%s", err, out)
+	}
+	t.Logf("%+v", doc.Policies)
+	if hpa, fs := doc.Policies[0], doc.Policies[1]; fs.Name != "foresight" || !(fs.CoreHours > 0) || fs.Violations > hpa.Violations {
+		t.Errorf("foresight on its own model: %+v; want it to run, with no more violations than the HPA's %+v", fs, hpa)
 	}
 }

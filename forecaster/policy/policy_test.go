@@ -42,6 +42,13 @@ func TestDecide(t *testing.T) {
 			Decision{Replicas: 1, Raw: 1, PeakRequests: 1}},
 		{"scale up unlimited", "frontend", []float64{100}, 1,
 			Decision{Replicas: 12, Raw: 12, PeakRequests: 100}},
+		// Item 3 of issue 16: a dip shorter than the lead time (pod start-up
+		// plus the HPA's reaction) does not give back pods the load after
+		// it needs again.
+		{"no scale-down through a dip within the lead time", "frontend", []float64{5, 5, 50, 50}, 6,
+			Decision{Replicas: 6, Raw: 6, PeakRequests: 50}},
+		{"scale-down once the lead time holds no peak", "frontend", []float64{5, 5, 5, 5, 50}, 6,
+			Decision{Replicas: 5, Raw: 1, PeakRequests: 5, Limited: "scale_down_step"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
