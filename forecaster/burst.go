@@ -64,27 +64,36 @@ func (b *burstEstimator) estimate(data source.Data, end time.Time, cfg policy.Bu
 
 // BurstFactors computes, per service, the cfg.Quantile of peak / mean over
 // its last cfg.Steps steps up to end that have both a requests_peak and a
-// positive requests sample (same timestamp), each ratio bounded to [1,
+// positive requests sample (same timestamp; both series in time order, as
+// source.Data holds them), each ratio bounded to [1,
 // policy.MaxBurst]. Non-finite samples are skipped. A service with fewer
 // than policy.MinBurstSamples ratios has no entry.
 func BurstFactors(data source.Data, end time.Time, cfg policy.BurstConfig) map[string]float64 {
 	peaks := data[source.RequestsPeak]
 	out := make(map[string]float64, len(peaks))
+	ratios := make([]float64, 0, cfg.Steps)
 	for svc, ps := range peaks {
 		means := data[source.Requests][svc]
-		byTime := make(map[int64]float64, len(means))
-		for _, m := range means {
-			byTime[m.Time.UnixNano()] = m.Value
-		}
-		var ratios []float64
-		for j := len(ps) - 1; j >= 0 && len(ratios) < cfg.Steps; j-- {
-			p := ps[j]
+		ratios = ratios[:0]
+		// Both series are in time order: walk them back from end together.
+		j := len(means) - 1
+		for i := len(ps) - 1; i >= 0 && len(ratios) < cfg.Steps; i-- {
+			p := ps[i]
 			if p.Time.After(end) {
 				continue
 			}
-			m, ok := byTime[p.Time.UnixNano()]
+			for j >= 0 && means[j].Time.After(p.Time) {
+				j--
+			}
+			if j < 0 {
+				break
+			}
+			if !means[j].Time.Equal(p.Time) {
+				continue
+			}
+			m := means[j].Value
 			r := p.Value / m
-			if !ok || !(m > 0) || math.IsNaN(r) || math.IsInf(r, 0) || math.IsInf(m, 0) {
+			if !(m > 0) || math.IsNaN(r) || math.IsInf(r, 0) || math.IsInf(m, 0) {
 				continue
 			}
 			ratios = append(ratios, min(max(r, 1), policy.MaxBurst))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +170,27 @@ func TestCycleSizesForBursts(t *testing.T) {
 			}
 			checkNoNaNGauges(t, reg)
 		})
+	}
+}
+
+// BenchmarkBurstFactors500: one cycle's burst factors for 500 services over
+// a 40-step window (the per-cycle cost policy.burst adds).
+func BenchmarkBurstFactors500(b *testing.B) {
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := source.Data{}
+	for n := range 500 {
+		svc := "svc-" + strconv.Itoa(n)
+		for i := range 40 {
+			at := end.Add(-time.Duration(39-i) * 30 * time.Second)
+			d.Add(source.Requests, svc, source.Sample{Time: at, Value: 100})
+			d.Add(source.RequestsPeak, svc, source.Sample{Time: at, Value: 100 + float64(i%7)})
+		}
+	}
+	cfg := policy.Default().Burst
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(BurstFactors(d, end, cfg)) != 500 {
+			b.Fatal("missing factors")
+		}
 	}
 }

@@ -32,7 +32,7 @@ func TestServeLearnsItsModel(t *testing.T) {
 
 	graph := meshtest.Layered(7, 3, 11)
 	now := time.Now().Truncate(30 * time.Second)
-	history := layeredHistory(t, graph, source.AllFeatures, now.Add(-12*time.Hour), now.Add(20*time.Minute), 30*time.Second)
+	history := layeredHistoryEndingAt(t, graph, source.AllFeatures, now.Add(20*time.Minute), 12*time.Hour+20*time.Minute, 30*time.Second)
 	prom := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
 
 	storeDir := filepath.Join(t.TempDir(), "store") // serve creates it

@@ -74,7 +74,7 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 	jobArgs := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args
 
 	end := time.Now().Add(-time.Minute).Truncate(30 * time.Second)
-	history := layeredHistory(t, meshtest.Layered(6, 3, 6), source.AllFeatures, end.Add(-12*time.Hour), end, 30*time.Second)
+	history := layeredHistoryEndingAt(t, meshtest.Layered(6, 3, 6), source.AllFeatures, end, 12*time.Hour, 30*time.Second)
 	srv := promtest.Start(t, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(t, "default", history)})
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	must(t, os.WriteFile(cfgPath, []byte("namespace: default\nsource:\n  prometheus:\n    url: "+srv.URL()+"\n"), 0o600))

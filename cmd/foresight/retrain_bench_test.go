@@ -30,7 +30,7 @@ func BenchmarkServeWhileRetraining(b *testing.B) {
 	bin := releaseBinary(b)
 	const n = 50
 	now := time.Now().Truncate(30 * time.Second)
-	history := layeredHistory(b, meshtest.Layered(n, 3, n), source.AllFeatures, now.Add(-24*time.Hour), now.Add(30*time.Minute), 30*time.Second)
+	history := layeredHistoryEndingAt(b, meshtest.Layered(n, 3, n), source.AllFeatures, now.Add(30*time.Minute), 24*time.Hour+30*time.Minute, 30*time.Second)
 	prom := promtest.Start(b, promtest.Options{Backfill: promtest.WriteOpenMetricsFile(b, "default", history)})
 	dir := b.TempDir()
 	config := filepath.Join(dir, "config.yaml")

@@ -46,6 +46,27 @@ func layeredHistory(t testing.TB, graph topology.Graph, features []source.Featur
 	return data
 }
 
+// layeredHistoryEndingAt is layeredHistory over span ending at end, with the
+// load of a fixed day moved there. The synthetic load follows the time of
+// day, so a history ending now trained differently depending on when the
+// test ran: ending in the small hours, its held-out part was flat, the
+// models stayed at last value and the promotion tests failed. The fixed day
+// ends at noon, after the morning's ramp.
+func layeredHistoryEndingAt(t testing.TB, graph topology.Graph, features []source.Feature, end time.Time, span, step time.Duration) source.Data {
+	t.Helper()
+	ref := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	data := layeredHistory(t, graph, features, ref.Add(-span), ref, step)
+	shift := end.Sub(ref)
+	for _, byService := range data {
+		for _, samples := range byService {
+			for i := range samples {
+				samples[i].Time = samples[i].Time.Add(shift)
+			}
+		}
+	}
+	return data
+}
+
 // trainHistory writes one day at 1-minute steps of a layered n-service
 // application (not Online Boutique) as a wide CSV and returns its path.
 func trainHistory(b *testing.B, n int) string {
