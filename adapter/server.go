@@ -92,6 +92,9 @@ type Adapter struct {
 
 	// Log receives the adapter's own logs; nil means slog.Default().
 	Log *slog.Logger
+	// StatusPage, when set, is served on the metrics port for every path
+	// but /metrics, /healthz and /readyz (the status page at "/").
+	StatusPage http.Handler
 
 	flagsOnce sync.Once
 	demo      *DemoCredentials
@@ -287,7 +290,7 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	done := make(chan error, 2)
 	go func() {
 		done <- serveHTTP(ctx, &http.Server{
-			Handler:           healthAndMetricsHandler(registry, ready),
+			Handler:           healthAndMetricsHandler(registry, ready, a.StatusPage),
 			ReadHeaderTimeout: 10 * time.Second,
 		}, metricsListener)
 	}()
@@ -362,9 +365,13 @@ func (a *Adapter) buildAPIServer(rejected *prometheus.CounterVec) (*genericapise
 }
 
 // healthAndMetricsHandler serves /metrics from registry, /healthz (the
-// process is up) and /readyz (ready() is nil).
-func healthAndMetricsHandler(registry *prometheus.Registry, ready func() error) http.Handler {
+// process is up), /readyz (ready() is nil) and everything else from status
+// (nil: 404).
+func healthAndMetricsHandler(registry *prometheus.Registry, ready func() error, status http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if status != nil {
+		mux.Handle("/", status)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

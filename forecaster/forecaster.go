@@ -145,6 +145,33 @@ type Forecaster struct {
 	// the last cycle's failure, for /readyz.
 	lastFresh time.Time
 	lastErr   error
+	// lastCycle is the last cycle's outcome, for the status page.
+	lastCycle CycleStatus
+}
+
+// CycleStatus is how the last forecast cycle went.
+type CycleStatus struct {
+	// At is the cycle's "now"; zero before the first cycle.
+	At       time.Time
+	Duration time.Duration
+	// Fresh and Held count the services it forecast and held.
+	Fresh, Held int
+	// Err is its failure (nil when every service was forecast, or only
+	// some were held for reasons of their own).
+	Err error
+	// Bursts are the burst factors it sized with (policy.burst), by
+	// service; a service without one is absent. Do not modify.
+	Bursts map[string]float64
+}
+
+// Interval is the time between cycles.
+func (f *Forecaster) Interval() time.Duration { return f.opts.Interval }
+
+// LastCycle returns how the last cycle went.
+func (f *Forecaster) LastCycle() CycleStatus {
+	f.readyMu.RLock()
+	defer f.readyMu.RUnlock()
+	return f.lastCycle
 }
 
 // modelState is everything the loop derives from its model and options: New
@@ -659,6 +686,7 @@ func (f *Forecaster) Cycle(ctx context.Context, now time.Time) (*snapshot.Snapsh
 		f.lastFresh = now
 	}
 	f.lastErr = err
+	f.lastCycle = CycleStatus{At: now, Duration: time.Since(start), Fresh: len(fresh), Held: len(held), Err: err, Bursts: f.bursts}
 	f.readyMu.Unlock()
 	return snap, err
 }
@@ -777,6 +805,12 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 	if requests, cpu, err = f.adaptUpper(outputs, win, requests, point, cpu, reasons, clipped); err != nil {
 		return fresh, reasons, &cycleError{HeldBadForecast, err}
 	}
+	var cpuPoint []float64
+	if o, ok := m.Output(source.CPU, 0.5); ok && f.sizeCPU != nil {
+		if cpuPoint, err = f.denormalised(outputs, o); err != nil {
+			return fresh, reasons, &cycleError{HeldBadForecast, err}
+		}
+	}
 	step := time.Duration(m.Step)
 	leadSteps := f.opts.Policy.LeadSteps(step, m.Horizon)
 	horizon := time.Duration(leadSteps) * step
@@ -819,6 +853,12 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			InputAt:           f.inputAt(win, n),
 		}
 		p.PeakMemoryPerPodBytes = peakMemoryPerPod(win, n)
+		p.Chart = &snapshot.Chart{
+			Start: win.End.Add(-time.Duration(win.Spec.Length-1) * step), Step: step,
+			ObservedRequests: observedSeries(win, source.Requests, n), ObservedCPU: observedSeries(win, source.CPU, n),
+			RequestsP50: chartColumn(point, n, len(m.Services), m.Horizon), RequestsUpper: chartColumn(requests, n, len(m.Services), m.Horizon),
+			CPUP50: chartColumn(cpuPoint, n, len(m.Services), m.Horizon), CPUUpper: chartColumn(cpu, n, len(m.Services), m.Horizon),
+		}
 		if f.cpuSized[svc] {
 			// Sized from CPU: the model has no request rate for it.
 			p.PredictedRequests, p.RequestsByStep, p.ObservedRequests = math.NaN(), nil, math.NaN()
@@ -827,7 +867,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			// The load numbers come from clipped input: only the replica
 			// count (at the policy's bound) means something. NaN is never
 			// published, so consumers see no made-up rate.
-			p.PredictedRequests, p.PredictedCPUCores, p.RequestsByStep = math.NaN(), math.NaN(), nil
+			p.PredictedRequests, p.PredictedCPUCores, p.RequestsByStep, p.Chart = math.NaN(), math.NaN(), nil, nil
 		}
 		if dec.Saturated {
 			f.log.Warn("forecast load needs more than maxReplicas; publishing maxReplicas", "service", svc,
@@ -978,6 +1018,34 @@ func latestObserved(win *window.Window, feat source.Feature, n int) float64 {
 		return math.NaN()
 	}
 	return win.Latest(fi, n)
+}
+
+// observedSeries is the window's real samples of feat for service n, NaN
+// where the step had none of its own (a filled gap) or the model does not
+// read feat.
+func observedSeries(win *window.Window, feat source.Feature, n int) []float64 {
+	out := make([]float64, win.Spec.Length)
+	fi := win.FeatureIndex(feat)
+	for t := range out {
+		out[t] = math.NaN()
+		if fi >= 0 && !win.NoData[fi][n] && win.Observed[fi][t][n] {
+			out[t] = win.Values[fi][t][n]
+		}
+	}
+	return out
+}
+
+// chartColumn is service n's forecast over the horizon from a row-major
+// [horizon, width] output, or NaNs when the model has no such output.
+func chartColumn(values []float64, n, width, horizon int) []float64 {
+	if values == nil {
+		out := make([]float64, horizon)
+		for i := range out {
+			out[i] = math.NaN()
+		}
+		return out
+	}
+	return column(values, n, width)
 }
 
 // peakMemoryPerPod is the highest memory per pod over the window's steps,

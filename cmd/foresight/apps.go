@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/foresightscale/foresight/adapter/status"
 	"log/slog"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type application struct {
 	// retrainer trains and promotes the application's model on its
 	// schedule (nil: serve does not train it).
 	retrainer *retrainer
+	// report holds the serving model's training figures.
+	report *modelReportMetrics
 }
 
 // buildApps makes one application per entry of cfg.Applications. A model
@@ -151,6 +154,7 @@ func (o *serveOptions) buildApp(cfg config.Config, spec config.App, otherApps []
 	a := &application{App: spec, manifest: manifest, source: src, builtIn: spec.Model == "", store: store, loop: loop}
 	reportMetrics := newModelReportMetrics(reg, log)
 	reportMetrics.update(dir)
+	a.report = reportMetrics
 	if !a.builtIn {
 		a.reloader = newReloader(spec.Name, resolve, loop, files.sum, budgetsAccept(spec.Budgets, budgetKey), log)
 		a.reloader.loaded = reportMetrics.update
@@ -325,4 +329,23 @@ func prefixErrors(prefix string, err error) error {
 		out[i] = fmt.Errorf("%s%w", prefix, e)
 	}
 	return errors.Join(out...)
+}
+
+// statusApps are the applications as the status page shows them.
+func statusApps(apps []*application) []status.App {
+	out := make([]status.App, len(apps))
+	for i, a := range apps {
+		out[i] = status.App{Name: a.Name, Namespace: a.Namespace, Latest: a.store.Latest, Info: func() status.Info {
+			m := a.loop.Model()
+			c := a.loop.LastCycle()
+			fig := a.report.current()
+			info := status.Info{Model: m.Name, Version: m.Version, Trained: fig.trained, HeldOutRatio: fig.ratio,
+				LastCycle: c.At, CycleDuration: c.Duration, Fresh: c.Fresh, Held: c.Held, BurstFactor: c.Bursts}
+			if c.Err != nil {
+				info.CycleErr = c.Err.Error()
+			}
+			return info
+		}}
+	}
+	return out
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +27,23 @@ type modelReportMetrics struct {
 	trained, toChampion *prometheus.GaugeVec // no labels of their own
 	ratio               *prometheus.GaugeVec // by step
 	log                 *slog.Logger
+	// figures are the same numbers for the status page.
+	figures atomic.Pointer[modelFigures]
+}
+
+// modelFigures are what the serving model's report says: when it was
+// trained (zero: unknown) and its held-out MAE over last value's by step.
+type modelFigures struct {
+	trained time.Time
+	ratio   []float64
+}
+
+// current returns the serving model's figures (zero without a report).
+func (m *modelReportMetrics) current() modelFigures {
+	if f := m.figures.Load(); f != nil {
+		return *f
+	}
+	return modelFigures{}
 }
 
 func newModelReportMetrics(reg prometheus.Registerer, log *slog.Logger) *modelReportMetrics {
@@ -56,6 +76,8 @@ func (m *modelReportMetrics) update(dir string) {
 	m.trained.Reset()
 	m.ratio.Reset()
 	m.toChampion.Reset()
+	figures := &modelFigures{}
+	defer m.figures.Store(figures)
 	if dir == "" {
 		return
 	}
@@ -73,11 +95,15 @@ func (m *modelReportMetrics) update(dir string) {
 	}
 	if !r.Trained.IsZero() {
 		m.trained.WithLabelValues().Set(float64(r.Trained.Unix()))
+		figures.trained = r.Trained
 	}
 	if t := r.Test; t != nil && len(t.MAEByHorizon) == len(t.LastValueMAEByHorizon) {
+		figures.ratio = make([]float64, len(t.MAEByHorizon))
 		for h := range t.MAEByHorizon {
+			figures.ratio[h] = math.NaN()
 			if t.LastValueMAEByHorizon[h] > 0 {
-				m.ratio.WithLabelValues(strconv.Itoa(h + 1)).Set(t.MAEByHorizon[h] / t.LastValueMAEByHorizon[h])
+				figures.ratio[h] = t.MAEByHorizon[h] / t.LastValueMAEByHorizon[h]
+				m.ratio.WithLabelValues(strconv.Itoa(h + 1)).Set(figures.ratio[h])
 			}
 		}
 	}

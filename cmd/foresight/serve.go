@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/foresightscale/foresight/adapter/status"
 	"log/slog"
 	"maps"
 	"net"
@@ -133,6 +134,7 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 
 	o.adapter.Demo = o.demo
 	o.adapter.Log = log
+	o.adapter.StatusPage = status.Handler(statusApps(apps), statusRefresh(apps), time.Now)
 	if o.demo {
 		creds, err := o.adapter.SetupDemo()
 		if err != nil {
@@ -450,6 +452,8 @@ func printDemoHelp(creds *adapter.DemoCredentials, apps []*application, metricsA
 		}
 	}
 	fmt.Fprintf(os.Stderr, `
+Status page: open http://%s/ in a browser.
+
 Foresight demo: %s
 The external metrics API runs with self-signed certificates; only the demo client certificate is accepted.
 
@@ -462,6 +466,18 @@ The external metrics API runs with self-signed certificates; only the demo clien
   Prometheus metrics:
     curl -s http://%s/metrics | grep '^foresight_predicted'
 
-`, demoSummary(apps), creds.KubectlCommand(namespace, "foresight_predicted_replicas"),
+`, metricsAddr, demoSummary(apps), creds.KubectlCommand(namespace, "foresight_predicted_replicas"),
 		creds.CurlCommand(namespace, "foresight_predicted_replicas"), others, metricsAddr)
+}
+
+// statusRefresh is how often the status page reloads: the shortest forecast
+// interval among the applications.
+func statusRefresh(apps []*application) time.Duration {
+	var d time.Duration
+	for _, a := range apps {
+		if i := a.loop.Interval(); d == 0 || i < d {
+			d = i
+		}
+	}
+	return d
 }

@@ -52,6 +52,27 @@ type Prediction struct {
 	// HeldReason is empty for a fresh prediction; otherwise it says why the
 	// last good values are being held instead (e.g. "missing_data").
 	HeldReason string
+	// Chart is what the forecast read and said, step by step, for the
+	// status page; nil when unknown (the model-free fallback). Shared and
+	// immutable, like the rest of the snapshot.
+	Chart *Chart
+}
+
+// Chart holds one forecast's input window and its forecast, step by step,
+// in the source's units. Values are NaN where there is none (a gap in the
+// window, or a forecast the model does not make).
+type Chart struct {
+	// Start is the time of the first window value; value k is at
+	// Start + k·Step, the window first and the horizon after it.
+	Start time.Time
+	Step  time.Duration
+	// ObservedRequests and ObservedCPU are the window's real samples
+	// (filled gaps are NaN).
+	ObservedRequests, ObservedCPU []float64
+	// RequestsP50 and CPUP50 are the forecast's median, RequestsUpper and
+	// CPUUpper the upper bound sized from (the policy's quantile), step 1
+	// first.
+	RequestsP50, RequestsUpper, CPUP50, CPUUpper []float64
 }
 
 // Snapshot is one consistent set of predictions.
