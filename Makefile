@@ -14,7 +14,7 @@ IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 FUZZTIME        ?= 10m
 FUZZ_SMOKE_TIME ?= 3s
 
-.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus kube-binaries image clean
+.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus chromium kube-binaries image clean screenshots
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -24,10 +24,10 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/foresight
 
-## test: the whole test suite, with the real Prometheus and Kubernetes control plane it needs
+## test: the whole test suite, with the real Prometheus, Kubernetes control plane and browser it needs
 ## (installed or built when absent; the first control-plane build takes about 30 minutes)
-test: prometheus kube-binaries lint fuzz-smoke
-	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: prometheus chromium kube-binaries lint fuzz-smoke
+	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 FORESIGHT_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the tests that need nothing installed (the Prometheus and control-plane ones skip)
 unit:
@@ -72,6 +72,14 @@ dashboards:
 ## prometheus: make sure prometheus and promtool are installed (Debian package)
 prometheus:
 	hack/prometheus.sh ensure
+
+## chromium: make sure a headless Chromium is installed (Debian package), for the status page's browser test
+chromium:
+	hack/chromium.sh ensure
+
+## screenshots: retake docs/images/status-page.png from the demo in headless Chromium
+screenshots: chromium
+	FORESIGHT_SCREENSHOTS=$(CURDIR)/docs/images FORESIGHT_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -run TestStatusPageInChromium ./cmd/foresight
 
 ## kube-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/foresight/kube
 kube-binaries:

@@ -28,8 +28,9 @@ type chart struct {
 }
 
 type axisLabel struct {
-	X, Y float64
-	Text string
+	X, Y   float64
+	Text   string
+	Anchor string // text-anchor: start, middle or end
 }
 
 type point struct {
@@ -60,18 +61,26 @@ func drawChart(title string, start time.Time, step time.Duration, observed, medi
 	x := func(k int) float64 { return math.Round((c.X0+(c.X1-c.X0)*float64(k)/float64(n-1))*10) / 10 }
 	y := func(v float64) float64 { return math.Round((c.Y1-(c.Y1-c.Y0)*v/top)*10) / 10 }
 	c.Observed = polyline(observed, 0, x, y)
-	// The forecast starts from the last observed step, so the lines join.
+	// The forecast continues from the last observed step, so the line and
+	// the band join it there.
 	h := len(observed)
-	c.Median = polyline(median, h, x, y)
-	c.Band = band(median, upper, h, x, y)
+	if h > 0 && finite(observed[h-1]) && len(median) > 0 && finite(median[0]) {
+		last := observed[h-1]
+		c.Median = polyline(append([]float64{last}, median...), h-1, x, y)
+		c.Band = band(append([]float64{last}, median...), append([]float64{last}, upper...), h-1, x, y)
+	} else {
+		c.Median = polyline(median, h, x, y)
+		c.Band = band(median, upper, h, x, y)
+	}
 	c.NowX = x(h - 1)
 	for i := 0; i <= 4; i++ {
 		v := top * float64(i) / 4
 		c.YLabels = append(c.YLabels, axisLabel{X: c.X0 - 6, Y: y(v) + 4, Text: trimNumber(v)})
 	}
-	for _, k := range []int{0, h - 1, n - 1} {
+	for i, k := range []int{0, h - 1, n - 1} {
 		at := start.Add(time.Duration(k) * step)
-		c.XLabels = append(c.XLabels, axisLabel{X: x(k), Y: c.Y1 + 18, Text: at.UTC().Format("15:04:05")})
+		anchor := []string{"start", "middle", "end"}[i]
+		c.XLabels = append(c.XLabels, axisLabel{X: x(k), Y: c.Y1 + 18, Text: at.UTC().Format("15:04:05"), Anchor: anchor})
 	}
 	for k := 0; k < n; k++ {
 		p := point{Time: start.Add(time.Duration(k) * step).UTC().Format("15:04:05"), Observed: "–", Median: "–", Upper: "–"}

@@ -8,6 +8,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -221,11 +224,13 @@ func TestServicePage(t *testing.T) {
 		paths[attr(p, "class")] = attr(p, "d")
 	}
 	// Six window steps with a gap at the third: two runs of the observed
-	// line; three forecast steps for the median and the band.
+	// line; the median and the band go on from the last observed step over
+	// the three forecast steps.
 	if obs := paths["obs"]; strings.Count(obs, "M") != 2 || strings.Count(obs, "L") != 3 {
 		t.Errorf("observed path %q: want two runs around the gap", obs)
 	}
-	if strings.Count(paths["p50"], "L") != 2 || !strings.HasSuffix(paths["band"], "Z") {
+	lastObserved := paths["obs"][strings.LastIndex(paths["obs"], "L")+1:]
+	if strings.Count(paths["p50"], "L") != 3 || !strings.HasPrefix(paths["p50"], "M"+strings.TrimSpace(lastObserved)) || !strings.HasSuffix(paths["band"], "Z") {
 		t.Errorf("median %q band %q", paths["p50"], paths["band"])
 	}
 	// The CPU chart has observed values and no forecast: a line, no band.
@@ -356,4 +361,32 @@ func FuzzPages(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPagesPassTidy checks both pages with HTML Tidy (Debian's tidy,
+// installed by hack/chromium.sh): no HTML error or warning, and no
+// priority-1 accessibility finding but the advisory that a stylesheet
+// needs testing (the browser test's screenshot is that test).
+func TestPagesPassTidy(t *testing.T) {
+	bin, err := exec.LookPath("tidy")
+	if err != nil {
+		if os.Getenv("FORESIGHT_REQUIRE_CHROMIUM") != "" {
+			t.Fatalf("no tidy on PATH (%v); FORESIGHT_REQUIRE_CHROMIUM is set: install it with hack/chromium.sh ensure", err)
+		}
+		t.Skipf("no tidy on PATH (%v); install it with hack/chromium.sh ensure", err)
+	}
+	h := Handler(testApps(), 30*time.Second, func() time.Time { return now })
+	for _, path := range []string{"/", "/apps/tickets/ts-order.v2%3Cb%3E", "/apps/tickets/new-svc"} {
+		_, body := get(t, h, path)
+		file := filepath.Join(t.TempDir(), "page.html")
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.Command(bin, "-q", "-e", "--accessibility-check", "1", file).CombinedOutput()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" && !strings.Contains(line, "[6.1.1.2]") {
+				t.Errorf("%s: tidy: %s", path, line)
+			}
+		}
+	}
 }

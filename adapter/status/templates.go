@@ -46,7 +46,7 @@ held-out MAE / last value's by step: <span class="heldout">{{.HeldOut}}</span></
 <text class="lbl" x="{{.X0}}" y="14">{{.Title}}: observed (solid), forecast median (dashed), up to the upper bound (band)</text>
 <line class="axis" x1="{{.X0}}" y1="{{.Y1}}" x2="{{.X1}}" y2="{{.Y1}}"/><line class="axis" x1="{{.X0}}" y1="{{.Y0}}" x2="{{.X0}}" y2="{{.Y1}}"/>
 {{range .YLabels}}<text class="lbl" x="{{.X}}" y="{{.Y}}" text-anchor="end">{{.Text}}</text>{{end}}
-{{range .XLabels}}<text class="lbl" x="{{.X}}" y="{{.Y}}" text-anchor="middle">{{.Text}}</text>{{end}}
+{{range .XLabels}}<text class="lbl" x="{{.X}}" y="{{.Y}}" text-anchor="{{.Anchor}}">{{.Text}}</text>{{end}}
 <line class="now" x1="{{.NowX}}" y1="{{.Y0}}" x2="{{.NowX}}" y2="{{.Y1}}"/>
 {{if .Band}}<path class="band" d="{{.Band}}"/>{{end}}
 {{if .Observed}}<path class="obs" d="{{.Observed}}"/>{{end}}

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"maps"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
 )
 
 // TestServeStatusPage: the demo's status page at / on the metrics port lists
@@ -101,4 +108,186 @@ func TestServeStatusPage(t *testing.T) {
 	if code, body, _ := get(plain, s.metrics+"/metrics"); code != http.StatusOK || !strings.Contains(body, "foresight_predicted_replicas") {
 		t.Errorf("/metrics: %d", code)
 	}
+}
+
+// requireChromium makes a missing browser a failure (make test sets it).
+const requireChromium = "FORESIGHT_REQUIRE_CHROMIUM"
+
+// chromiumBinary returns the headless browser, or skips (fails with
+// FORESIGHT_REQUIRE_CHROMIUM=1) when there is none.
+func chromiumBinary(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	msg := "no chromium on PATH; install it with `hack/chromium.sh ensure`"
+	if os.Getenv(requireChromium) != "" {
+		t.Fatalf("%s; %s is set, so a missing browser is a failure", msg, requireChromium)
+	}
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, requireChromium)
+	return ""
+}
+
+// chromium runs the headless browser on url with args (--dump-dom,
+// --screenshot=FILE) and returns its standard output and its log, in which
+// the page's console messages (CSP violations among them) appear.
+func chromium(t *testing.T, bin, url string, args ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	all := append([]string{"--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+		"--user-data-dir=" + t.TempDir(), "--enable-logging=stderr", "--v=0", "--window-size=1200,1000"}, args...)
+	cmd := exec.CommandContext(ctx, bin, append(all, url)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second // the browser's helpers must not keep the test waiting
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return stdout.String(), stderr.String()
+}
+
+// TestStatusPageInChromium loads the demo's status page in a real browser
+// (headless Chromium): the DOM it builds lists every service with the
+// predicted replicas the external metrics API serves, the browser reports
+// no Content-Security-Policy violation (so the page renders as designed
+// under its own strict policy), and a screenshot of a service page is
+// saved (into $FORESIGHT_SCREENSHOTS when set, as for the README).
+func TestStatusPageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs serve and a browser")
+	}
+	bin := chromiumBinary(t)
+	s := startServe(t)
+	plain := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, "readyz", func() error {
+		code, body, err := get(plain, s.metrics+"/readyz")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", code, body)
+		}
+		return err
+	})
+	client := demoClient(t, s.demoDir, true)
+	replicasAPI := func() map[string]string {
+		code, body, err := get(client, s.secure+"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas")
+		var list metricList
+		if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
+			return nil
+		}
+		out := map[string]string{}
+		for _, it := range list.Items {
+			out[it.MetricLabels["service"]] = it.Value
+		}
+		return out
+	}
+	var log string
+	waitFor(t, "the browser's DOM equal to the external metrics API", func() error {
+		before := replicasAPI()
+		dom, stderr := chromium(t, bin, s.metrics+"/", "--dump-dom")
+		after := replicasAPI()
+		log = stderr
+		doc, err := html.Parse(strings.NewReader(dom))
+		if err != nil {
+			return err
+		}
+		fromDOM := map[string]string{}
+		for _, tr := range findElements(doc, func(n *html.Node) bool { return n.Data == "tr" && attrOf(n, "class") == "service" }) {
+			for _, td := range findElements(tr, func(n *html.Node) bool { return n.Data == "td" && strings.Contains(attrOf(n, "class"), "predicted") }) {
+				fromDOM[attrOf(tr, "data-service")] = textOf(td)
+			}
+		}
+		if len(after) != 10 || !maps.Equal(before, after) {
+			return fmt.Errorf("the API changed or is incomplete: %v then %v", before, after)
+		}
+		if !maps.Equal(fromDOM, after) {
+			return fmt.Errorf("browser DOM %v, API %v", fromDOM, after)
+		}
+		return nil
+	})
+	if strings.Contains(log, "Content Security Policy") {
+		t.Errorf("the browser reports CSP violations on the index:\n%s", grepLines(log, "Content Security Policy"))
+	}
+
+	dir := os.Getenv("FORESIGHT_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, "status-page.png")
+	_, stderr := chromium(t, bin, s.metrics+"/apps/default/frontend", "--screenshot="+shot)
+	if strings.Contains(stderr, "Content Security Policy") {
+		t.Errorf("the browser reports CSP violations on the service page:\n%s", grepLines(stderr, "Content Security Policy"))
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	// The charts are drawn: some pixels carry the observed line's blue
+	// (#0969da), which only the stylesheet the CSP allowed can paint.
+	blue := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r>>8 < 40 && g>>8 > 80 && g>>8 < 130 && bl>>8 > 190 {
+				blue++
+			}
+		}
+	}
+	if b.Dx() != 1200 || blue < 200 {
+		t.Errorf("screenshot %v with %d pixels of the observed line's blue; want 1200 wide and the charts drawn", b, blue)
+	}
+	t.Logf("screenshot: %s", shot)
+}
+
+func findElements(n *html.Node, ok func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && ok(n) {
+			out = append(out, n)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return out
+}
+
+func attrOf(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	for _, t := range findTexts(n) {
+		b.WriteString(t)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func findTexts(n *html.Node) []string {
+	if n.Type == html.TextNode {
+		return []string{n.Data}
+	}
+	var out []string
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		out = append(out, findTexts(c)...)
+	}
+	return out
 }
