@@ -3,8 +3,8 @@
 // why a service is held. Server-rendered HTML with inline SVG charts: no
 // JavaScript, no external assets, and a Content-Security-Policy that allows
 // nothing but the page's own stylesheet, so it works offline and behind any
-// proxy. Read-only, and it shows nothing the /metrics endpoint beside it
-// does not already expose.
+// proxy. Read-only: the forecasts, the loop's state and the window it
+// read, never configuration, credentials or queries.
 package status
 
 import (
