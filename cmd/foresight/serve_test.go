@@ -548,6 +548,23 @@ apps:
 		t.Errorf("app B's prediction age = %v (found %v); want fresh input", age, ok)
 	}
 
+	// The status page shows both: B's services fresh, A's unpublished with
+	// the reason, and A's last cycle failing with its error.
+	code, page, err := get(plain, s.metrics+"/")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("status page: %d %v", code, err)
+	}
+	sections := strings.Split(page, `<section class="app"`)
+	if len(sections) != 3 || !strings.Contains(sections[1], `data-app="shop-a"`) || !strings.Contains(sections[2], `data-app="shop-b"`) {
+		t.Fatalf("status page sections: want shop-a then shop-b:\n%s", page)
+	}
+	if n := strings.Count(sections[1], `<td class="unpublished">unpublished: `); n != len(services) || !strings.Contains(sections[1], "cycle-error") {
+		t.Errorf("status page, shop-a: %d of %d services unpublished, cycle error shown %v", n, len(services), strings.Contains(sections[1], "cycle-error"))
+	}
+	if n := strings.Count(sections[2], `<td class="fresh">fresh</td>`); n != len(services) {
+		t.Errorf("status page, shop-b: %d of %d services fresh", n, len(services))
+	}
+
 	client := demoClient(t, s.demoDir, true)
 	base := s.secure + "/apis/external.metrics.k8s.io/v1beta1/namespaces/"
 	for _, tc := range []struct {
