@@ -14,7 +14,7 @@ IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 FUZZTIME        ?= 10m
 FUZZ_SMOKE_TIME ?= 3s
 
-.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus chromium kube-binaries image clean screenshots
+.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus chromium helm kube-binaries image clean screenshots
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -26,8 +26,8 @@ build:
 
 ## test: the whole test suite, with the real Prometheus, Kubernetes control plane and browser it needs
 ## (installed or built when absent; the first control-plane build takes about 30 minutes)
-test: prometheus chromium kube-binaries lint fuzz-smoke
-	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 FORESIGHT_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: prometheus chromium helm kube-binaries lint fuzz-smoke
+	FORESIGHT_REQUIRE_PROMETHEUS=1 FORESIGHT_REQUIRE_KUBE=1 FORESIGHT_REQUIRE_CHROMIUM=1 FORESIGHT_REQUIRE_HELM=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the tests that need nothing installed (the Prometheus and control-plane ones skip)
 unit:
@@ -76,6 +76,10 @@ prometheus:
 ## chromium: make sure a headless Chromium is installed (Debian package), for the status page's browser test
 chromium:
 	hack/chromium.sh ensure
+
+## helm: build helm v4 into ~/.cache/foresight/tools, for the chart's tests (about 2 minutes once)
+helm:
+	hack/helm.sh
 
 ## screenshots: retake docs/images/status-page.png from the demo in headless Chromium
 screenshots: chromium

@@ -1,0 +1,262 @@
+// Package charts_test checks the Helm chart: it lints, renders for every
+// combination of the values an operator chooses between, each rendering
+// passes the real kube-apiserver's strict server-side validation, and its
+// names, RBAC, probes and security context are the kustomize base's (one
+// source of truth: a change to either that the other lacks fails here).
+package charts_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/foresightscale/foresight/internal/kubetest"
+	"github.com/foresightscale/foresight/internal/testenv"
+)
+
+// requireHelm makes a missing helm a failure (make test sets it).
+const requireHelm = "FORESIGHT_REQUIRE_HELM"
+
+// helm returns the helm binary hack/helm.sh builds into the tool cache, or
+// skips (fails with FORESIGHT_REQUIRE_HELM=1) when it is not there.
+func helm(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(testenv.RepoRoot(t), "hack", "helm.sh"), "--print").Output()
+	path := strings.TrimSpace(string(out))
+	if err == nil {
+		if _, err = os.Stat(path); err == nil {
+			return path
+		}
+	}
+	msg := fmt.Sprintf("no helm in the tool cache (%v); build it with `hack/helm.sh`", err)
+	if os.Getenv(requireHelm) != "" {
+		t.Fatalf("%s; %s is set, so a missing helm is a failure", msg, requireHelm)
+	}
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, requireHelm)
+	return ""
+}
+
+func chartDir(t *testing.T) string { return filepath.Join(testenv.RepoRoot(t), "charts", "foresight") }
+
+// render runs helm template with values (key=value pairs for --set).
+func render(t *testing.T, bin string, set ...string) []byte {
+	t.Helper()
+	args := []string{"template", "foresight", chartDir(t), "--namespace", "foresight"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
+}
+
+// valueMatrix are the choices an operator makes: which APIs, which
+// certificates, a ServiceMonitor, resources.
+var valueMatrix = []struct {
+	name string
+	set  []string
+}{
+	{"defaults", nil},
+	{"custom metrics only, cert-manager", []string{"apis.external=false", "apis.custom=true", "certs.mode=certManager"}},
+	{"both APIs, existing certificate, ServiceMonitor", []string{"apis.custom=true", "certs.mode=existing", "certs.existingSecret=my-cert",
+		"certs.caBundle=" + "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==", "serviceMonitor.enabled=true", "serviceMonitor.labels.release=kube-prometheus"}},
+	{"no API registered, one replica, small", []string{"apis.external=false", "replicas=1", "resources.limits.memory=128Mi",
+		"prometheus.url=http://thanos-query.monitoring.svc:9090"}},
+}
+
+func TestChartLints(t *testing.T) {
+	bin := helm(t)
+	for _, tc := range valueMatrix {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"lint", "--strict", chartDir(t)}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("helm lint: %v\n%s", err, out)
+			}
+		})
+	}
+	// Bad choices are refused at render time with the value named.
+	for _, tc := range []struct{ set, want string }{
+		{"certs.mode=selfsigned", "certs.mode"},
+		{"certs.mode=existing", "certs.existingSecret"},
+		{"prometheus.url=", "prometheus.url"},
+	} {
+		out, err := exec.Command(bin, "template", "foresight", chartDir(t), "--set", tc.set).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("--set %s: %v, output lacks %q:\n%s", tc.set, err, tc.want, out)
+		}
+	}
+}
+
+// object is one rendered document, generically.
+type object map[string]any
+
+func (o object) key() string {
+	meta, _ := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%v/%v/%v", o["kind"], meta["namespace"], meta["name"])
+}
+
+func documents(t *testing.T, text []byte) map[string]object {
+	t.Helper()
+	out := map[string]object{}
+	dec := utilyaml.NewYAMLReader(bufioReader(text))
+	for {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o object
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			t.Fatal(err)
+		}
+		if len(o) > 0 {
+			out[o.key()] = o
+		}
+	}
+	return out
+}
+
+// path returns the value at a dotted path of maps (and [0] for the first
+// list item).
+func path(o map[string]any, p string) any {
+	var cur any = o
+	for _, part := range strings.Split(p, ".") {
+		if part == "[0]" {
+			l, _ := cur.([]any)
+			if len(l) == 0 {
+				return nil
+			}
+			cur = l[0]
+			continue
+		}
+		m, _ := cur.(map[string]any)
+		cur = m[part]
+	}
+	return cur
+}
+
+// TestChartMatchesKustomizeBase: every object of the kustomize base exists
+// in the chart's default rendering under the same kind, namespace and name
+// (the base's Namespace object aside: Helm installs into a namespace), and
+// the fields that must not drift are equal.
+func TestChartMatchesKustomizeBase(t *testing.T) {
+	bin := helm(t)
+	kubectl := kubetest.Binary(t, "kubectl")
+	base, err := exec.Command(kubectl, "kustomize", filepath.Join(testenv.RepoRoot(t), "manifests", "base")).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	want := documents(t, base)
+	got := documents(t, render(t, bin))
+	fields := map[string][]string{
+		"Deployment": {"spec.selector", "spec.strategy", "spec.template.metadata.labels", "spec.template.spec.serviceAccountName",
+			"spec.template.spec.securityContext", "spec.template.spec.affinity", "spec.template.spec.volumes",
+			"spec.template.spec.containers.[0].args", "spec.template.spec.containers.[0].env", "spec.template.spec.containers.[0].ports",
+			"spec.template.spec.containers.[0].readinessProbe", "spec.template.spec.containers.[0].livenessProbe",
+			"spec.template.spec.containers.[0].resources", "spec.template.spec.containers.[0].securityContext",
+			"spec.template.spec.containers.[0].volumeMounts", "spec.replicas"},
+		"Service":             {"spec"},
+		"PodDisruptionBudget": {"spec"},
+		"ServiceAccount":      {"metadata.name"},
+		"ClusterRole":         {"rules"},
+		"Role":                {"rules"},
+		"ClusterRoleBinding":  {"roleRef", "subjects"},
+		"RoleBinding":         {"roleRef", "subjects"},
+		"APIService":          {"spec.group", "spec.version", "spec.groupPriorityMinimum", "spec.versionPriority", "spec.service", "spec.insecureSkipTLSVerify"},
+	}
+	for key, w := range want {
+		kind := w["kind"].(string)
+		if kind == "Namespace" {
+			continue
+		}
+		g, ok := got[key]
+		if !ok {
+			t.Errorf("the chart has no %s", key)
+			continue
+		}
+		if kind == "ConfigMap" {
+			var wc, gc map[string]any
+			configOf := func(o object) []byte {
+				data, _ := o["data"].(map[string]any)
+				text, _ := data["config.yaml"].(string)
+				return []byte(text)
+			}
+			if yaml.Unmarshal(configOf(w), &wc) != nil || yaml.Unmarshal(configOf(g), &gc) != nil || len(wc) == 0 || !reflect.DeepEqual(wc, gc) {
+				t.Errorf("%s: the chart's default configuration differs from the base's:\nchart: %v\nbase:  %v", key, gc, wc)
+			}
+			continue
+		}
+		list, ok := fields[kind]
+		if !ok {
+			t.Errorf("%s: no fields to compare for kind %s: add them here", key, kind)
+		}
+		for _, f := range list {
+			if gv, wv := path(g, f), path(w, f); !reflect.DeepEqual(gv, wv) {
+				gy, _ := yaml.Marshal(gv)
+				wy, _ := yaml.Marshal(wv)
+				t.Errorf("%s %s differs:\nchart:\n%s\nbase:\n%s", key, f, gy, wy)
+			}
+		}
+	}
+	if img := path(got["Deployment/foresight/foresight"], "spec.template.spec.containers.[0].image"); img != path(want["Deployment/foresight/foresight"], "spec.template.spec.containers.[0].image") {
+		t.Errorf("the chart's image %v differs from the base's", img)
+	}
+}
+
+// TestChartPassesServerSideValidation applies every rendering of the value
+// matrix to a real kube-apiserver with strict server-side validation (dry
+// run), with the cert-manager and prometheus-operator CRDs the choices use.
+func TestChartPassesServerSideValidation(t *testing.T) {
+	bin := helm(t)
+	c := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	kubectl := func(t *testing.T, stdin []byte, args ...string) []byte {
+		t.Helper()
+		out, err := c.Kubectl(ctx, t, stdin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, crd := range []struct{ module, version, path string }{
+		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
+		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
+		{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+	} {
+		kubectl(t, nil, "apply", "--server-side", "-f", filepath.Join(kubetest.GoModuleDir(ctx, t, crd.module, crd.version), crd.path))
+	}
+	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io", "crd/servicemonitors.monitoring.coreos.com")
+	kubectl(t, nil, "create", "namespace", "foresight")
+	for _, tc := range valueMatrix {
+		t.Run(tc.name, func(t *testing.T) {
+			kubectl(t, render(t, bin, tc.set...), "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", "-")
+		})
+	}
+}
+
+func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }

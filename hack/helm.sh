@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds helm (v4, from the Go module proxy) into the tool cache for the
+# chart's tests (charts/), next to the kube binaries and outside the
+# repository.
+#
+#   hack/helm.sh          build it when missing, print its path
+#   hack/helm.sh --print  only print its path
+#
+# Idempotent; a cold build takes about 2 minutes on 2 cores.
+set -euo pipefail
+
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
+CACHE=${FORESIGHT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/foresight/tools}
+BIN="$CACHE/helm-$HELM_VERSION"
+
+if [ "${1:-}" = "--print" ]; then
+	echo "$BIN/helm"
+	exit 0
+fi
+if [ ! -x "$BIN/helm" ]; then
+	echo "helm: building helm $HELM_VERSION (about 2 min)" >&2
+	mkdir -p "$BIN"
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	# Outside the repository's module, so helm's dependencies stay out of
+	# go.mod.
+	(cd "$work" && GOFLAGS=-mod=mod GOBIN="$work/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
+	mv "$work/bin/helm" "$BIN/helm"
+fi
+echo "$BIN/helm"
