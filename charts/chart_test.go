@@ -80,6 +80,10 @@ var valueMatrix = []struct {
 		"certs.caBundle=" + "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==", "serviceMonitor.enabled=true", "serviceMonitor.labels.release=kube-prometheus"}},
 	{"no API registered, one replica, small", []string{"apis.external=false", "replicas=1", "resources.limits.memory=128Mi",
 		"prometheus.url=http://thanos-query.monitoring.svc:9090"}},
+	{"KEDA scaler with mTLS, VPA recommender, dashboards, Prometheus credentials", []string{"keda.enabled=true", "keda.clientCASecret=keda-ca",
+		"vpaRecommender.enabled=true", "dashboards.enabled=true", "prometheus.credentialsSecret=prometheus-basic-auth",
+		"config.source.prometheus.http.basic_auth.username=foresight",
+		"config.source.prometheus.http.basic_auth.password_file=/etc/foresight/prometheus/password"}},
 }
 
 func TestChartLints(t *testing.T) {
@@ -260,3 +264,44 @@ func TestChartPassesServerSideValidation(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// TestChartMatchesKustomizeComponents: the chart's optional parts are the
+// kustomize components': the VPA recommender's RBAC and the dashboards
+// ConfigMap's data, with the KEDA and VPA flags the docs give.
+func TestChartMatchesKustomizeComponents(t *testing.T) {
+	bin := helm(t)
+	repo := testenv.RepoRoot(t)
+	got := documents(t, render(t, bin, "vpaRecommender.enabled=true", "dashboards.enabled=true", "keda.enabled=true"))
+	read := func(rel string) map[string]object {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(repo, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return documents(t, b)
+	}
+	for key, w := range read("manifests/components/vpa-recommender/rbac.yaml") {
+		g, ok := got[key]
+		if !ok {
+			t.Errorf("the chart with vpaRecommender.enabled has no %s", key)
+			continue
+		}
+		for _, f := range []string{"rules", "roleRef", "subjects"} {
+			if !reflect.DeepEqual(g[f], w[f]) {
+				t.Errorf("%s %s: chart %v, component %v", key, f, g[f], w[f])
+			}
+		}
+	}
+	for key, w := range read("manifests/components/grafana-dashboards/configmap.yaml") {
+		g, ok := got[key]
+		if !ok || !reflect.DeepEqual(g["data"], w["data"]) || len(w["data"].(map[string]any)) == 0 {
+			t.Errorf("the chart's %s differs from the component's (present %v)", key, ok)
+		}
+	}
+	args := fmt.Sprint(path(got["Deployment/foresight/foresight"], "spec.template.spec.containers.[0].args"))
+	for _, want := range []string{"--vpa-recommender=foresight", "--keda-scaler-address=:9443", "--keda-tls-cert-file=/var/run/serving-cert/tls.crt"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("the Deployment's args %s lack %s", args, want)
+		}
+	}
+}

@@ -290,10 +290,13 @@ const (
 	// Folder is the Grafana folder the ConfigMap asks the sidecar for.
 	Folder = "Foresight"
 
-	// Dir and ComponentDir are where the generated files go, relative to
-	// the repository root, slash-separated.
+	// Dir, ComponentDir and ChartDir are where the generated files go,
+	// relative to the repository root, slash-separated: the dashboards, the
+	// kustomize component, and the Helm chart's copy (a chart can only
+	// read files inside it).
 	Dir          = "dashboards"
 	ComponentDir = "manifests/components/grafana-dashboards"
+	ChartDir     = "charts/foresight/dashboards"
 
 	// ConfigMapName and ConfigMapNamespace name the generated ConfigMap.
 	ConfigMapName      = "foresight-dashboards"
@@ -669,6 +672,7 @@ func Files() (map[string][]byte, error) {
 		}
 		embedded[name] = b
 		files[path.Join(Dir, name)] = b
+		files[path.Join(ChartDir, name)] = b
 	}
 	cm, err := configMap(embedded)
 	if err != nil {

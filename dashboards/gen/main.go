@@ -49,7 +49,12 @@ func run(root string) error {
 			fmt.Println("wrote", name)
 		}
 	}
-	return removeStale(filepath.Join(root, filepath.FromSlash(dashboards.Dir)), files)
+	for _, dir := range []string{dashboards.Dir, dashboards.ChartDir} {
+		if err := removeStale(root, dir, files); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeIfChanged replaces path with data through a temporary file in the
@@ -95,13 +100,13 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 // removeStale deletes dashboard JSON files in dir that Files no longer
 // produces (a renamed dashboard), so the directory holds exactly what the
 // ConfigMap holds.
-func removeStale(dir string, files map[string][]byte) error {
-	stale, err := filepath.Glob(filepath.Join(dir, "*.json"))
+func removeStale(root, dir string, files map[string][]byte) error {
+	stale, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(dir), "*.json"))
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", dir, err)
 	}
 	for _, path := range stale {
-		if _, ok := files[dashboards.Dir+"/"+filepath.Base(path)]; ok {
+		if _, ok := files[dir+"/"+filepath.Base(path)]; ok {
 			continue
 		}
 		if err := os.Remove(path); err != nil {
