@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,7 @@ var valueMatrix = []struct {
 		"certs.caBundle=" + "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==", "serviceMonitor.enabled=true", "serviceMonitor.labels.release=kube-prometheus"}},
 	{"no API registered, one replica, small", []string{"apis.external=false", "replicas=1", "resources.limits.memory=128Mi",
 		"prometheus.url=http://thanos-query.monitoring.svc:9090"}},
-	{"KEDA scaler with mTLS, VPA recommender, dashboards, Prometheus credentials", []string{"keda.enabled=true", "keda.clientCASecret=keda-ca",
+	{"KEDA scaler with mTLS, VPA recommender, dashboards, Prometheus credentials, retraining", []string{"keda.enabled=true", "keda.clientCASecret=keda-ca", "retraining.enabled=true",
 		"vpaRecommender.enabled=true", "dashboards.enabled=true", "prometheus.credentialsSecret=prometheus-basic-auth",
 		"config.source.prometheus.http.basic_auth.username=foresight",
 		"config.source.prometheus.http.basic_auth.password_file=/etc/foresight/prometheus/password"}},
@@ -266,12 +267,13 @@ func TestChartPassesServerSideValidation(t *testing.T) {
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
 
 // TestChartMatchesKustomizeComponents: the chart's optional parts are the
-// kustomize components': the VPA recommender's RBAC and the dashboards
-// ConfigMap's data, with the KEDA and VPA flags the docs give.
+// kustomize components': the VPA recommender's and the trainer's RBAC, the
+// retraining CronJob, and the dashboards ConfigMap's data, with the KEDA
+// and VPA flags the docs give.
 func TestChartMatchesKustomizeComponents(t *testing.T) {
 	bin := helm(t)
 	repo := testenv.RepoRoot(t)
-	got := documents(t, render(t, bin, "vpaRecommender.enabled=true", "dashboards.enabled=true", "keda.enabled=true"))
+	got := documents(t, render(t, bin, "vpaRecommender.enabled=true", "dashboards.enabled=true", "keda.enabled=true", "retraining.enabled=true"))
 	read := func(rel string) map[string]object {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(repo, rel))
@@ -280,17 +282,40 @@ func TestChartMatchesKustomizeComponents(t *testing.T) {
 		}
 		return documents(t, b)
 	}
-	for key, w := range read("manifests/components/vpa-recommender/rbac.yaml") {
+	rbac := read("manifests/components/vpa-recommender/rbac.yaml")
+	maps.Copy(rbac, read("manifests/components/retraining/rbac.yaml"))
+	for key, w := range rbac {
 		g, ok := got[key]
 		if !ok {
 			t.Errorf("the chart with vpaRecommender.enabled has no %s", key)
 			continue
 		}
-		for _, f := range []string{"rules", "roleRef", "subjects"} {
+		for _, f := range []string{"rules", "roleRef", "subjects", "kind"} {
 			if !reflect.DeepEqual(g[f], w[f]) {
 				t.Errorf("%s %s: chart %v, component %v", key, f, g[f], w[f])
 			}
 		}
+	}
+	cronKey := "CronJob/foresight/foresight-retrain"
+	cron := read("manifests/components/retraining/cronjob.yaml")[cronKey]
+	if g := got[cronKey]; g == nil {
+		t.Errorf("the chart with retraining.enabled has no %s", cronKey)
+	} else {
+		g, w := map[string]any(g), map[string]any(cron)
+		for _, f := range []string{"spec.schedule", "spec.concurrencyPolicy", "spec.jobTemplate.spec.backoffLimit", "spec.jobTemplate.spec.template.metadata.labels",
+			"spec.jobTemplate.spec.template.spec.serviceAccountName", "spec.jobTemplate.spec.template.spec.securityContext",
+			"spec.jobTemplate.spec.template.spec.containers.[0].args", "spec.jobTemplate.spec.template.spec.containers.[0].resources",
+			"spec.jobTemplate.spec.template.spec.containers.[0].securityContext", "spec.jobTemplate.spec.template.spec.volumes"} {
+			if gv, wv := path(g, f), path(w, f); !reflect.DeepEqual(gv, wv) {
+				t.Errorf("%s %s: chart %v, component %v", cronKey, f, gv, wv)
+			}
+		}
+	}
+	var cfg map[string]any
+	data, _ := got["ConfigMap/foresight/foresight-config"]["data"].(map[string]any)
+	text, _ := data["config.yaml"].(string)
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil || cfg["model"] != "auto" || cfg["modelStore"] != "configmap:foresight/foresight-model" {
+		t.Errorf("with retraining.enabled, serve's configuration %v lacks model: auto and the ConfigMap store (%v)", cfg, err)
 	}
 	for key, w := range read("manifests/components/grafana-dashboards/configmap.yaml") {
 		g, ok := got[key]
