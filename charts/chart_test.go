@@ -239,27 +239,11 @@ func TestChartPassesServerSideValidation(t *testing.T) {
 	c := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	kubectl := func(t *testing.T, stdin []byte, args ...string) []byte {
-		t.Helper()
-		out, err := c.Kubectl(ctx, t, stdin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	for _, crd := range []struct{ module, version, path string }{
-		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
-		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
-		{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
-	} {
-		kubectl(t, nil, "apply", "--server-side", "-f", filepath.Join(kubetest.GoModuleDir(ctx, t, crd.module, crd.version), crd.path))
-	}
-	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io", "crd/servicemonitors.monitoring.coreos.com")
-	kubectl(t, nil, "create", "namespace", "foresight")
+	c.ApplyCRDs(ctx, t, append(kubetest.CertManagerCRDs, kubetest.ServiceMonitorCRD)...)
+	c.MustKubectl(ctx, t, nil, "create", "namespace", "foresight")
 	for _, tc := range valueMatrix {
 		t.Run(tc.name, func(t *testing.T) {
-			kubectl(t, render(t, bin, tc.set...), "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", "-")
+			c.MustKubectl(ctx, t, render(t, bin, tc.set...), "apply", "--server-side", "--validate=strict", "--dry-run=server", "-f", "-")
 		})
 	}
 }

@@ -25,14 +25,6 @@ import (
 	"github.com/foresightscale/foresight/models"
 )
 
-// CRD sources: Go modules on the proxy that ship their CRDs as plain YAML.
-var crds = []struct{ module, version, path string }{
-	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
-	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
-	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
-	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_prometheuses.yaml"},
-}
-
 func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 	c := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -40,21 +32,9 @@ func TestOverlaysAndExamplesPassServerSideValidation(t *testing.T) {
 	dir := filepath.Join(testenv.RepoRoot(t), "manifests")
 	kubectl := func(t *testing.T, stdin []byte, args ...string) []byte {
 		t.Helper()
-		out, err := c.Kubectl(ctx, t, stdin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return c.MustKubectl(ctx, t, stdin, args...)
 	}
-	for _, crd := range crds {
-		path := filepath.Join(kubetest.GoModuleDir(ctx, t, crd.module, crd.version), crd.path)
-		// Server-side: the Prometheus CRD is too large for the client-side
-		// last-applied annotation.
-		kubectl(t, nil, "apply", "--server-side", "-f", path)
-	}
-	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io",
-		"crd/servicemonitors.monitoring.coreos.com", "crd/prometheuses.monitoring.coreos.com")
+	c.ApplyCRDs(ctx, t, append(kubetest.CertManagerCRDs, kubetest.ServiceMonitorCRD, kubetest.PrometheusCRD)...)
 	kubectl(t, nil, "create", "namespace", "monitoring")
 
 	for _, overlay := range []string{"standalone", "sidecar", "custom-metrics", "retraining-volume"} {

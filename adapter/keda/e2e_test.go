@@ -78,11 +78,7 @@ func TestExampleScaledObjectsOnTheAPIServer(t *testing.T) {
 	defer cancel()
 	kubectl := func(t *testing.T, stdin []byte, args ...string) []byte {
 		t.Helper()
-		out, err := c.Kubectl(ctx, t, stdin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return c.MustKubectl(ctx, t, stdin, args...)
 	}
 
 	bases := filepath.Join(kubetest.GoModuleDir(ctx, t, kedaModule, kedaVersion), "config", "crd", "bases")

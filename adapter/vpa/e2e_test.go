@@ -74,11 +74,7 @@ func TestRecommenderOnRealControlPlane(t *testing.T) {
 	defer cancel()
 	kubectl := func(stdin []byte, args ...string) []byte {
 		t.Helper()
-		out, err := c.Kubectl(ctx, t, stdin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return c.MustKubectl(ctx, t, stdin, args...)
 	}
 
 	crd := filepath.Join(kubetest.GoModuleDir(ctx, t, vpaModule, vpaVersion), "deploy", "vpa-v1-crd-gen.yaml")

@@ -41,11 +41,7 @@ func TestRetrainJobPromotesIntoTheConfigMapStore(t *testing.T) {
 	component := filepath.Join(testenv.RepoRoot(t), "manifests", "components", "retraining")
 	kubectl := func(stdin []byte, args ...string) []byte {
 		t.Helper()
-		out, err := c.Kubectl(ctx, t, stdin, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return c.MustKubectl(ctx, t, stdin, args...)
 	}
 	// The base as an operator installs it, then the component's objects.
 	in := install(ctx, t, c, filepath.Join(testenv.RepoRoot(t), "manifests", "base"))

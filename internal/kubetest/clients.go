@@ -34,6 +34,41 @@ func (c *Cluster) Kubectl(ctx context.Context, t testing.TB, stdin []byte, args 
 	return out, nil
 }
 
+// MustKubectl is Kubectl that fails the test on an error.
+func (c *Cluster) MustKubectl(ctx context.Context, t testing.TB, stdin []byte, args ...string) []byte {
+	t.Helper()
+	out, err := c.Kubectl(ctx, t, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// CRD is a third-party CRD file in a Go module on the proxy.
+type CRD struct{ Module, Version, Path string }
+
+// The third-party CRDs the manifests and the chart use, at the versions the
+// docs name.
+var (
+	CertManagerCRDs = []CRD{
+		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
+		{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
+	}
+	ServiceMonitorCRD = CRD{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"}
+	PrometheusCRD     = CRD{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_prometheuses.yaml"}
+)
+
+// ApplyCRDs applies crds server-side (the Prometheus CRD is too large for
+// client-side apply's last-applied annotation) and waits until every CRD
+// of the cluster is established.
+func (c *Cluster) ApplyCRDs(ctx context.Context, t testing.TB, crds ...CRD) {
+	t.Helper()
+	for _, crd := range crds {
+		c.MustKubectl(ctx, t, nil, "apply", "--server-side", "-f", filepath.Join(GoModuleDir(ctx, t, crd.Module, crd.Version), crd.Path))
+	}
+	c.MustKubectl(ctx, t, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+}
+
 // ServiceAccountKubeconfig writes a kubeconfig that authenticates as the
 // ServiceAccount namespace/name with a fresh bound token (one hour), the
 // way a pod running as that account reaches the apiserver, and returns its
