@@ -28,28 +28,6 @@ import (
 	"github.com/foresightscale/foresight/internal/testenv"
 )
 
-// requireHelm makes a missing helm a failure (make test sets it).
-const requireHelm = "FORESIGHT_REQUIRE_HELM"
-
-// helm returns the helm binary hack/helm.sh builds into the tool cache, or
-// skips (fails with FORESIGHT_REQUIRE_HELM=1) when it is not there.
-func helm(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(testenv.RepoRoot(t), "hack", "helm.sh"), "--print").Output()
-	path := strings.TrimSpace(string(out))
-	if err == nil {
-		if _, err = os.Stat(path); err == nil {
-			return path
-		}
-	}
-	msg := fmt.Sprintf("no helm in the tool cache (%v); build it with `hack/helm.sh`", err)
-	if os.Getenv(requireHelm) != "" {
-		t.Fatalf("%s; %s is set, so a missing helm is a failure", msg, requireHelm)
-	}
-	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, requireHelm)
-	return ""
-}
-
 func chartDir(t *testing.T) string { return filepath.Join(testenv.RepoRoot(t), "charts", "foresight") }
 
 // render runs helm template with values (key=value pairs for --set).
@@ -88,7 +66,7 @@ var valueMatrix = []struct {
 }
 
 func TestChartLints(t *testing.T) {
-	bin := helm(t)
+	bin := testenv.Helm(t)
 	for _, tc := range valueMatrix {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"lint", "--strict", chartDir(t)}
@@ -168,7 +146,7 @@ func path(o map[string]any, p string) any {
 // (the base's Namespace object aside: Helm installs into a namespace), and
 // the fields that must not drift are equal.
 func TestChartMatchesKustomizeBase(t *testing.T) {
-	bin := helm(t)
+	bin := testenv.Helm(t)
 	kubectl := kubetest.Binary(t, "kubectl")
 	base, err := exec.Command(kubectl, "kustomize", filepath.Join(testenv.RepoRoot(t), "manifests", "base")).Output()
 	if err != nil {
@@ -235,7 +213,7 @@ func TestChartMatchesKustomizeBase(t *testing.T) {
 // matrix to a real kube-apiserver with strict server-side validation (dry
 // run), with the cert-manager and prometheus-operator CRDs the choices use.
 func TestChartPassesServerSideValidation(t *testing.T) {
-	bin := helm(t)
+	bin := testenv.Helm(t)
 	c := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -255,7 +233,7 @@ func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReade
 // retraining CronJob, and the dashboards ConfigMap's data, with the KEDA
 // and VPA flags the docs give.
 func TestChartMatchesKustomizeComponents(t *testing.T) {
-	bin := helm(t)
+	bin := testenv.Helm(t)
 	repo := testenv.RepoRoot(t)
 	got := documents(t, render(t, bin, "vpaRecommender.enabled=true", "dashboards.enabled=true", "keda.enabled=true", "retraining.enabled=true"))
 	read := func(rel string) map[string]object {

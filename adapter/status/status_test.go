@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/foresightscale/foresight/forecaster/snapshot"
+	"github.com/foresightscale/foresight/internal/htmltest"
 )
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -59,60 +60,6 @@ func get(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 	return rec.Result(), rec.Body.String()
 }
 
-// parse parses body as HTML, failing the test if it does not.
-func parse(t *testing.T, body string) *html.Node {
-	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
-// find returns the elements matching ok, in document order.
-func find(n *html.Node, ok func(*html.Node) bool) []*html.Node {
-	var out []*html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && ok(n) {
-			out = append(out, n)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return out
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-func text(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return strings.TrimSpace(b.String())
-}
-
-func hasClass(n *html.Node, class string) bool {
-	return strings.Contains(" "+attr(n, "class")+" ", " "+class+" ")
-}
-
 // checkPage checks what every page must be: HTML whose only style is the
 // one the Content-Security-Policy allows, no script, nothing loaded from
 // elsewhere, and the security headers.
@@ -127,7 +74,7 @@ func checkPage(t *testing.T, res *http.Response, doc *html.Node) {
 		}
 	}
 	policy := res.Header.Get("Content-Security-Policy")
-	styles := find(doc, func(n *html.Node) bool { return n.Data == "style" })
+	styles := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "style" })
 	if len(styles) != 1 {
 		t.Fatalf("%d style elements, want 1", len(styles))
 	}
@@ -135,13 +82,13 @@ func checkPage(t *testing.T, res *http.Response, doc *html.Node) {
 	if want := "style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(policy, want) || !strings.Contains(policy, "default-src 'none'") {
 		t.Errorf("Content-Security-Policy %q does not allow exactly the page's style (%s)", policy, want)
 	}
-	if n := find(doc, func(n *html.Node) bool {
-		return n.Data == "script" || attr(n, "style") != "" || strings.HasPrefix(attr(n, "src"), "http") ||
-			strings.Contains(attr(n, "href"), "//") || n.Data == "link" || n.Data == "img" || n.Data == "iframe"
+	if n := htmltest.Find(doc, func(n *html.Node) bool {
+		return n.Data == "script" || htmltest.Attr(n, "style") != "" || strings.HasPrefix(htmltest.Attr(n, "src"), "http") ||
+			strings.Contains(htmltest.Attr(n, "href"), "//") || n.Data == "link" || n.Data == "img" || n.Data == "iframe"
 	}); len(n) > 0 {
 		t.Errorf("%d elements a strict CSP blocks or that load from elsewhere, first <%s %v>", len(n), n[0].Data, n[0].Attr)
 	}
-	if refresh := find(doc, func(n *html.Node) bool { return n.Data == "meta" && attr(n, "http-equiv") == "refresh" }); len(refresh) != 1 || attr(refresh[0], "content") != "30" {
+	if refresh := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "meta" && htmltest.Attr(n, "http-equiv") == "refresh" }); len(refresh) != 1 || htmltest.Attr(refresh[0], "content") != "30" {
 		t.Errorf("refresh meta %v, want one every 30 s", refresh)
 	}
 }
@@ -152,15 +99,15 @@ func TestIndex(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", res.StatusCode, body)
 	}
-	doc := parse(t, body)
+	doc := htmltest.Parse(t, body)
 	checkPage(t, res, doc)
-	apps := find(doc, func(n *html.Node) bool { return n.Data == "section" && hasClass(n, "app") })
-	if len(apps) != 2 || attr(apps[0], "data-app") != "tickets" || attr(apps[1], "data-app") != "empty" {
+	apps := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "section" && htmltest.HasClass(n, "app") })
+	if len(apps) != 2 || htmltest.Attr(apps[0], "data-app") != "tickets" || htmltest.Attr(apps[1], "data-app") != "empty" {
 		t.Fatalf("app sections %d, want tickets and empty", len(apps))
 	}
 	rows := map[string]*html.Node{}
-	for _, r := range find(apps[0], func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "service") }) {
-		rows[attr(r, "data-service")] = r
+	for _, r := range htmltest.Find(apps[0], func(n *html.Node) bool { return n.Data == "tr" && htmltest.HasClass(n, "service") }) {
+		rows[htmltest.Attr(r, "data-service")] = r
 	}
 	cell := func(svc, class string) string {
 		t.Helper()
@@ -168,11 +115,11 @@ func TestIndex(t *testing.T) {
 		if r == nil {
 			t.Fatalf("no row for %q; rows %v", svc, rows)
 		}
-		c := find(r, func(n *html.Node) bool { return n.Data == "td" && hasClass(n, class) })
+		c := htmltest.Find(r, func(n *html.Node) bool { return n.Data == "td" && htmltest.HasClass(n, class) })
 		if len(c) != 1 {
 			t.Fatalf("%s: %d %s cells", svc, len(c), class)
 		}
-		return text(c[0])
+		return htmltest.Text(c[0])
 	}
 	tests := []struct{ service, class, want string }{
 		{"ts-order.v2<b>", "predicted", "7"}, {"ts-order.v2<b>", "current", "5"}, {"ts-order.v2<b>", "peak", "24.0"},
@@ -187,20 +134,20 @@ func TestIndex(t *testing.T) {
 		}
 	}
 	// The hostile name is text, and its link path-escaped.
-	links := find(rows["ts-order.v2<b>"], func(n *html.Node) bool { return n.Data == "a" })
-	if len(links) != 1 || attr(links[0], "href") != "/apps/tickets/ts-order.v2%3Cb%3E" || text(links[0]) != "ts-order.v2<b>" {
+	links := htmltest.Find(rows["ts-order.v2<b>"], func(n *html.Node) bool { return n.Data == "a" })
+	if len(links) != 1 || htmltest.Attr(links[0], "href") != "/apps/tickets/ts-order.v2%3Cb%3E" || htmltest.Text(links[0]) != "ts-order.v2<b>" {
 		t.Errorf("link %v", links)
 	}
 	if strings.Contains(body, "v2<b>") || strings.Contains(body, "<unreachable>") {
 		t.Error("data reached the page unescaped")
 	}
 	for _, want := range []string{"ticket-gnn", "0.910 0.800", "2h0m0s ago", "fetching window: <unreachable>"} {
-		if !strings.Contains(text(apps[0]), want) {
+		if !strings.Contains(htmltest.Text(apps[0]), want) {
 			t.Errorf("tickets' section lacks %q", want)
 		}
 	}
-	if !strings.Contains(text(apps[1]), "No forecast yet") {
-		t.Errorf("empty application: %q", text(apps[1]))
+	if !strings.Contains(htmltest.Text(apps[1]), "No forecast yet") {
+		t.Errorf("empty application: %q", htmltest.Text(apps[1]))
 	}
 }
 
@@ -210,18 +157,18 @@ func TestServicePage(t *testing.T) {
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", res.StatusCode, body)
 	}
-	doc := parse(t, body)
+	doc := htmltest.Parse(t, body)
 	checkPage(t, res, doc)
-	if h1 := find(doc, func(n *html.Node) bool { return n.Data == "h1" }); len(h1) != 1 || !strings.HasPrefix(text(h1[0]), "ts-order.v2<b>") {
+	if h1 := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "h1" }); len(h1) != 1 || !strings.HasPrefix(htmltest.Text(h1[0]), "ts-order.v2<b>") {
 		t.Errorf("heading %v", h1)
 	}
-	svgs := find(doc, func(n *html.Node) bool { return n.Data == "svg" })
+	svgs := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "svg" })
 	if len(svgs) != 2 {
 		t.Fatalf("%d charts, want request rate and CPU", len(svgs))
 	}
 	paths := map[string]string{}
-	for _, p := range find(svgs[0], func(n *html.Node) bool { return n.Data == "path" }) {
-		paths[attr(p, "class")] = attr(p, "d")
+	for _, p := range htmltest.Find(svgs[0], func(n *html.Node) bool { return n.Data == "path" }) {
+		paths[htmltest.Attr(p, "class")] = htmltest.Attr(p, "d")
 	}
 	// Six window steps with a gap at the third: two runs of the observed
 	// line; the median and the band go on from the last observed step over
@@ -234,12 +181,12 @@ func TestServicePage(t *testing.T) {
 		t.Errorf("median %q band %q", paths["p50"], paths["band"])
 	}
 	// The CPU chart has observed values and no forecast: a line, no band.
-	cpu := find(svgs[1], func(n *html.Node) bool { return n.Data == "path" })
-	if len(cpu) != 1 || attr(cpu[0], "class") != "obs" {
+	cpu := htmltest.Find(svgs[1], func(n *html.Node) bool { return n.Data == "path" })
+	if len(cpu) != 1 || htmltest.Attr(cpu[0], "class") != "obs" {
 		t.Errorf("CPU chart paths %v, want the observed line only", cpu)
 	}
 	// The values table under the chart holds the forecast's numbers.
-	if !strings.Contains(text(doc), "24") || !strings.Contains(body, "<td class=\"num\">22</td>") {
+	if !strings.Contains(htmltest.Text(doc), "24") || !strings.Contains(body, "<td class=\"num\">22</td>") {
 		t.Errorf("values table lacks the upper bound's 22")
 	}
 
@@ -332,13 +279,13 @@ func FuzzPages(f *testing.F) {
 			if !strings.HasSuffix(strings.TrimSpace(body), "</html>") {
 				t.Fatalf("%s: incomplete page", path)
 			}
-			out[page] = parse(t, body)
+			out[page] = htmltest.Parse(t, body)
 		}
 		return out
 	}
 	elements := func(doc *html.Node) map[string]int {
 		counts := map[string]int{}
-		for _, n := range find(doc, func(*html.Node) bool { return true }) {
+		for _, n := range htmltest.Find(doc, func(*html.Node) bool { return true }) {
 			counts[n.Data]++
 		}
 		return counts
@@ -354,8 +301,8 @@ func FuzzPages(f *testing.F) {
 			if g, w := elements(doc), elements(plain[page]); !maps.Equal(g, w) {
 				t.Fatalf("%s page for name %q, reason %q: elements %v, want %v (as for a plain name)", page, name, reason, g, w)
 			}
-			for _, p := range find(doc, func(n *html.Node) bool { return n.Data == "path" }) {
-				if d := attr(p, "d"); strings.Contains(d, "NaN") || strings.Contains(d, "Inf") {
+			for _, p := range htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "path" }) {
+				if d := htmltest.Attr(p, "d"); strings.Contains(d, "NaN") || strings.Contains(d, "Inf") {
 					t.Fatalf("path %q", d)
 				}
 			}

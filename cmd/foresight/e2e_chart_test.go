@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +26,7 @@ import (
 // down is TestManifestsOnRealControlPlane's; charts/chart_test.go keeps the
 // two installs' objects equal.)
 func TestChartOnRealControlPlane(t *testing.T) {
-	helmBin := chartHelm(t)
+	helmBin := testenv.Helm(t)
 	c := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -78,22 +76,4 @@ func TestChartOnRealControlPlane(t *testing.T) {
 	if d := last.Status.DesiredReplicas; got != d || d < min(predicted, hpa.Spec.MaxReplicas)-1 || d > predicted+1 {
 		t.Errorf("the Deployment has %d replicas, the HPA wants %d: want the prediction %d (±1: it may move between reads)", got, d, predicted)
 	}
-}
-
-// chartHelm is the helm binary hack/helm.sh builds, or a skip (a failure
-// with FORESIGHT_REQUIRE_HELM=1) without it.
-func chartHelm(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(testenv.RepoRoot(t), "hack", "helm.sh"), "--print").Output()
-	path := strings.TrimSpace(string(out))
-	if err == nil {
-		if _, err = os.Stat(path); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("FORESIGHT_REQUIRE_HELM") != "" {
-		t.Fatalf("no helm in the tool cache (%v); build it with hack/helm.sh", err)
-	}
-	t.Skipf("no helm in the tool cache (%v); build it with hack/helm.sh", err)
-	return ""
 }

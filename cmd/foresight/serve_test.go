@@ -157,6 +157,19 @@ func waitFor(t *testing.T, what string, check func() error) {
 	t.Fatalf("%s: still failing after 30s: %v", what, err)
 }
 
+// waitReady waits until serve's /readyz answers 200.
+func waitReady(t *testing.T, s *server) {
+	t.Helper()
+	plain := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, "readyz", func() error {
+		code, body, err := get(plain, s.metrics+"/readyz")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", code, body)
+		}
+		return err
+	})
+}
+
 func get(client *http.Client, u string) (int, string, error) {
 	resp, err := client.Get(u)
 	if err != nil {
@@ -199,13 +212,7 @@ type metricList struct {
 func TestServeDemoEndToEnd(t *testing.T) {
 	s := startServe(t)
 	plain := &http.Client{Timeout: 5 * time.Second}
-	waitFor(t, "readyz", func() error {
-		code, body, err := get(plain, s.metrics+"/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d: %s", code, body)
-		}
-		return err
-	})
+	waitReady(t, s)
 	// The printed help must hold a kubectl line and a curl line that work:
 	// the curl line's files are what demoClient uses.
 	out := s.log()

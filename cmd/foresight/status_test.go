@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/foresightscale/foresight/internal/htmltest"
 )
 
 // TestServeStatusPage: the demo's status page at / on the metrics port lists
@@ -25,13 +27,7 @@ import (
 func TestServeStatusPage(t *testing.T) {
 	s := startServe(t)
 	plain := &http.Client{Timeout: 5 * time.Second}
-	waitFor(t, "readyz", func() error {
-		code, body, err := get(plain, s.metrics+"/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d: %s", code, body)
-		}
-		return err
-	})
+	waitReady(t, s)
 	client := demoClient(t, s.demoDir, true)
 	// The first line of the demo's help (after log lines) is the URL.
 	var first string
@@ -44,21 +40,7 @@ func TestServeStatusPage(t *testing.T) {
 	if first != "Status page: open "+s.metrics+"/ in a browser." {
 		t.Errorf("the demo's help starts with %q, want the status page's URL", first)
 	}
-	replicasAPI := func() map[string]string {
-		code, body, err := get(client, s.secure+"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas")
-		if err != nil || code != http.StatusOK {
-			return nil
-		}
-		var list metricList
-		if json.Unmarshal([]byte(body), &list) != nil {
-			return nil
-		}
-		out := map[string]string{}
-		for _, it := range list.Items {
-			out[it.MetricLabels["service"]] = it.Value
-		}
-		return out
-	}
+	replicasAPI := func() map[string]string { return demoReplicas(client, s) }
 	row := regexp.MustCompile(`(?s)<tr class="service" data-service="([^"]+)">.*?<td class="num predicted">([^<]+)</td>`)
 	var page string
 	var api, fromPage map[string]string
@@ -108,6 +90,22 @@ func TestServeStatusPage(t *testing.T) {
 	if code, body, _ := get(plain, s.metrics+"/metrics"); code != http.StatusOK || !strings.Contains(body, "foresight_predicted_replicas") {
 		t.Errorf("/metrics: %d", code)
 	}
+}
+
+// demoReplicas reads foresight_predicted_replicas of every service in the
+// demo's namespace from the external metrics API, by service; nil when the
+// read fails.
+func demoReplicas(client *http.Client, s *server) map[string]string {
+	code, body, err := get(client, s.secure+"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas")
+	var list metricList
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, it := range list.Items {
+		out[it.MetricLabels["service"]] = it.Value
+	}
+	return out
 }
 
 // requireChromium makes a missing browser a failure (make test sets it).
@@ -161,27 +159,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	bin := chromiumBinary(t)
 	s := startServe(t)
-	plain := &http.Client{Timeout: 5 * time.Second}
-	waitFor(t, "readyz", func() error {
-		code, body, err := get(plain, s.metrics+"/readyz")
-		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("status %d: %s", code, body)
-		}
-		return err
-	})
+	waitReady(t, s)
 	client := demoClient(t, s.demoDir, true)
-	replicasAPI := func() map[string]string {
-		code, body, err := get(client, s.secure+"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/foresight_predicted_replicas")
-		var list metricList
-		if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
-			return nil
-		}
-		out := map[string]string{}
-		for _, it := range list.Items {
-			out[it.MetricLabels["service"]] = it.Value
-		}
-		return out
-	}
+	replicasAPI := func() map[string]string { return demoReplicas(client, s) }
 	var log string
 	waitFor(t, "the browser's DOM equal to the external metrics API", func() error {
 		before := replicasAPI()
@@ -193,9 +173,11 @@ func TestStatusPageInChromium(t *testing.T) {
 			return err
 		}
 		fromDOM := map[string]string{}
-		for _, tr := range findElements(doc, func(n *html.Node) bool { return n.Data == "tr" && attrOf(n, "class") == "service" }) {
-			for _, td := range findElements(tr, func(n *html.Node) bool { return n.Data == "td" && strings.Contains(attrOf(n, "class"), "predicted") }) {
-				fromDOM[attrOf(tr, "data-service")] = textOf(td)
+		for _, tr := range htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "tr" && htmltest.Attr(n, "class") == "service" }) {
+			for _, td := range htmltest.Find(tr, func(n *html.Node) bool {
+				return n.Data == "td" && strings.Contains(htmltest.Attr(n, "class"), "predicted")
+			}) {
+				fromDOM[htmltest.Attr(tr, "data-service")] = htmltest.Text(td)
 			}
 		}
 		if len(after) != 10 || !maps.Equal(before, after) {
@@ -247,47 +229,4 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("screenshot %v with %d pixels of the observed line's blue; want 1200 wide and the charts drawn", b, blue)
 	}
 	t.Logf("screenshot: %s", shot)
-}
-
-func findElements(n *html.Node, ok func(*html.Node) bool) []*html.Node {
-	var out []*html.Node
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && ok(n) {
-			out = append(out, n)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return out
-}
-
-func attrOf(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-func textOf(n *html.Node) string {
-	var b strings.Builder
-	for _, t := range findTexts(n) {
-		b.WriteString(t)
-	}
-	return strings.TrimSpace(b.String())
-}
-
-func findTexts(n *html.Node) []string {
-	if n.Type == html.TextNode {
-		return []string{n.Data}
-	}
-	var out []string
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		out = append(out, findTexts(c)...)
-	}
-	return out
 }

@@ -1,9 +1,13 @@
-// Package testenv locates the repository and the shared reference data for tests.
+// Package testenv locates the repository, the shared reference data and the
+// tools the project's scripts build for tests.
 package testenv
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,4 +40,27 @@ func SharedData(t testing.TB, rel string) string {
 		t.Skipf("reference data %s not available (%v); it lives outside the repository in ../shared/data", rel, err)
 	}
 	return path
+}
+
+// EnvRequireHelm makes a missing helm a failure (make test sets it).
+const EnvRequireHelm = "FORESIGHT_REQUIRE_HELM"
+
+// Helm returns the helm binary hack/helm.sh builds into the tool cache, or
+// skips the test (fails it with FORESIGHT_REQUIRE_HELM=1) when it is not
+// there.
+func Helm(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(RepoRoot(t), "hack", "helm.sh"), "--print").Output()
+	path := strings.TrimSpace(string(out))
+	if err == nil {
+		if _, err = os.Stat(path); err == nil {
+			return path
+		}
+	}
+	msg := fmt.Sprintf("no helm in the tool cache (%v); build it with `hack/helm.sh`", err)
+	if os.Getenv(EnvRequireHelm) != "" {
+		t.Fatalf("%s; %s is set, so a missing helm is a failure", msg, EnvRequireHelm)
+	}
+	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, EnvRequireHelm)
+	return ""
 }
