@@ -14,7 +14,7 @@ IMAGE       ?= ghcr.io/foresightscale/foresight:dev
 FUZZTIME        ?= 10m
 FUZZ_SMOKE_TIME ?= 3s
 
-.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus chromium helm kube-binaries image clean screenshots
+.PHONY: run build test unit lint fmt bench fuzz fuzz-smoke models dashboards prometheus chromium helm prometheus-adapter kube-binaries image clean screenshots
 
 ## run: the embedded demo (synthetic workload, built-in model; no cluster or Prometheus needed)
 run: build
@@ -51,8 +51,8 @@ fuzz:
 fuzz-smoke:
 	FUZZTIME=$(FUZZ_SMOKE_TIME) GO=$(GO) hack/fuzz.sh
 
-## bench: inference at 10/50/200 services, a full cycle, one round of 5 apps x 50 services, an external metric GET, an hour of simulation per policy, training at 10/50/200 services (one run each, in process and as its own process with its peak memory), serve's memory, cycle p99 while a training process runs (as serve's nice-19 child too), serve's and its child's memory while serve retrains
-bench: prometheus
+## bench: inference at 10/50/200 services, a full cycle, one round of 5 apps x 50 services, an external metric GET, an hour of simulation per policy, training at 10/50/200 services (one run each, in process and as its own process with its peak memory), serve's memory, cycle p99 while a training process runs (as serve's nice-19 child too), serve's and its child's memory while serve retrains, serve's memory and API throughput against prometheus-adapter's at 10 and 500 services
+bench: prometheus kube-binaries prometheus-adapter
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkTrain$$' -benchmem -count 1 ./forecaster/... ./adapter/... ./models/...
 	$(GO) test -run '^$$' -bench '^BenchmarkTrain$$' -benchtime 1x -count 1 ./models/training
 	$(GO) test -run '^$$' -bench ServeMemory -benchtime 500x -count 1 ./cmd/foresight
@@ -60,6 +60,7 @@ bench: prometheus
 	$(GO) test -run '^$$' -bench CycleWhileTraining -benchtime 1000x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench ServeWhileRetraining -benchtime 1x -count 1 ./cmd/foresight
 	$(GO) test -run '^$$' -bench ResolveDirStore -count 1 ./cmd/foresight
+	FORESIGHT_REQUIRE_PEER=1 FORESIGHT_REQUIRE_KUBE=1 $(GO) test -run '^$$' -bench Footprint -benchtime 1x -count 1 -timeout 30m ./cmd/foresight
 
 ## models: retrain the shipped demo model on the synthetic workload (byte for byte reproducible)
 models:
@@ -84,6 +85,10 @@ helm:
 ## screenshots: retake docs/images/status-page.png from the demo in headless Chromium
 screenshots: chromium
 	FORESIGHT_SCREENSHOTS=$(CURDIR)/docs/images FORESIGHT_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -run TestStatusPageInChromium ./cmd/foresight
+
+## prometheus-adapter: build prometheus-adapter v0.12.0 into ~/.cache/foresight/tools, the peer `make bench` compares with (about 2 minutes once)
+prometheus-adapter:
+	hack/prometheus-adapter.sh
 
 ## kube-binaries: build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/foresight/kube
 kube-binaries:

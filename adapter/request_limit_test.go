@@ -111,17 +111,19 @@ func TestQuotePrefix(t *testing.T) {
 	}
 }
 
-// TestRegisterRejectedRequestsTwice: two adapters on one registry share the
-// counter instead of failing to start.
-func TestRegisterRejectedRequestsTwice(t *testing.T) {
-	registry := prometheus.NewRegistry()
-	first, err := registerRejectedRequests(registry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := registerRejectedRequests(registry)
-	if err != nil || second != first {
-		t.Fatalf("second registration: %v, same counter %v", err, second == first)
+// TestRegisterCountersTwice: two adapters on one registry share the
+// counters instead of failing to start.
+func TestRegisterCountersTwice(t *testing.T) {
+	for _, newCounter := range []func() *prometheus.CounterVec{newRejectedRequestsCounter, newResponseCacheCounter} {
+		registry := prometheus.NewRegistry()
+		first, err := registerCounterVec(registry, newCounter())
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := registerCounterVec(registry, newCounter())
+		if err != nil || second != first {
+			t.Fatalf("second registration: %v, same counter %v", err, second == first)
+		}
 	}
 }
 

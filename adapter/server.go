@@ -32,6 +32,7 @@ import (
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
+	"github.com/foresightscale/foresight/adapter/respcache"
 	"github.com/foresightscale/foresight/forecaster/snapshot"
 	"github.com/foresightscale/foresight/internal/textlimit"
 )
@@ -95,6 +96,10 @@ type Adapter struct {
 	// StatusPage, when set, is served on the metrics port for every path
 	// but /metrics, /healthz and /readyz (the status page at "/").
 	StatusPage http.Handler
+	// ResponseCache answers repeated external-metric GETs from answers
+	// encoded once per snapshot, after authenticating and authorising each
+	// request (package respcache). On by default.
+	ResponseCache bool
 
 	flagsOnce sync.Once
 	demo      *DemoCredentials
@@ -106,7 +111,7 @@ type Adapter struct {
 // memory (not written to the working directory) unless --tls-cert-file or
 // --cert-dir is given.
 func New() *Adapter {
-	a := &Adapter{MetricsBindAddress: DefaultMetricsBindAddress, PodServiceLabels: slices.Clone(DefaultPodServiceLabels)}
+	a := &Adapter{MetricsBindAddress: DefaultMetricsBindAddress, PodServiceLabels: slices.Clone(DefaultPodServiceLabels), ResponseCache: true}
 	a.Name = "foresight"
 	// Our own flag set, so that merely building an Adapter (in tests, twice)
 	// never touches pflag.CommandLine.
@@ -132,6 +137,8 @@ func (a *Adapter) Flags() *pflag.FlagSet {
 			"Serve Pods metrics in custom.metrics.k8s.io (each running pod reports its share of its service's prediction), for HPAs of type Pods such as Knative's HPA class. Needs list access to pods.")
 		fs.StringSliceVar(&a.PodServiceLabels, "pod-service-labels", a.PodServiceLabels,
 			"Pod labels naming a pod's service for --pod-metrics, first match wins.")
+		fs.BoolVar(&a.ResponseCache, "response-cache", a.ResponseCache,
+			"Answer repeated external-metric GETs from answers encoded once per forecast, after authenticating and authorising each request as the API server does; false sends every request through the API server's whole handler chain.")
 	})
 	return fs
 }
@@ -267,7 +274,11 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	}
 	a.WithCustomMetrics(custom)
 
-	rejected, err := registerRejectedRequests(registry)
+	rejected, err := registerCounterVec(registry, newRejectedRequestsCounter())
+	if err != nil {
+		return err
+	}
+	cacheRequests, err := registerCounterVec(registry, newResponseCacheCounter())
 	if err != nil {
 		return err
 	}
@@ -275,7 +286,7 @@ func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *pro
 	if err != nil {
 		return fmt.Errorf("listening for /metrics on %s: %w", a.MetricsBindAddress, err)
 	}
-	apiServer, err := a.buildAPIServer(rejected)
+	apiServer, err := a.buildAPIServer(rejected, cacheRequests, reader)
 	if err != nil {
 		metricsListener.Close()
 		// Building binds the secure port; release it so a retry can bind again.
@@ -334,9 +345,10 @@ func (a *Adapter) podLister() (PodLister, error) {
 	}, nil
 }
 
-// buildAPIServer is AdapterBase.Server with the demo authorizer swapped in
-// and oversized requests refused in front of the library's handler chain.
-func (a *Adapter) buildAPIServer(rejected *prometheus.CounterVec) (*genericapiserver.GenericAPIServer, error) {
+// buildAPIServer is AdapterBase.Server with the demo authorizer swapped in,
+// the response cache in front of the library's handler chain, and
+// oversized requests refused in front of both.
+func (a *Adapter) buildAPIServer(rejected, cacheRequests *prometheus.CounterVec, reader snapshot.Reader) (*genericapiserver.GenericAPIServer, error) {
 	cfg, err := a.Config()
 	if err != nil {
 		return nil, fmt.Errorf("configuring the external metrics API server: %w", err)
@@ -348,7 +360,11 @@ func (a *Adapter) buildAPIServer(rejected *prometheus.CounterVec) (*genericapise
 	cfg.GenericConfig.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
 		// Outermost: the chain's request-info filter already parses the
 		// selectors, before authentication.
-		return limitRequestURI(chain(apiHandler, c), MaxRequestURIBytes, rejected, a.log())
+		handler := chain(apiHandler, c)
+		if a.ResponseCache {
+			handler = respcache.New(handler, responseCacheConfig(c, reader, cacheRequests, a.log()))
+		}
+		return limitRequestURI(handler, MaxRequestURIBytes, rejected, a.log())
 	}
 	if a.Demo {
 		authz, err := demoAuthorizer(a.Authorization.AlwaysAllowGroups, a.Authorization.AlwaysAllowPaths)
@@ -425,10 +441,9 @@ func newRejectedRequestsCounter() *prometheus.CounterVec {
 	return c
 }
 
-// registerRejectedRequests registers the counter on registry, reusing one
-// already there (a registry shared by two adapters in one process).
-func registerRejectedRequests(registry *prometheus.Registry) (*prometheus.CounterVec, error) {
-	c := newRejectedRequestsCounter()
+// registerCounterVec registers c on registry, reusing one already there (a
+// registry shared by two adapters in one process).
+func registerCounterVec(registry *prometheus.Registry, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
 	err := registry.Register(c)
 	if err == nil {
 		return c, nil
@@ -439,7 +454,7 @@ func registerRejectedRequests(registry *prometheus.Registry) (*prometheus.Counte
 			return existing, nil
 		}
 	}
-	return nil, fmt.Errorf("registering foresight_api_requests_rejected_total: %w", err)
+	return nil, fmt.Errorf("registering a counter on /metrics: %w", err)
 }
 
 // limitRequestURI answers 414 with a short Status, before next parses

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,9 +34,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/foresightscale/foresight/internal/kubetest"
+	"github.com/foresightscale/foresight/internal/pki"
 	"github.com/foresightscale/foresight/internal/testenv"
 )
 
@@ -284,7 +288,7 @@ func waitForAccess(ctx context.Context, t *testing.T, c *kubetest.Cluster, user 
 	t.Fatalf("%s may list external metrics: %v, want %v (%s)", user, got.Status.Allowed, want, got.Status.Reason)
 }
 
-func decodeObjects(t *testing.T, stream []byte) []*unstructured.Unstructured {
+func decodeObjects(t testing.TB, stream []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var objs []*unstructured.Unstructured
 	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(stream), 4096)
@@ -301,7 +305,7 @@ func decodeObjects(t *testing.T, stream []byte) []*unstructured.Unstructured {
 	}
 }
 
-func findObject(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+func findObject(t testing.TB, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, o := range objs {
 		if o.GetKind() == kind && o.GetName() == name {
@@ -316,7 +320,7 @@ func findObject(t *testing.T, objs []*unstructured.Unstructured, kind, name stri
 // ExternalName Service to localhost and the APIService on Foresight's port
 // (the aggregator dials <externalName>:<port> and still checks the
 // certificate against foresight.foresight.svc).
-func adaptForLoopback(t *testing.T, objs []*unstructured.Unstructured, port int) {
+func adaptForLoopback(t testing.TB, objs []*unstructured.Unstructured, port int) {
 	t.Helper()
 	for _, o := range objs {
 		switch o.GetKind() {
@@ -333,7 +337,7 @@ func adaptForLoopback(t *testing.T, objs []*unstructured.Unstructured, port int)
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +346,7 @@ func must(t *testing.T, err error) {
 
 // applyObjects applies with the real kubectl with strict server-side field
 // validation: an unknown or misspelt field fails the test.
-func applyObjects(ctx context.Context, t *testing.T, c *kubetest.Cluster, objs []*unstructured.Unstructured, args ...string) {
+func applyObjects(ctx context.Context, t testing.TB, c *kubetest.Cluster, objs []*unstructured.Unstructured, args ...string) {
 	t.Helper()
 	var stream bytes.Buffer
 	for _, o := range objs {
@@ -385,7 +389,7 @@ type installed struct {
 // docs/install.md says: the manifests with kubectl apply, the certificate
 // server-side with a field manager of its own, so that re-applying the
 // manifests (an upgrade) keeps the caBundle.
-func install(ctx context.Context, t *testing.T, c *kubetest.Cluster, dir string, certsArgs ...string) installed {
+func install(ctx context.Context, t testing.TB, c *kubetest.Cluster, dir string, certsArgs ...string) installed {
 	t.Helper()
 	in := installed{securePort: freePort(t), metricsPort: freePort(t)}
 	rendered, err := c.Kubectl(ctx, t, nil, "kustomize", dir)
@@ -406,7 +410,7 @@ func install(ctx context.Context, t *testing.T, c *kubetest.Cluster, dir string,
 
 // serviceAccountArgs are the serve flags that make Foresight act as its
 // ServiceAccount, as in its pod, and listen on loopback.
-func serviceAccountArgs(ctx context.Context, t *testing.T, c *kubetest.Cluster) []string {
+func serviceAccountArgs(ctx context.Context, t testing.TB, c *kubetest.Cluster) []string {
 	t.Helper()
 	kubeconfig, _, err := c.ServiceAccountKubeconfig(ctx, "foresight", "foresight")
 	must(t, err)
@@ -442,7 +446,7 @@ func podArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort,
 // deploymentArgs returns the shipped Deployment's arguments with the
 // mounted config and Secret replaced by local files and the listeners
 // moved to loopback.
-func deploymentArgs(t *testing.T, base, certs []*unstructured.Unstructured, securePort, metricsPort int, cfgPath string) []string {
+func deploymentArgs(t testing.TB, base, certs []*unstructured.Unstructured, securePort, metricsPort int, cfgPath string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	deploy := findObject(t, base, "Deployment", "foresight")
@@ -680,10 +684,41 @@ func refusesStrangers(ctx context.Context, t *testing.T, c *kubetest.Cluster, s 
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
+	// The admin (system:masters) reads the metric twice: the second answer
+	// comes from the response cache, which must refuse the same strangers.
+	adminTLS, err := rest.TLSConfigFor(c.Config)
+	must(t, err)
+	adminTLS = adminTLS.Clone()
+	adminTLS.InsecureSkipVerify = true // #nosec: the admin's certificate is what is under test
+	admin := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: adminTLS}}
+	for range 2 {
+		if code, body, err := get(admin, metric); err != nil || code != http.StatusOK {
+			t.Fatalf("admin: status %d, %v: %s", code, err, body)
+		}
+	}
+	_, body, err := get(&http.Client{Timeout: 5 * time.Second}, s.metrics+"/metrics")
+	must(t, err)
+	if hits, _ := metricValue(body, "foresight_api_response_cache_requests_total", `result="hit"`); hits < 1 {
+		t.Errorf("the admin's second GET was not answered from the response cache (hits %v)", hits)
+	}
 	if code, err := status(token); err != nil || code != http.StatusForbidden {
 		t.Errorf("service account without RBAC: status %d, %v; want 403", code, err)
 	}
 	if code, err := status(""); err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
 		t.Errorf("no credentials: status %d, %v; want 401 or 403", code, err)
+	}
+	// A certificate that names the admin's user and group but no CA the
+	// cluster trusts signed.
+	forger, err := pki.NewCA("forger", time.Now())
+	must(t, err)
+	certPEM, keyPEM, err := forger.Sign(x509.Certificate{Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, time.Now())
+	must(t, err)
+	forged, err := tls.X509KeyPair(certPEM, keyPEM)
+	must(t, err)
+	forgedClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, Certificates: []tls.Certificate{forged}}}} // #nosec: only the status code matters here
+	if code, body, err := get(forgedClient, metric); err != nil || (code != http.StatusUnauthorized && code != http.StatusForbidden) {
+		t.Errorf("a forged admin certificate: status %d, %v; want 401 or 403: %s", code, err, body)
 	}
 }

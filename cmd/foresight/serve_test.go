@@ -36,7 +36,7 @@ var (
 	buildErr  error
 )
 
-func foresightBinary(t *testing.T) string {
+func foresightBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "foresight-bin")

@@ -45,6 +45,9 @@ func Start(name, bin string, args ...string) (*Process, error) {
 	return p, nil
 }
 
+// PID is the process's ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
