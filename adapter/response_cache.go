@@ -82,4 +82,3 @@ func (s snapshotSource) ValidUntil(version any, now time.Time) time.Time {
 	}
 	return next
 }
-

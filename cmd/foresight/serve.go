@@ -60,6 +60,8 @@ type serveOptions struct {
 	vpaLeaderElect bool
 
 	kedaAddress, kedaTLSCert, kedaTLSKey, kedaClientCA string
+
+	reclaimMemory bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -97,6 +99,7 @@ delegated authentication switched off, for trying Foresight without a cluster.`,
 	f.StringVar(&o.kedaTLSCert, "keda-tls-cert-file", "", "PEM certificate for the KEDA external scaler; empty serves plaintext.")
 	f.StringVar(&o.kedaTLSKey, "keda-tls-key-file", "", "PEM key of --keda-tls-cert-file.")
 	f.StringVar(&o.kedaClientCA, "keda-client-ca-file", "", "PEM CA bundle; when set, KEDA must present a client certificate signed by it.")
+	f.BoolVar(&o.reclaimMemory, "reclaim-memory", true, "Once serving, give back the executable's pages only start-up used (Linux MADV_PAGEOUT), and after each burst of forecasting the heap it freed. See docs/benchmarks.md#footprint-against-prometheus-adapter.")
 	f.AddFlagSet(o.adapter.Flags())
 	return cmd
 }
@@ -170,6 +173,9 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 		g.Go(func() error { return a.loop.Run(ctx) })
 	}
 	g.Go(func() error { return o.adapter.Run(ctx, reader, registry, appsReady(apps)) })
+	if o.reclaimMemory {
+		g.Go(func() error { reclaimMemory(ctx, apps, log); return nil })
+	}
 	var reloaders []*reloader
 	for _, a := range apps {
 		if a.reloader != nil {

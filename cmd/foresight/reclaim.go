@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/foresightscale/foresight/internal/reclaim"
+)
+
+// Timing of serve's memory reclaim (--reclaim-memory).
+const (
+	// reclaimStartWait bounds the wait for every application's first
+	// cycle; an application that cannot forecast does not keep start-up
+	// pages resident for ever.
+	reclaimStartWait = 2 * time.Minute
+	// reclaimSettle lets the API server finish its own start-up work (its
+	// first discovery and OpenAPI answers) before the pages go.
+	reclaimSettle = 5 * time.Second
+	// Heap: checked this often, released after this much allocation. A
+	// 500-service cycle allocates tens of MiB; the forced collection costs
+	// a few milliseconds.
+	reclaimHeapCheck     = 5 * time.Second
+	reclaimHeapAllocated = 4 << 20
+)
+
+// reclaimMemory gives back, once every application has forecast (or
+// reclaimStartWait passed), the executable's pages only start-up used,
+// then the heap each burst of forecasting frees, until ctx ends.
+func reclaimMemory(ctx context.Context, apps []*application, log *slog.Logger) {
+	deadline := time.Now().Add(reclaimStartWait)
+	for !allReady(apps) && time.Now().Before(deadline) {
+		if sleepCtx(ctx, time.Second) != nil {
+			return
+		}
+	}
+	if sleepCtx(ctx, reclaimSettle) != nil {
+		return
+	}
+	before, after, err := reclaim.Executable()
+	switch {
+	case errors.Is(err, reclaim.ErrUnsupported):
+		log.Info("start-up pages of the executable stay resident: this kernel cannot reclaim them on request (Linux 5.4 or later can)")
+	case err != nil:
+		log.Warn("could not give back the executable's start-up pages", "err", err)
+	default:
+		log.Info("gave back the executable's start-up pages", "file_backed_resident_mib_before", before>>20, "file_backed_resident_mib_after", after>>20)
+	}
+	reclaim.Heap(ctx, reclaimHeapCheck, reclaimHeapAllocated)
+}
+
+func allReady(apps []*application) bool {
+	for _, a := range apps {
+		if a.loop.Ready() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package reclaim
+
+func pageOut(uintptr, uintptr) error { return ErrUnsupported }
