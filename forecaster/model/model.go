@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ const (
 // concurrent use; run it through a Session.
 type Model struct {
 	manifest Manifest
-	onnx     []byte
+	// onnxDeflated is model.onnx compressed: only a new session reads it,
+	// and a large graph's adjacency constants are mostly zeros (a
+	// 500-service model's 3 MiB were most of serve's model memory).
+	onnxDeflated []byte
 }
 
 // Load reads dir/model.onnx and dir/manifest.json and checks them (see Parse).
@@ -67,8 +71,12 @@ func Parse(onnxBytes, manifestJSON []byte) (*Model, error) {
 	if err := checkGraph(onnxBytes, man); err != nil {
 		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
 	}
-	m := &Model{manifest: *man, onnx: slices.Clone(onnxBytes)}
-	s, err := m.NewSession()
+	deflated, err := deflate(onnxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
+	}
+	m := &Model{manifest: *man, onnxDeflated: deflated}
+	s, err := m.newSession(onnxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
 	}
@@ -89,13 +97,21 @@ func (m *Model) Manifest() *Manifest { return &m.manifest }
 // model and gorgonia machine, which keep state between runs: a Session must
 // not be used by two goroutines at once; give each worker its own.
 func (m *Model) NewSession() (*Session, error) {
+	onnxBytes, err := inflate(m.onnxDeflated)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
+	}
+	return m.newSession(onnxBytes)
+}
+
+func (m *Model) newSession(onnxBytes []byte) (*Session, error) {
 	man := &m.manifest
 	names := make([]string, len(man.Outputs))
 	sizes := make([]int, len(man.Outputs))
 	for i, o := range man.Outputs {
 		names[i], sizes[i] = o.Name, Shape(o.Shape).Size()
 	}
-	e, err := newEngine(m.onnx, man.Input.Name, man.Input.Shape, names, sizes)
+	e, err := newEngine(onnxBytes, man.Input.Name, man.Input.Shape, names, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +211,39 @@ func ComputeGolden(onnxBytes []byte, man *Manifest) (map[string][]float64, error
 	if err := checkGraph(onnxBytes, &probe); err != nil {
 		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
 	}
-	m := &Model{manifest: probe, onnx: onnxBytes}
-	s, err := m.NewSession()
+	m := &Model{manifest: probe}
+	s, err := m.newSession(onnxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ONNXFile, err)
 	}
 	out, err := s.Predict(man.Golden.Input)
 	if err != nil {
 		return nil, fmt.Errorf("%s: golden input: %w", ONNXFile, err)
+	}
+	return out, nil
+}
+
+// deflate compresses b (fast: it runs once per model load).
+func deflate(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return nil, fmt.Errorf("compressing the model: %w", err)
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, fmt.Errorf("compressing the model: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("compressing the model: %w", err)
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// inflate reverses deflate.
+func inflate(b []byte) ([]byte, error) {
+	out, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		return nil, fmt.Errorf("decompressing the model: %w", err)
 	}
 	return out, nil
 }

@@ -126,9 +126,13 @@ func statusField(status, name string) (int64, error) {
 
 // Heap returns freed heap to the kernel after bursts of allocation: every
 // check, when at least minAllocated bytes were allocated since the last
-// time, it collects and releases what is free (runtime/debug.FreeOSMemory).
-// Between bursts it costs one read of a runtime counter per check.
-func Heap(ctx context.Context, check time.Duration, minAllocated uint64) {
+// release and that was at least minInterval ago, it collects and releases
+// what is free (runtime/debug.FreeOSMemory). So the heap a forecast cycle
+// grew to goes back within about a check of its end, and a steady stream of
+// small allocations (API requests) costs at most one collection per
+// minInterval. Between bursts it costs one read of a runtime counter per
+// check.
+func Heap(ctx context.Context, check, minInterval time.Duration, minAllocated uint64) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	allocated := func() uint64 {
 		metrics.Read(sample)
@@ -137,7 +141,7 @@ func Heap(ctx context.Context, check time.Duration, minAllocated uint64) {
 		}
 		return sample[0].Value.Uint64()
 	}
-	last := allocated()
+	last, lastAt := allocated(), time.Now()
 	t := time.NewTicker(check)
 	defer t.Stop()
 	for {
@@ -146,9 +150,9 @@ func Heap(ctx context.Context, check time.Duration, minAllocated uint64) {
 			return
 		case <-t.C:
 		}
-		if now := allocated(); now-last >= minAllocated {
+		if allocated()-last >= minAllocated && time.Since(lastAt) >= minInterval {
 			debug.FreeOSMemory()
-			last = allocated()
+			last, lastAt = allocated(), time.Now()
 		}
 	}
 }
