@@ -235,8 +235,10 @@ var registerLibraryMetrics = sync.OnceValue(func() error {
 
 // Run serves until ctx is cancelled or a server fails, then stops both and
 // returns once their ports are free. reader supplies the predictions (read on
-// every request, never cached), registry is served as /metrics, and /readyz
-// answers 200 only while ready returns nil (a nil ready means always ready).
+// every request; an external-metric answer is kept only while reader's
+// snapshot is the same, see package respcache), registry is served as
+// /metrics, and /readyz answers 200 only while ready returns nil (a nil
+// ready means always ready).
 // Run may be called once per Adapter.
 func (a *Adapter) Run(ctx context.Context, reader snapshot.Reader, registry *prometheus.Registry, ready func() error) error {
 	if reader == nil {
