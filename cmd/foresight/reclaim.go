@@ -29,7 +29,11 @@ const (
 // reclaimMemory gives back, once every application has forecast (or
 // reclaimStartWait passed), the executable's pages only start-up used,
 // then the heap each burst of forecasting frees, until ctx ends.
-func reclaimMemory(ctx context.Context, apps []*application, log *slog.Logger) {
+//
+// The kernel keeps the pages another process maps too, and a retraining
+// child runs the same executable: with trainingTurn (serve's one training
+// run at a time; nil without retraining) the pages go while no child runs.
+func reclaimMemory(ctx context.Context, apps []*application, trainingTurn chan struct{}, log *slog.Logger) {
 	deadline := time.Now().Add(reclaimStartWait)
 	for !allReady(apps) && time.Now().Before(deadline) {
 		if sleepCtx(ctx, time.Second) != nil {
@@ -39,7 +43,17 @@ func reclaimMemory(ctx context.Context, apps []*application, log *slog.Logger) {
 	if sleepCtx(ctx, reclaimSettle) != nil {
 		return
 	}
+	if trainingTurn != nil {
+		select {
+		case trainingTurn <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
 	before, after, err := reclaim.Executable()
+	if trainingTurn != nil {
+		<-trainingTurn
+	}
 	switch {
 	case errors.Is(err, reclaim.ErrUnsupported):
 		log.Info("start-up pages of the executable stay resident: this kernel cannot reclaim them on request (Linux 5.4 or later can)")

@@ -30,8 +30,10 @@ func TestServeGivesBackStartupPages(t *testing.T) {
 		return nil
 	})
 	t.Logf("file-backed resident memory: %d MiB -> %d MiB", before, after)
-	if after >= before {
-		t.Errorf("file-backed resident memory %d MiB -> %d MiB: nothing given back", before, after)
+	// Started only now: the kernel keeps pages two processes map.
+	kept := startServe(t, "--reclaim-memory=false")
+	if after > before/2 {
+		t.Errorf("file-backed resident memory %d MiB -> %d MiB: not even half given back", before, after)
 	}
 	client := demoClient(t, s.demoDir, true)
 	if replicas := demoReplicas(client, s); len(replicas) == 0 {
@@ -41,9 +43,8 @@ func TestServeGivesBackStartupPages(t *testing.T) {
 		t.Errorf("status page after the pages went: %d %v", code, err)
 	}
 
-	kept := startServe(t, "--reclaim-memory=false")
 	waitReady(t, kept)
-	time.Sleep(reclaimSettle + 2*time.Second)
+	time.Sleep(reclaimSettle + time.Second)
 	if strings.Contains(kept.log(), "start-up pages") {
 		t.Errorf("--reclaim-memory=false still reclaimed:\n%s", kept.log())
 	}

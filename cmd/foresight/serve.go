@@ -174,7 +174,7 @@ func (o *serveOptions) run(ctx context.Context, demoExplicit bool) error {
 	}
 	g.Go(func() error { return o.adapter.Run(ctx, reader, registry, appsReady(apps)) })
 	if o.reclaimMemory {
-		g.Go(func() error { reclaimMemory(ctx, apps, log); return nil })
+		g.Go(func() error { reclaimMemory(ctx, apps, o.retrainTurn, log); return nil })
 	}
 	var reloaders []*reloader
 	for _, a := range apps {
