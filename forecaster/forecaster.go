@@ -756,8 +756,7 @@ func (f *Forecaster) forecast(ctx context.Context, end, now time.Time) (map[stri
 			continue
 		}
 		for fi, feat := range f.spec.Features {
-			f.metrics.imputed.WithLabelValues(svc, string(feat), "carried").Set(float64(win.Carried[fi][n]))
-			f.metrics.imputed.WithLabelValues(svc, string(feat), "imputed").Set(float64(win.Imputed[fi][n]))
+			f.metrics.imputed.Set(svc, string(feat), win.Carried[fi][n], win.Imputed[fi][n])
 			if c := win.Clipped[fi][n]; c > 0 {
 				clipped[svc] = true
 				f.metrics.inputOutOfRange.WithLabelValues(svc, string(feat)).Add(float64(c))
