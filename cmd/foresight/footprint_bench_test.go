@@ -23,12 +23,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/foresightscale/foresight/forecaster/source"
 	"github.com/foresightscale/foresight/internal/kubetest"
@@ -63,7 +62,10 @@ const (
 //     HPA makes; footprintClients concurrent clients with the admin's
 //     client certificate, over HTTP/2) directly against each adapter, and
 //     through the kube-apiserver's aggregation layer (the APIService
-//     pointed at one, then the other), and foresight's over the peer's.
+//     pointed at one, then the other), and foresight's over the peer's;
+//   - the same load through the aggregation layer to a server that answers
+//     a fixed list and does nothing else: the kube-apiserver's ceiling;
+//   - how much of the training code is resident in serve.
 //
 // Needs prometheus, the control-plane binaries and prometheus-adapter
 // (hack/prometheus-adapter.sh; `make bench` builds it). Run once
@@ -377,10 +379,10 @@ func waitServing(ctx context.Context, b *testing.B, p footprintProc, client *htt
 	deadline := time.Now().Add(3 * time.Minute)
 	var last string
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if p.proc == nil {
-			// in process
-		} else if exited, err := p.proc.Exited(); exited {
-			b.Fatalf("%s exited: %v", p.name, err)
+		if p.proc != nil {
+			if exited, err := p.proc.Exited(); exited {
+				b.Fatalf("%s exited: %v", p.name, err)
+			}
 		}
 		code, body, err := get(client, base+p.url(0))
 		if err == nil && code == http.StatusOK {

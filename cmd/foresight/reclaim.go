@@ -18,9 +18,9 @@ const (
 	// reclaimSettle lets the API server finish its own start-up work (its
 	// first discovery and OpenAPI answers) before the pages go.
 	reclaimSettle = 5 * time.Second
-	// Heap: checked every second, released after 4 MiB of allocation, at
-	// most every 5 s (each release is a full collection). A 500-service
-	// cycle allocates tens of MiB.
+	// Heap: checked every second, released once a burst of at least 4 MiB
+	// of allocation has ended, at most every 5 s (each release is a full
+	// collection). A 500-service cycle allocates tens of MiB.
 	reclaimHeapCheck     = time.Second
 	reclaimHeapInterval  = 5 * time.Second
 	reclaimHeapAllocated = 4 << 20

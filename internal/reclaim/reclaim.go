@@ -124,13 +124,12 @@ func statusField(status, name string) (int64, error) {
 	return 0, fmt.Errorf("reading the process status: no %s", name)
 }
 
-// Heap returns freed heap to the kernel after bursts of allocation: every
-// check, when at least minAllocated bytes were allocated since the last
-// release and that was at least minInterval ago, it collects and releases
-// what is free (runtime/debug.FreeOSMemory). So the heap a forecast cycle
-// grew to goes back within about a check of its end, and a steady stream of
-// small allocations (API requests) costs at most one collection per
-// minInterval. Between bursts it costs one read of a runtime counter per
+// Heap returns freed heap to the kernel after bursts of allocation (a
+// forecast cycle): every check it reads how much was allocated, and once a
+// burst is over (see ShouldRelease) it collects and releases what is free
+// (runtime/debug.FreeOSMemory). Under steady allocation, such as a stream of
+// API requests, it stays out of the way of the runtime's own collector
+// and scavenger. Between bursts it costs one read of a runtime counter per
 // check.
 func Heap(ctx context.Context, check, minInterval time.Duration, minAllocated uint64) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
@@ -141,7 +140,8 @@ func Heap(ctx context.Context, check, minInterval time.Duration, minAllocated ui
 		}
 		return sample[0].Value.Uint64()
 	}
-	last, lastAt := allocated(), time.Now()
+	released, releasedAt := allocated(), time.Now()
+	previous := released
 	t := time.NewTicker(check)
 	defer t.Stop()
 	for {
@@ -150,9 +150,21 @@ func Heap(ctx context.Context, check, minInterval time.Duration, minAllocated ui
 			return
 		case <-t.C:
 		}
-		if allocated()-last >= minAllocated && time.Since(lastAt) >= minInterval {
+		now := allocated()
+		if ShouldRelease(now-released, now-previous, time.Since(releasedAt), minInterval, minAllocated) {
 			debug.FreeOSMemory()
-			last, lastAt = allocated(), time.Now()
+			now, releasedAt = allocated(), time.Now()
+			released = now
 		}
+		previous = now
 	}
+}
+
+// ShouldRelease decides, at a check, whether a burst of allocation is over
+// and its heap worth releasing: at least minAllocated bytes were allocated
+// since the last release, the last check's interval allocated under a
+// quarter of that (the burst has ended), and the last release was at least
+// minInterval ago (each release is a full collection).
+func ShouldRelease(sinceRelease, sinceLastCheck uint64, sinceReleaseTime, minInterval time.Duration, minAllocated uint64) bool {
+	return sinceRelease >= minAllocated && sinceLastCheck < minAllocated/4 && sinceReleaseTime >= minInterval
 }

@@ -133,3 +133,37 @@ func TestHeapReleasesAfterABurst(t *testing.T) {
 
 // burst keeps the test's allocations reachable until it drops them.
 var burst [][]byte
+
+func TestShouldRelease(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name                       string
+		sinceRelease, sinceCheck   uint64
+		sinceReleaseTime, interval time.Duration
+		want                       bool
+	}{
+		{name: "a burst that ended", sinceRelease: 40 * mib, sinceCheck: 0, sinceReleaseTime: time.Minute, interval: 5 * time.Second, want: true},
+		{name: "a burst still running", sinceRelease: 40 * mib, sinceCheck: 20 * mib, sinceReleaseTime: time.Minute, interval: 5 * time.Second},
+		{name: "steady small allocation, below the bound", sinceRelease: 3 * mib, sinceCheck: 100 << 10, sinceReleaseTime: time.Minute, interval: 5 * time.Second},
+		{name: "steady allocation above a quarter of the bound per check", sinceRelease: 400 * mib, sinceCheck: mib, sinceReleaseTime: time.Minute, interval: 5 * time.Second},
+		{name: "too soon after the last release", sinceRelease: 40 * mib, sinceCheck: 0, sinceReleaseTime: time.Second, interval: 5 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := ShouldRelease(tt.sinceRelease, tt.sinceCheck, tt.sinceReleaseTime, tt.interval, 4*mib); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func FuzzShouldRelease(f *testing.F) {
+	f.Add(uint64(40<<20), uint64(0), int64(time.Minute), int64(5*time.Second), uint64(4<<20))
+	f.Fuzz(func(t *testing.T, sinceRelease, sinceCheck uint64, sinceReleaseTime, interval int64, minAllocated uint64) {
+		if !ShouldRelease(sinceRelease, sinceCheck, time.Duration(sinceReleaseTime), time.Duration(interval), minAllocated) {
+			return
+		}
+		if sinceRelease < minAllocated || sinceCheck >= minAllocated/4 || sinceReleaseTime < interval {
+			t.Fatalf("released with %d allocated (bound %d), %d in the last check, %v since the last release (interval %v)",
+				sinceRelease, minAllocated, sinceCheck, time.Duration(sinceReleaseTime), time.Duration(interval))
+		}
+	})
+}
