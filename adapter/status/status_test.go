@@ -60,6 +60,19 @@ func get(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 	return rec.Result(), rec.Body.String()
 }
 
+// checkedPage gets path from h, which must answer 200 with a page that
+// passes checkPage, and returns the body and its document.
+func checkedPage(t *testing.T, h http.Handler, path string) (string, *html.Node) {
+	t.Helper()
+	res, body := get(t, h, path)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	doc := htmltest.Parse(t, body)
+	checkPage(t, res, doc)
+	return body, doc
+}
+
 // checkPage checks what every page must be: HTML whose only style is the
 // one the Content-Security-Policy allows, no script, nothing loaded from
 // elsewhere, and the security headers.
@@ -95,12 +108,7 @@ func checkPage(t *testing.T, res *http.Response, doc *html.Node) {
 
 func TestIndex(t *testing.T) {
 	h := Handler(testApps(), 30*time.Second, func() time.Time { return now })
-	res, body := get(t, h, "/")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", res.StatusCode, body)
-	}
-	doc := htmltest.Parse(t, body)
-	checkPage(t, res, doc)
+	body, doc := checkedPage(t, h, "/")
 	apps := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "section" && htmltest.HasClass(n, "app") })
 	if len(apps) != 2 || htmltest.Attr(apps[0], "data-app") != "tickets" || htmltest.Attr(apps[1], "data-app") != "empty" {
 		t.Fatalf("app sections %d, want tickets and empty", len(apps))
@@ -153,12 +161,7 @@ func TestIndex(t *testing.T) {
 
 func TestServicePage(t *testing.T) {
 	h := Handler(testApps(), 30*time.Second, func() time.Time { return now })
-	res, body := get(t, h, "/apps/tickets/ts-order.v2%3Cb%3E")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", res.StatusCode, body)
-	}
-	doc := htmltest.Parse(t, body)
-	checkPage(t, res, doc)
+	body, doc := checkedPage(t, h, "/apps/tickets/ts-order.v2%3Cb%3E")
 	if h1 := htmltest.Find(doc, func(n *html.Node) bool { return n.Data == "h1" }); len(h1) != 1 || !strings.HasPrefix(htmltest.Text(h1[0]), "ts-order.v2<b>") {
 		t.Errorf("heading %v", h1)
 	}
