@@ -9,6 +9,7 @@
 # Idempotent: with both on PATH it installs nothing. Installing needs root
 # (or password-less sudo): about 80 MB.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 usage() {
 	echo "usage: $0 ensure" >&2
@@ -20,23 +21,10 @@ browser() {
 }
 
 install_package() {
-	local sudo=()
-	if [ "${EUID}" -ne 0 ]; then
-		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-			sudo=(sudo)
-		else
-			echo "chromium is missing and installing it needs root." >&2
-			echo "Run as root, or: sudo apt-get install -y --no-install-recommends chromium" >&2
-			exit 1
-		fi
-	fi
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "chromium or tidy is missing and apt-get is not available: install them by other means." >&2
-		exit 1
-	fi
+	apt_sudo "chromium or tidy is" "apt-get install -y --no-install-recommends chromium tidy" "install them by other means"
 	echo "Installing Debian's chromium and tidy packages (about 80 MB, a minute or two)..."
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	"${SUDO[@]}" apt-get update -qq
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core tidy
 }
 

@@ -8,10 +8,10 @@
 #
 # Idempotent; a cold build takes about 2 minutes on 2 cores.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
-CACHE=${FORESIGHT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/foresight/tools}
-BIN="$CACHE/helm-$HELM_VERSION"
+BIN="$TOOLS_CACHE/helm-$HELM_VERSION"
 
 if [ "${1:-}" = "--print" ]; then
 	echo "$BIN/helm"

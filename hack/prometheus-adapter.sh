@@ -10,10 +10,10 @@
 # releaseBinary builds foresight (static, -trimpath, -s -w), so the two
 # binaries compare like for like.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 ADAPTER_VERSION=${PROMETHEUS_ADAPTER_VERSION:-v0.12.0}
-CACHE=${FORESIGHT_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/foresight/tools}
-BIN="$CACHE/prometheus-adapter-$ADAPTER_VERSION"
+BIN="$TOOLS_CACHE/prometheus-adapter-$ADAPTER_VERSION"
 
 if [ "${1:-}" = "--print" ]; then
 	echo "$BIN/adapter"

@@ -9,6 +9,7 @@
 # needs root (or password-less sudo). Debian bookworm ships Prometheus 2.42
 # at /usr/bin/prometheus; its service is never started here.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 usage() {
 	echo "usage: $0 ensure" >&2
@@ -20,33 +21,20 @@ have_binaries() {
 }
 
 install_package() {
-	local sudo=()
-	if [ "${EUID}" -ne 0 ]; then
-		if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-			sudo=(sudo)
-		else
-			echo "prometheus/promtool are missing and installing them needs root." >&2
-			echo "Run as root, or: sudo apt-get install -y --no-install-recommends prometheus" >&2
-			exit 1
-		fi
-	fi
-	if ! command -v apt-get >/dev/null 2>&1; then
-		echo "prometheus/promtool are missing and apt-get is not available: install Prometheus 2.x by other means." >&2
-		exit 1
-	fi
+	apt_sudo "prometheus/promtool are" "apt-get install -y --no-install-recommends prometheus" "install Prometheus 2.x by other means"
 
 	# The package's init scripts would start a server on 0.0.0.0:9090. Tell
 	# invoke-rc.d not to start services for the duration of the install,
 	# unless the machine already has a policy of its own.
 	local policy=/usr/sbin/policy-rc.d
 	if [ ! -e "$policy" ]; then
-		"${sudo[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-		trap "${sudo[*]:+${sudo[*]} }rm -f $policy" EXIT
+		"${SUDO[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+		trap "${SUDO[*]:+${SUDO[*]} }rm -f $policy" EXIT
 	fi
 
 	echo "Installing Debian's prometheus package (about 40 s)..."
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	"${SUDO[@]}" apt-get update -qq
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends prometheus
 }
 
