@@ -11,20 +11,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
-BIN="$TOOLS_CACHE/helm-$HELM_VERSION"
+# Outside the repository's module, so helm's dependencies stay out of
+# go.mod.
+build() {
+	GOFLAGS=-mod=mod GOBIN="$PWD/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+	mv bin/helm "$1"
+}
 
-if [ "${1:-}" = "--print" ]; then
-	echo "$BIN/helm"
-	exit 0
-fi
-if [ ! -x "$BIN/helm" ]; then
-	echo "helm: building helm $HELM_VERSION (about 2 min)" >&2
-	mkdir -p "$BIN"
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-	# Outside the repository's module, so helm's dependencies stay out of
-	# go.mod.
-	(cd "$work" && GOFLAGS=-mod=mod GOBIN="$work/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
-	mv "$work/bin/helm" "$BIN/helm"
-fi
-echo "$BIN/helm"
+cached_tool "$TOOLS_CACHE/helm-$HELM_VERSION/helm" "helm $HELM_VERSION" build "$@"

@@ -25,3 +25,20 @@ apt_sudo() {
 		exit 1
 	fi
 }
+
+# cached_tool FILE WHAT BUILD [--print]: prints FILE, a tool in the cache,
+# first building it when it is missing (unless --print): BUILD runs in a
+# fresh temporary directory with the path to write the binary to, which is
+# then moved into place, so a failed build leaves nothing half-written.
+cached_tool() {
+	local file=$1 what=$2 build=$3 work
+	if [ "${4:-}" != "--print" ] && [ ! -x "$file" ]; then
+		echo "$what: building (about 2 min)" >&2
+		mkdir -p "$(dirname "$file")"
+		work=$(mktemp -d)
+		trap "rm -rf '$work'" EXIT
+		(cd "$work" && "$build" "$work/out")
+		mv "$work/out" "$file"
+	fi
+	echo "$file"
+}

@@ -13,29 +13,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ADAPTER_VERSION=${PROMETHEUS_ADAPTER_VERSION:-v0.12.0}
-BIN="$TOOLS_CACHE/prometheus-adapter-$ADAPTER_VERSION"
-
-if [ "${1:-}" = "--print" ]; then
-	echo "$BIN/adapter"
-	exit 0
-fi
-if [ ! -x "$BIN/adapter" ]; then
-	echo "prometheus-adapter: building $ADAPTER_VERSION (about 2 min)" >&2
-	mkdir -p "$BIN"
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-	# `go install pkg@version` asks the proxy for the module's version list
-	# (for deprecations), which the proxy refuses for this module; a
-	# throw-away module that requires the exact version builds it with the
-	# versions its go.mod names.
-	cat >"$work/go.mod" <<MOD
+# `go install pkg@version` asks the proxy for the module's version list
+# (for deprecations), which the proxy refuses for this module; a throw-away
+# module that requires the exact version builds it with the versions its
+# go.mod names.
+build() {
+	cat >go.mod <<MOD
 module foresight.local/prometheus-adapter-build
 
 go 1.22
 
 require sigs.k8s.io/prometheus-adapter $ADAPTER_VERSION
 MOD
-	(cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter)
-	mv "$work/adapter" "$BIN/adapter"
-fi
-echo "$BIN/adapter"
+	GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$1" sigs.k8s.io/prometheus-adapter/cmd/adapter
+}
+
+cached_tool "$TOOLS_CACHE/prometheus-adapter-$ADAPTER_VERSION/adapter" "prometheus-adapter $ADAPTER_VERSION" build "$@"
