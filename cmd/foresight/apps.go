@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/foresightscale/foresight/adapter/status"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/foresightscale/foresight/adapter/status"
 	"github.com/foresightscale/foresight/forecaster"
 	"github.com/foresightscale/foresight/forecaster/config"
 	"github.com/foresightscale/foresight/forecaster/model"
