@@ -88,10 +88,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		horizon := formatHorizon(p.Horizon)
 		// The model that forecast it: "fallback" for a service the
 		// application's model does not know yet.
-		model := ""
-		if snap != nil {
-			model = modelOf(p, snap.Model)
-		}
+		model := snap.ModelOf(p)
 		gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 		}

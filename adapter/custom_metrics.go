@@ -147,17 +147,13 @@ func (p *CustomMetricsProvider) GetMetricBySelector(ctx context.Context, namespa
 	}
 	// One snapshot for the whole answer.
 	snap := p.reader.Latest()
-	model := ""
-	if snap != nil {
-		model = snap.Model
-	}
 	list := &custom_metrics.MetricValueList{}
 	candidate := &itemLabels{}
 	for _, pred := range onePerService(snap.Fresh(p.now(), namespace), p.log) {
 		if pred.Service == "" {
 			continue
 		}
-		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, modelOf(pred, model)
+		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, snap.ModelOf(pred)
 		if !metricSelector.Matches(candidate) {
 			continue
 		}

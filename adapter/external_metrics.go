@@ -91,21 +91,17 @@ func (p *ExternalMetricsProvider) GetExternalMetric(_ context.Context, namespace
 		selector = labels.Everything()
 	}
 	snap := p.reader.Latest()
-	model := ""
-	if snap != nil {
-		model = snap.Model
-	}
 	fresh := snap.Fresh(p.now(), namespace)
 
 	// Match first, so the usual one-service selector does the least work.
 	matched := make([]snapshot.Prediction, 0, 1)
-	candidate := &itemLabels{model: model} // reused: boxing a value per service would allocate
+	candidate := &itemLabels{} // reused: boxing a value per service would allocate
 	for _, pred := range fresh {
 		if pred.Service == "" {
 			p.log.Warn("skipping a prediction without a service name", "metric", info.Metric, "namespace", pred.Namespace)
 			continue
 		}
-		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, modelOf(pred, model)
+		candidate.service, candidate.horizon, candidate.model = pred.Service, pred.Horizon, snap.ModelOf(pred)
 		if selector.Matches(candidate) {
 			matched = append(matched, pred)
 		}
@@ -123,21 +119,12 @@ func (p *ExternalMetricsProvider) GetExternalMetric(_ context.Context, namespace
 		}
 		items = append(items, external_metrics.ExternalMetricValue{
 			MetricName:   info.Metric,
-			MetricLabels: itemLabels{service: pred.Service, horizon: pred.Horizon, model: modelOf(pred, model)}.set(),
+			MetricLabels: itemLabels{service: pred.Service, horizon: pred.Horizon, model: snap.ModelOf(pred)}.set(),
 			Timestamp:    metav1.NewTime(pred.ComputedAt),
 			Value:        q,
 		})
 	}
 	return &external_metrics.ExternalMetricValueList{Items: items}, nil
-}
-
-// modelOf is the model that forecast pred: its own (the fallback's, or its
-// application's in a merge of several), else the snapshot's.
-func modelOf(pred snapshot.Prediction, snapshotModel string) string {
-	if pred.Model != "" {
-		return pred.Model
-	}
-	return snapshotModel
 }
 
 // itemLabels are the labels of one item. Matching the selector against this

@@ -136,11 +136,7 @@ func (h *handler) appView(a App, now time.Time) appView {
 		return v
 	}
 	for _, p := range snap.Predictions {
-		model := p.Model
-		if model == "" {
-			model = snap.Model
-		}
-		r := row{Service: p.Service, Link: pageLink(a.Name, p.Service), Model: model,
+		r := row{Service: p.Service, Link: pageLink(a.Name, p.Service), Model: snap.ModelOf(p),
 			Predicted: fmt.Sprint(p.PredictedReplicas), Current: number(p.ObservedReplicas, 0),
 			PeakRequests: number(p.PredictedRequests, 1), Observed: number(p.ObservedRequests, 1),
 			Burst: "–"}

@@ -125,6 +125,16 @@ func (s *Snapshot) Fresh(now time.Time, namespace string) []Prediction {
 	return out
 }
 
+// ModelOf is the model that forecast p: its own (the fallback's, or its
+// application's in a merge of several), else the snapshot's; "" for a nil
+// snapshot and a prediction without one.
+func (s *Snapshot) ModelOf(p Prediction) string {
+	if p.Model != "" || s == nil {
+		return p.Model
+	}
+	return s.Model
+}
+
 // Reader gives access to the latest snapshot; publishers depend on this only.
 type Reader interface {
 	// Latest returns the newest snapshot, or nil before the first cycle.
